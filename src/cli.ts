@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// gitops-bot's command line. Each command lives in src/cli/<name>.ts; this file wires them
+// up and turns errors into one line on stderr and a documented exit code.
+import { Command, CommanderError } from 'commander';
+import { CliError, ExitCode } from './cli/errors.js';
+import { registerSandbox } from './cli/sandbox.js';
+import { VERSION } from './version.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('gitops-bot')
+    .description(
+      'GitOps image promotion for GitLab: byte-exact manifest edits, merge requests, approval rules',
+    )
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+  0  success (changed, or already at the target)
+  1  anything else that failed
+  2  bad arguments (an invalid tag, digest or repository names the rule it breaks)
+  3  the image is not referenced in any given file
+  4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)`,
+    );
+  registerSandbox(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : ExitCode.USAGE;
+      return;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`gitops-bot: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+      return;
+    }
+    process.stderr.write(`gitops-bot: ${(e as Error).message}\n`);
+    process.exitCode = ExitCode.FAILURE;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,19 @@
+// Exit codes are part of the interface: CI jobs branch on them. Documented in --help and
+// the README; keep the three in step.
+export const ExitCode = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  NOT_REFERENCED: 3,
+  INVALID_YAML: 4,
+} as const;
+
+/** An error the CLI reports as one line and turns into an exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = ExitCode.FAILURE,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,76 @@
+import type { Command } from 'commander';
+import { startSandbox } from '../sandbox/index.js';
+import { CliError, ExitCode } from './errors.js';
+
+export function registerSandbox(program: Command): void {
+  program
+    .command('sandbox')
+    .description('run a local GitLab sandbox: GitLab REST API v4 subset + git over HTTP, on real git')
+    .option('--host <host>', 'address to bind (loopback unless named explicitly)', '127.0.0.1')
+    .option('--port <port>', 'port to listen on; 0 picks a free one', '8929')
+    .option('--data <dir>', 'keep state in DIR across restarts (default: a temporary folder removed on exit)')
+    .option('--seed <name>', 'initial content when DIR is new: story | empty', 'story')
+    .option('--rate-limit <n>', 'answer 429 after N requests per minute per user (default: headers only)')
+    .addHelpText(
+      'after',
+      `
+Seeds:
+  story   users root (admin), developer, reviewer, operator, argocd, gitops-bot,
+          each with token <username>-token; projects root/helloworld and
+          root/helloworld-ops with the roles of the GitOps story.
+  empty   only root (token root-token).
+
+Examples:
+  $ gitops-bot sandbox --port 0
+  $ gitops-bot sandbox --data .sandbox-data --seed story
+  $ curl -H 'PRIVATE-TOKEN: operator-token' http://127.0.0.1:8929/api/v4/projects/root%2Fhelloworld-ops
+  $ git clone http://oauth2:reviewer-token@127.0.0.1:8929/root/helloworld-ops.git
+
+Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log.`,
+    )
+    .action(
+      async (
+        opts: { host: string; port: string; data?: string; seed: string; rateLimit?: string },
+        cmd: Command,
+      ) => {
+        const port = Number(opts.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          throw new CliError(`--port: '${opts.port}' is not a port number (0-65535)`, ExitCode.USAGE);
+        }
+        if (opts.seed !== 'story' && opts.seed !== 'empty') {
+          throw new CliError(`--seed: '${opts.seed}' is not a seed (story | empty)`, ExitCode.USAGE);
+        }
+        const rateLimit = opts.rateLimit === undefined ? undefined : Number(opts.rateLimit);
+        if (rateLimit !== undefined && !(Number.isInteger(rateLimit) && rateLimit > 0)) {
+          throw new CliError(`--rate-limit: '${opts.rateLimit}' is not a positive integer`, ExitCode.USAGE);
+        }
+        const explicitHost = cmd.getOptionValueSource('host') === 'cli';
+        const sandbox = await startSandbox({
+          host: opts.host,
+          port,
+          dataDir: opts.data,
+          seed: opts.seed,
+          allowNonLoopback: explicitHost,
+          rateLimit,
+        });
+        const out = process.stdout;
+        out.write(`sandbox ready: ${sandbox.url}\n`);
+        const width = Math.max(8, ...sandbox.users.map((u) => u.username.length));
+        out.write(`\n${'user'.padEnd(width)}  token\n`);
+        for (const u of sandbox.users)
+          out.write(`${u.username.padEnd(width)}  ${u.token}${u.admin ? '  (admin)' : ''}\n`);
+        out.write(
+          `\ndata: ${opts.data ? sandbox.dataDir : `${sandbox.dataDir} (temporary, removed on exit)`}\n`,
+        );
+        let stopping = false;
+        const stop = async () => {
+          if (stopping) return;
+          stopping = true;
+          await sandbox.close();
+          process.exit(0);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      },
+    );
+}

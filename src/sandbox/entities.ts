@@ -1,0 +1,354 @@
+// GitLab's JSON entities (snake_case keys, as the REST API returns them).
+import type { SandboxCore } from './core.js';
+import { isDraft } from './core.js';
+import type { CommitInfo, FileDiff } from './git.js';
+import type { CommitStatus, Hook, MergeRequest, Note, Project, User } from './state.js';
+
+export class Entities {
+  constructor(private readonly core: SandboxCore) {}
+
+  private get base(): string {
+    return this.core.baseUrl;
+  }
+
+  webUrl(p: Project): string {
+    return `${this.base}/${p.namespace}/${p.path}`;
+  }
+
+  user(u: User): Record<string, unknown> {
+    return {
+      id: u.id,
+      username: u.username,
+      name: u.name,
+      state: 'active',
+      locked: false,
+      avatar_url: null,
+      web_url: `${this.base}/${u.username}`,
+    };
+  }
+
+  currentUser(u: User): Record<string, unknown> {
+    return {
+      ...this.user(u),
+      email: u.email,
+      public_email: null,
+      bot: u.bot,
+      is_admin: u.isAdmin,
+      created_at: u.createdAt,
+      can_create_project: true,
+      two_factor_enabled: false,
+    };
+  }
+
+  userById(id: number | null): Record<string, unknown> | null {
+    if (id === null) return null;
+    const u = this.core.store.user(id);
+    return u ? this.user(u) : null;
+  }
+
+  project(p: Project, viewer: User | null): Record<string, unknown> {
+    const path = `${p.namespace}/${p.path}`;
+    const owner = this.core.store.userByName(p.namespace);
+    const level = this.core.accessLevel(viewer, p);
+    return {
+      id: p.id,
+      description: p.description,
+      name: p.name,
+      name_with_namespace: `${owner?.name ?? p.namespace} / ${p.name}`,
+      path: p.path,
+      path_with_namespace: path,
+      created_at: p.createdAt,
+      default_branch: p.defaultBranch,
+      tag_list: [],
+      topics: [],
+      ssh_url_to_repo: `ssh://git@${new URL(this.base).host}/${path}.git`,
+      http_url_to_repo: `${this.base}/${path}.git`,
+      web_url: this.webUrl(p),
+      readme_url: null,
+      avatar_url: null,
+      forks_count: 0,
+      star_count: 0,
+      last_activity_at: p.createdAt,
+      namespace: {
+        id: owner?.id ?? 0,
+        name: owner?.name ?? p.namespace,
+        path: p.namespace,
+        kind: 'user',
+        full_path: p.namespace,
+        parent_id: null,
+        web_url: `${this.base}/${p.namespace}`,
+      },
+      visibility: p.visibility,
+      archived: false,
+      empty_repo: false,
+      merge_method: 'merge',
+      squash_option: 'default_off',
+      only_allow_merge_if_pipeline_succeeds: p.onlyAllowMergeIfPipelineSucceeds,
+      only_allow_merge_if_all_discussions_are_resolved: false,
+      remove_source_branch_after_merge: p.removeSourceBranchAfterMerge,
+      merge_requests_enabled: true,
+      jobs_enabled: true,
+      permissions: {
+        project_access: level > 0 && level < 60 ? { access_level: level, notification_level: 3 } : null,
+        group_access: null,
+      },
+    };
+  }
+
+  hookProject(p: Project): Record<string, unknown> {
+    const path = `${p.namespace}/${p.path}`;
+    return {
+      id: p.id,
+      name: p.name,
+      description: p.description,
+      web_url: this.webUrl(p),
+      avatar_url: null,
+      git_ssh_url: `ssh://git@${new URL(this.base).host}/${path}.git`,
+      git_http_url: `${this.base}/${path}.git`,
+      namespace: p.namespace,
+      visibility_level: p.visibility === 'public' ? 20 : p.visibility === 'internal' ? 10 : 0,
+      path_with_namespace: path,
+      default_branch: p.defaultBranch,
+      homepage: this.webUrl(p),
+      url: `${this.base}/${path}.git`,
+      http_url: `${this.base}/${path}.git`,
+    };
+  }
+
+  member(u: User, level: number): Record<string, unknown> {
+    return {
+      ...this.user(u),
+      access_level: level,
+      created_at: u.createdAt,
+      expires_at: null,
+      membership_state: 'active',
+    };
+  }
+
+  commit(p: Project, c: CommitInfo): Record<string, unknown> {
+    const title = c.message.split('\n')[0];
+    return {
+      id: c.id,
+      short_id: c.id.slice(0, 8),
+      created_at: c.committedDate,
+      parent_ids: c.parentIds,
+      title,
+      message: c.message,
+      author_name: c.authorName,
+      author_email: c.authorEmail,
+      authored_date: c.authoredDate,
+      committer_name: c.committerName,
+      committer_email: c.committerEmail,
+      committed_date: c.committedDate,
+      trailers: {},
+      extended_trailers: {},
+      web_url: `${this.webUrl(p)}/-/commit/${c.id}`,
+    };
+  }
+
+  diff(d: FileDiff): Record<string, unknown> {
+    return {
+      diff: d.diff,
+      new_path: d.newPath,
+      old_path: d.oldPath,
+      a_mode: d.newFile ? '0' : d.aMode,
+      b_mode: d.deletedFile ? '0' : d.bMode,
+      new_file: d.newFile,
+      renamed_file: d.renamedFile,
+      deleted_file: d.deletedFile,
+      generated_file: false,
+    };
+  }
+
+  status(p: Project, s: CommitStatus): Record<string, unknown> {
+    return {
+      id: s.id,
+      sha: s.sha,
+      ref: s.ref,
+      status: s.state,
+      name: s.name,
+      target_url: s.targetUrl,
+      description: s.description,
+      created_at: s.createdAt,
+      started_at: s.createdAt,
+      finished_at: s.finishedAt,
+      allow_failure: false,
+      coverage: null,
+      pipeline_id: s.pipelineId,
+      author: this.userById(s.authorId),
+      web_url: `${this.webUrl(p)}/-/pipelines/${s.pipelineId}`,
+    };
+  }
+
+  hook(h: Hook): Record<string, unknown> {
+    return {
+      id: h.id,
+      url: h.url,
+      project_id: h.projectId,
+      push_events: h.pushEvents,
+      merge_requests_events: h.mergeRequestsEvents,
+      note_events: h.noteEvents,
+      pipeline_events: h.pipelineEvents,
+      tag_push_events: false,
+      issues_events: false,
+      job_events: false,
+      enable_ssl_verification: h.enableSslVerification,
+      created_at: h.createdAt,
+      alert_status: 'executable',
+    };
+  }
+
+  note(n: Note, mr: MergeRequest): Record<string, unknown> {
+    return {
+      id: n.id,
+      type: null,
+      body: n.body,
+      attachment: null,
+      author: this.userById(n.authorId),
+      created_at: n.createdAt,
+      updated_at: n.updatedAt,
+      system: n.system,
+      noteable_id: mr.id,
+      noteable_type: 'MergeRequest',
+      project_id: n.projectId,
+      noteable_iid: mr.iid,
+      resolvable: false,
+      confidential: n.internal,
+      internal: n.internal,
+      commands_changes: {},
+    };
+  }
+
+  async mergeRequest(p: Project, mr: MergeRequest): Promise<Record<string, unknown>> {
+    const detailed = await this.core.detailedMergeStatus(p, mr);
+    const conflicts = mr.state === 'opened' && (await this.core.hasConflicts(p, mr));
+    const version = mr.versions[0];
+    const pipelineStatus = this.core.pipelineStatus(p.id, mr.sha);
+    const pipelineId = this.core.store.data.statuses.find(
+      (s) => s.projectId === p.id && s.sha === mr.sha,
+    )?.pipelineId;
+    const pipeline = pipelineStatus
+      ? {
+          id: pipelineId,
+          iid: pipelineId,
+          project_id: p.id,
+          sha: mr.sha,
+          ref: mr.sourceBranch,
+          status: pipelineStatus,
+          source: 'external',
+          web_url: `${this.webUrl(p)}/-/pipelines/${pipelineId}`,
+        }
+      : null;
+    const users = (ids: number[]) => ids.map((id) => this.userById(id)).filter(Boolean);
+    const full = `${p.namespace}/${p.path}!${mr.iid}`;
+    return {
+      id: mr.id,
+      iid: mr.iid,
+      project_id: p.id,
+      title: mr.title,
+      description: mr.description,
+      state: mr.state,
+      created_at: mr.createdAt,
+      updated_at: mr.updatedAt,
+      merged_by: this.userById(mr.mergedById),
+      merge_user: this.userById(mr.mergedById),
+      merged_at: mr.mergedAt,
+      closed_by: this.userById(mr.closedById),
+      closed_at: mr.closedAt,
+      target_branch: mr.targetBranch,
+      source_branch: mr.sourceBranch,
+      user_notes_count: this.core.store.data.notes.filter((n) => n.projectId === p.id && n.mrIid === mr.iid)
+        .length,
+      upvotes: 0,
+      downvotes: 0,
+      author: this.userById(mr.authorId),
+      assignees: users(mr.assigneeIds),
+      assignee: this.userById(mr.assigneeIds[0] ?? null),
+      reviewers: users(mr.reviewerIds),
+      source_project_id: p.id,
+      target_project_id: p.id,
+      labels: mr.labels,
+      draft: isDraft(mr.title),
+      work_in_progress: isDraft(mr.title),
+      milestone: null,
+      merge_when_pipeline_succeeds: false,
+      merge_status: mr.state !== 'opened' ? 'unchecked' : conflicts ? 'cannot_be_merged' : 'can_be_merged',
+      detailed_merge_status: detailed,
+      sha: mr.sha,
+      merge_commit_sha: mr.mergeCommitSha,
+      squash_commit_sha: null,
+      discussion_locked: mr.discussionLocked,
+      should_remove_source_branch: null,
+      force_remove_source_branch: mr.removeSourceBranch,
+      reference: `!${mr.iid}`,
+      references: { short: `!${mr.iid}`, relative: `!${mr.iid}`, full },
+      web_url: `${this.webUrl(p)}/-/merge_requests/${mr.iid}`,
+      time_stats: {
+        time_estimate: 0,
+        total_time_spent: 0,
+        human_time_estimate: null,
+        human_total_time_spent: null,
+      },
+      squash: mr.squash,
+      squash_on_merge: mr.squash,
+      task_completion_status: { count: 0, completed_count: 0 },
+      has_conflicts: conflicts,
+      blocking_discussions_resolved: true,
+      diff_refs: version
+        ? {
+            base_sha: version.baseCommitSha,
+            head_sha: version.headCommitSha,
+            start_sha: version.startCommitSha,
+          }
+        : null,
+      head_pipeline: pipeline,
+      pipeline,
+      first_contribution: false,
+      merge_error: null,
+      latest_build_started_at: null,
+      latest_build_finished_at: null,
+    };
+  }
+
+  async hookMergeRequest(p: Project, mr: MergeRequest): Promise<Record<string, unknown>> {
+    const full = await this.mergeRequest(p, mr);
+    const repo = this.core.repo(p);
+    const last = await repo.commit(mr.sha).catch(() => null);
+    return {
+      id: mr.id,
+      iid: mr.iid,
+      title: mr.title,
+      description: mr.description,
+      state: mr.state,
+      draft: full.draft,
+      work_in_progress: full.draft,
+      source_branch: mr.sourceBranch,
+      target_branch: mr.targetBranch,
+      source_project_id: p.id,
+      target_project_id: p.id,
+      author_id: mr.authorId,
+      assignee_id: mr.assigneeIds[0] ?? null,
+      assignee_ids: mr.assigneeIds,
+      reviewer_ids: mr.reviewerIds,
+      merge_status: full.merge_status,
+      detailed_merge_status: full.detailed_merge_status,
+      merge_commit_sha: mr.mergeCommitSha,
+      created_at: mr.createdAt,
+      updated_at: mr.updatedAt,
+      url: full.web_url,
+      labels: mr.labels.map((title, i) => ({ id: i + 1, title })),
+      last_commit: last
+        ? {
+            id: last.id,
+            message: last.message,
+            title: last.message.split('\n')[0],
+            timestamp: last.committedDate,
+            url: `${this.webUrl(p)}/-/commit/${last.id}`,
+            author: { name: last.authorName, email: last.authorEmail },
+          }
+        : null,
+      source: this.hookProject(p),
+      target: this.hookProject(p),
+    };
+  }
+}

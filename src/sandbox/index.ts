@@ -1,0 +1,10 @@
+export type { SandboxCore } from './core.js';
+export { type SeedName, STORY_FILES } from './seed.js';
+export {
+  isLoopback,
+  type RequestLogEntry,
+  type Sandbox,
+  type SandboxOptions,
+  startSandbox,
+} from './server.js';
+export { AccessLevel } from './state.js';

@@ -1,0 +1,226 @@
+// Everything the sandbox knows besides git: users, projects, members, merge requests,
+// notes, approvals, statuses and hooks. Kept in memory and, when the sandbox has a data
+// folder, persisted as one JSON file written atomically (write + rename) after each change.
+import { readFile, rename, writeFile } from 'node:fs/promises';
+
+export const AccessLevel = {
+  NONE: 0,
+  MINIMAL: 5,
+  GUEST: 10,
+  PLANNER: 15,
+  REPORTER: 20,
+  DEVELOPER: 30,
+  MAINTAINER: 40,
+  OWNER: 50,
+  ADMIN: 60,
+} as const;
+
+export interface User {
+  id: number;
+  username: string;
+  name: string;
+  email: string;
+  isAdmin: boolean;
+  bot: boolean;
+  token: string;
+  createdAt: string;
+}
+
+export interface Project {
+  id: number;
+  name: string;
+  path: string;
+  namespace: string;
+  description: string;
+  defaultBranch: string;
+  visibility: 'private' | 'internal' | 'public';
+  onlyAllowMergeIfPipelineSucceeds: boolean;
+  removeSourceBranchAfterMerge: boolean;
+  /** user id → access level */
+  members: Record<string, number>;
+  nextMrIid: number;
+  createdAt: string;
+}
+
+export interface MrVersion {
+  id: number;
+  headCommitSha: string;
+  baseCommitSha: string;
+  startCommitSha: string;
+  createdAt: string;
+}
+
+export interface Approval {
+  userId: number;
+  approvedAt: string;
+  sha: string;
+}
+
+export interface MergeRequest {
+  id: number;
+  iid: number;
+  projectId: number;
+  title: string;
+  description: string;
+  state: 'opened' | 'closed' | 'merged' | 'locked';
+  sourceBranch: string;
+  targetBranch: string;
+  authorId: number;
+  assigneeIds: number[];
+  reviewerIds: number[];
+  labels: string[];
+  removeSourceBranch: boolean;
+  squash: boolean;
+  discussionLocked: boolean;
+  /** the source branch head as last seen; kept after the branch is deleted */
+  sha: string;
+  mergeCommitSha: string | null;
+  mergedById: number | null;
+  mergedAt: string | null;
+  closedById: number | null;
+  closedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  versions: MrVersion[];
+  approvals: Approval[];
+}
+
+export interface Note {
+  id: number;
+  projectId: number;
+  mrIid: number;
+  body: string;
+  authorId: number;
+  system: boolean;
+  internal: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface CommitStatus {
+  id: number;
+  projectId: number;
+  sha: string;
+  ref: string | null;
+  name: string;
+  state: string;
+  targetUrl: string | null;
+  description: string | null;
+  pipelineId: number;
+  authorId: number;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface Hook {
+  id: number;
+  projectId: number;
+  url: string;
+  token: string | null;
+  pushEvents: boolean;
+  mergeRequestsEvents: boolean;
+  noteEvents: boolean;
+  pipelineEvents: boolean;
+  enableSslVerification: boolean;
+  createdAt: string;
+}
+
+export interface JobToken {
+  token: string;
+  userId: number;
+  projectId: number;
+}
+
+export interface StateData {
+  version: 1;
+  nextId: Record<string, number>;
+  users: User[];
+  projects: Project[];
+  mergeRequests: MergeRequest[];
+  notes: Note[];
+  statuses: CommitStatus[];
+  hooks: Hook[];
+  jobTokens: JobToken[];
+}
+
+export function emptyState(): StateData {
+  return {
+    version: 1,
+    nextId: {},
+    users: [],
+    projects: [],
+    mergeRequests: [],
+    notes: [],
+    statuses: [],
+    hooks: [],
+    jobTokens: [],
+  };
+}
+
+export class Store {
+  private writing: Promise<void> = Promise.resolve();
+  private dirty = false;
+
+  constructor(
+    readonly data: StateData,
+    private readonly file: string | null,
+  ) {}
+
+  static async load(file: string | null): Promise<Store> {
+    if (file) {
+      try {
+        const data = JSON.parse(await readFile(file, 'utf8')) as StateData;
+        return new Store(data, file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    return new Store(emptyState(), file);
+  }
+
+  nextId(kind: string): number {
+    const id = (this.data.nextId[kind] ?? 0) + 1;
+    this.data.nextId[kind] = id;
+    return id;
+  }
+
+  /** Schedules a write of the whole state; writes coalesce, so a burst costs one or two. */
+  changed(): void {
+    if (!this.file) return;
+    if (this.dirty) return;
+    this.dirty = true;
+    this.writing = this.writing.then(async () => {
+      this.dirty = false;
+      const tmp = `${this.file}.tmp`;
+      await writeFile(tmp, JSON.stringify(this.data));
+      await rename(tmp, this.file!);
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.writing;
+  }
+
+  user(id: number): User | undefined {
+    return this.data.users.find((u) => u.id === id);
+  }
+
+  userByToken(token: string): User | undefined {
+    return this.data.users.find((u) => u.token === token);
+  }
+
+  userByName(username: string): User | undefined {
+    const lower = username.toLowerCase();
+    return this.data.users.find((u) => u.username.toLowerCase() === lower);
+  }
+
+  project(idOrPath: string): Project | undefined {
+    if (/^\d+$/.test(idOrPath)) return this.data.projects.find((p) => p.id === Number(idOrPath));
+    const lower = idOrPath.toLowerCase();
+    return this.data.projects.find((p) => `${p.namespace}/${p.path}`.toLowerCase() === lower);
+  }
+
+  mergeRequest(projectId: number, iid: number): MergeRequest | undefined {
+    return this.data.mergeRequests.find((m) => m.projectId === projectId && m.iid === iid);
+  }
+}
