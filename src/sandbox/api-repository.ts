@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { SandboxCore } from './core.js';
 import type { Entities } from './entities.js';
-import type { CommitAction } from './git.js';
+import { type CommitAction, lineStats } from './git.js';
 import {
   ApiError,
   badRequest,
@@ -54,10 +54,12 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     return sha;
   };
 
-  router.on('GET', '/version', (ctx) => {
-    authed(ctx);
-    return { version: '17.11.0-sandbox', revision: 'sandbox', kas: { enabled: false }, enterprise: false };
-  });
+  for (const path of ['/version', '/metadata']) {
+    router.on('GET', path, (ctx) => {
+      authed(ctx);
+      return { version: '17.11.0-sandbox', revision: 'sandbox', kas: { enabled: false }, enterprise: false };
+    });
+  }
 
   router.on('GET', '/user', (ctx) => entities.currentUser(authed(ctx)));
 
@@ -312,7 +314,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     if (core.accessLevel(user, p) < AccessLevel.DEVELOPER) throw forbidden();
     const authorName = str(ctx, 'author_name');
     const authorEmail = str(ctx, 'author_email');
-    const sha = await core.createCommit(user, p, {
+    const { sha, changes } = await core.createCommit(user, p, {
       branch: branch!,
       message: message!,
       actions,
@@ -325,8 +327,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
           : undefined,
     });
     const c = (await core.repo(p).commit(sha))!;
-    const stats =
-      bool(ctx, 'stats') === false ? undefined : await commitStats(core, p, c.parentIds[0] ?? null, sha);
+    const stats = bool(ctx, 'stats') === false ? undefined : lineStats(changes);
     ctx.res.statusCode = 201;
     return {
       ...entities.commit(p, c),

@@ -2,7 +2,15 @@
 // how commits, merges and branch moves happen, and the events they raise. Route handlers
 // stay thin and call into this.
 import { join } from 'node:path';
-import { ActionError, type CommitAction, type Identity, Repo, ZERO_SHA } from './git.js';
+import {
+  ActionError,
+  type CommitAction,
+  type FileChange,
+  type Identity,
+  isValidBranchName,
+  Repo,
+  ZERO_SHA,
+} from './git.js';
 import { ApiError, badRequest, conflict, forbidden, notFound, unauthorized } from './http.js';
 import { AccessLevel, type MergeRequest, type Project, type Store, type User } from './state.js';
 import type { Webhooks } from './webhooks.js';
@@ -134,11 +142,15 @@ export class SandboxCore {
 
   // ---------- commits ----------
 
-  async createCommit(user: User, project: Project, input: CreateCommitInput): Promise<string> {
+  async createCommit(
+    user: User,
+    project: Project,
+    input: CreateCommitInput,
+  ): Promise<{ sha: string; changes: FileChange[] }> {
     if (input.startBranch && input.startSha)
       throw badRequest("You can't pass both start_branch and start_sha");
     const repo = this.repo(project);
-    if (!(await repo.isValidBranchName(input.branch))) throw badRequest('Branch name is invalid');
+    if (!isValidBranchName(input.branch)) throw badRequest('Branch name is invalid');
     if (!this.canPush(user, project, input.branch))
       throw forbidden('You are not allowed to push into this branch');
     return this.mutex.run(`repo:${project.id}`, async () => {
@@ -184,9 +196,9 @@ export class SandboxCore {
               throw badRequest(`The file has changed since you started editing it: ${path}`);
           }
         }
-        let sha: string;
+        let built: { sha: string; changes: FileChange[] };
         try {
-          sha = await repo.buildCommit(
+          built = await repo.buildCommit(
             base,
             input.actions,
             input.message,
@@ -196,9 +208,9 @@ export class SandboxCore {
           if (e instanceof ActionError) throw badRequest(e.message);
           throw e;
         }
-        if (await repo.updateRef(`refs/heads/${input.branch}`, sha, branchSha ?? ZERO_SHA)) {
-          await this.refUpdated(user, project, input.branch, branchSha ?? ZERO_SHA, sha);
-          return sha;
+        if (await repo.updateRef(`refs/heads/${input.branch}`, built.sha, branchSha ?? ZERO_SHA)) {
+          await this.refUpdated(user, project, input.branch, branchSha ?? ZERO_SHA, built.sha);
+          return built;
         }
       }
       throw new ApiError(409, { message: 'Could not update branch: too many concurrent updates' });
@@ -208,7 +220,7 @@ export class SandboxCore {
   async createBranch(user: User, project: Project, branch: string, ref: string): Promise<string> {
     this.require(user, project, AccessLevel.DEVELOPER);
     const repo = this.repo(project);
-    if (!(await repo.isValidBranchName(branch))) throw badRequest('Branch name is invalid');
+    if (!isValidBranchName(branch)) throw badRequest('Branch name is invalid');
     const sha = await repo.resolve(ref);
     if (!sha) throw badRequest(`Invalid reference name: ${ref}`);
     if (await repo.branchHead(branch)) throw badRequest('Branch already exists');
@@ -249,15 +261,11 @@ export class SandboxCore {
       this.hooks.mergeRequest(project, mr, user, 'update', { oldrev: before });
     }
     this.store.changed();
-    const commits =
-      after === ZERO_SHA
-        ? []
-        : await repo.log(
-            before === ZERO_SHA ? [after, '--not', '--branches', `^${after}`] : [`${before}..${after}`],
-            {
-              max: 20,
-            },
-          );
+    if (!this.hooks.has(project, 'push')) return;
+    // A new branch's push event lists the commits no other branch has, as GitLab's does.
+    const others = (await repo.branches()).filter((b) => b.name !== branch).map((b) => `^${b.sha}`);
+    const range = before === ZERO_SHA ? [after, ...others] : [`${before}..${after}`];
+    const commits = after === ZERO_SHA ? [] : await repo.log(range, { max: 20 });
     this.hooks.push(project, user, branch, before, after, commits);
   }
 

@@ -66,13 +66,21 @@ export class Router {
     method: string,
     rawSegments: string[],
   ): { route: Route; params: Record<string, string> } | 'method' | null {
+    // Literal segments beat parameters (`/members/all` over `/members/:uid`), whatever
+    // the order routes were registered in.
+    let best: { route: Route; params: Record<string, string>; literals: number } | null = null;
     let methodMismatch = false;
     for (const route of this.routes) {
       const params = matchSegments(route.segments, rawSegments);
       if (!params) continue;
-      if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
-      methodMismatch = true;
+      if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) {
+        methodMismatch = true;
+        continue;
+      }
+      const literals = route.segments.filter((s) => !s.startsWith(':') && !s.startsWith('*')).length;
+      if (!best || literals > best.literals) best = { route, params, literals };
     }
+    if (best) return { route: best.route, params: best.params };
     return methodMismatch ? 'method' : null;
   }
 }

@@ -44,6 +44,10 @@ export class Webhooks {
     );
   }
 
+  has(project: Project, kind: 'push' | 'mr' | 'note'): boolean {
+    return this.hooksFor(project, kind).length > 0;
+  }
+
   private enqueue(
     project: Project,
     kind: 'push' | 'mr' | 'note',

@@ -1,0 +1,14 @@
+// npm run bench: runs every benchmark (or those named on the command line) and prints
+// one line per measurement.
+import { benchSandbox } from './sandbox.js';
+
+const benches: Record<string, () => Promise<Record<string, number | string>>> = {
+  sandbox: benchSandbox,
+};
+
+const wanted = process.argv.slice(2);
+for (const [name, fn] of Object.entries(benches)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  const result = await fn();
+  for (const [k, v] of Object.entries(result)) console.log(`${name}: ${k} = ${v}`);
+}

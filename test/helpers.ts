@@ -1,0 +1,58 @@
+// Shared test helpers: a sandbox per test file, gitbeaker clients per user, git in temp dirs.
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { GitbeakerRequestError, Gitlab } from '@gitbeaker/rest';
+import { type Sandbox, type SandboxOptions, startSandbox } from '../src/sandbox/index.js';
+
+export const run = promisify(execFile);
+
+export type Client = InstanceType<typeof Gitlab<false>>;
+
+export function client(sandbox: Sandbox, username: string): Client {
+  return new Gitlab({ host: sandbox.url, token: `${username}-token` });
+}
+
+export async function sandboxFixture(opts: SandboxOptions = {}): Promise<Sandbox> {
+  return startSandbox({ port: 0, seed: 'story', ...opts });
+}
+
+export async function tempDir(prefix = 'gitops-bot-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** The status and GitLab message of a failed gitbeaker call. */
+export async function failure(p: Promise<unknown>): Promise<{ status: number; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof GitbeakerRequestError) {
+      const cause = e.cause as { description: string; response: Response };
+      return { status: cause.response.status, message: cause.description };
+    }
+    throw e;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** Raw HTTP for what gitbeaker cannot show (headers, HEAD, malformed bodies). */
+export async function api(
+  sandbox: Sandbox,
+  path: string,
+  init: RequestInit & { token?: string } = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set('PRIVATE-TOKEN', init.token);
+  const res = await fetch(`${sandbox.apiUrl}${path}`, { ...init, headers });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  return { status: res.status, headers: res.headers, body };
+}
+
+export const OPS = 'root/helloworld-ops';
+export const APP = 'root/helloworld';
