@@ -3,6 +3,7 @@
 // up and turns errors into one line on stderr and a documented exit code.
 import { Command, CommanderError } from 'commander';
 import { CliError, ExitCode } from './cli/errors.js';
+import { registerManifestCommands } from './cli/manifests.js';
 import { registerSandbox } from './cli/sandbox.js';
 import { VERSION } from './version.js';
 
@@ -24,8 +25,10 @@ Exit codes:
   1  anything else that failed
   2  bad arguments (an invalid tag, digest or repository names the rule it breaks)
   3  the image is not referenced in any given file
-  4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)`,
+  4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)
+`,
     );
+  registerManifestCommands(program);
   registerSandbox(program);
   return program;
 }

@@ -26,7 +26,8 @@ Examples:
   $ curl -H 'PRIVATE-TOKEN: operator-token' http://127.0.0.1:8929/api/v4/projects/root%2Fhelloworld-ops
   $ git clone http://oauth2:reviewer-token@127.0.0.1:8929/root/helloworld-ops.git
 
-Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log.`,
+Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log.
+`,
     )
     .action(
       async (
