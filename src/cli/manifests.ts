@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import { createTwoFilesPatch } from 'diff';
 import {
   findImages,
+  InvalidReferenceError,
   NotReferencedError,
-  ReferenceError,
   type SetImageResult,
   SharedAnchorError,
   setImage,
@@ -62,7 +62,7 @@ export function manifestError(file: string, e: unknown): CliError {
   if (e instanceof CliError) return e;
   if (e instanceof YamlSyntaxError)
     return new CliError(`${file}:${e.line}:${e.column}: ${e.reason}`, ExitCode.INVALID_YAML);
-  if (e instanceof ReferenceError) return new CliError(e.message, ExitCode.USAGE);
+  if (e instanceof InvalidReferenceError) return new CliError(e.message, ExitCode.USAGE);
   if (e instanceof NotReferencedError) return new CliError(`${file}: ${e.message}`, ExitCode.NOT_REFERENCED);
   if (e instanceof SharedAnchorError) return new CliError(`${file}: ${e.message}`, ExitCode.FAILURE);
   return new CliError(`${file}: ${(e as Error).message}`);

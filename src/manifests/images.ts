@@ -22,8 +22,8 @@ import {
 import {
   digestProblem,
   formatReference,
+  InvalidReferenceError,
   normalizeRepository,
-  ReferenceError,
   repositoryProblem,
   splitDomain,
   tagProblem,
@@ -622,24 +622,24 @@ function insertField(text: string, map: MapSpan, key: string, value: string): Ed
 }
 
 function validateOptions(opts: SetImageOptions): void {
-  if (!opts.image) throw new ReferenceError('--image is required: the repository to change');
+  if (!opts.image) throw new InvalidReferenceError('--image is required: the repository to change');
   const { path } = splitDomain(opts.image);
   if (opts.image.includes('@') || path.includes(':')) {
-    throw new ReferenceError(
+    throw new InvalidReferenceError(
       `--image '${opts.image}' must be a repository without tag or digest; pass the tag with --tag`,
     );
   }
   const rp = repositoryProblem(opts.image);
-  if (rp) throw new ReferenceError(rp);
+  if (rp) throw new InvalidReferenceError(rp);
   if (opts.tag === undefined && opts.digest === undefined)
-    throw new ReferenceError('give --tag, --digest or both');
+    throw new InvalidReferenceError('give --tag, --digest or both');
   if (opts.tag !== undefined) {
     const p = tagProblem(opts.tag);
-    if (p) throw new ReferenceError(p);
+    if (p) throw new InvalidReferenceError(p);
   }
   if (opts.digest !== undefined) {
     const p = digestProblem(opts.digest);
-    if (p) throw new ReferenceError(p);
+    if (p) throw new InvalidReferenceError(p);
   }
 }
 

@@ -14,9 +14,9 @@ export {
   digestProblem,
   formatReference,
   type ImageReference,
+  InvalidReferenceError,
   normalizeRepository,
   parseReference,
-  ReferenceError,
   repositoryProblem,
   tagProblem,
 } from './reference.js';

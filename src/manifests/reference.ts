@@ -10,8 +10,8 @@ export interface ImageReference {
 }
 
 /** A broken rule, named so that users can fix their input (exit code 2 in the CLI). */
-export class ReferenceError extends Error {
-  override name = 'ReferenceError';
+export class InvalidReferenceError extends Error {
+  override name = 'InvalidReferenceError';
 }
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
@@ -81,7 +81,7 @@ export function repositoryProblem(repository: string): string | null {
   return null;
 }
 
-/** Parses `[registry/]path[:tag][@digest]`; throws ReferenceError naming the broken rule. */
+/** Parses `[registry/]path[:tag][@digest]`; throws InvalidReferenceError naming the broken rule. */
 export function parseReference(text: string): ImageReference {
   let rest = text;
   let digest: string | undefined;
@@ -90,7 +90,7 @@ export function parseReference(text: string): ImageReference {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     const p = digestProblem(digest);
-    if (p) throw new ReferenceError(p);
+    if (p) throw new InvalidReferenceError(p);
   }
   let tag: string | undefined;
   const lastColon = rest.lastIndexOf(':');
@@ -98,10 +98,10 @@ export function parseReference(text: string): ImageReference {
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
     const p = tagProblem(tag);
-    if (p) throw new ReferenceError(p);
+    if (p) throw new InvalidReferenceError(p);
   }
   const p = repositoryProblem(rest);
-  if (p) throw new ReferenceError(p);
+  if (p) throw new InvalidReferenceError(p);
   return { repository: rest, tag, digest };
 }
 

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   findImages,
+  InvalidReferenceError,
   NotReferencedError,
   normalizeRepository,
-  ReferenceError,
   SharedAnchorError,
   setImage,
   YamlSyntaxError,
@@ -290,7 +290,7 @@ describe('setImage: errors', () => {
     test(name, () => {
       assert.throws(
         () => setImage(text, opts as never),
-        (e: Error) => e instanceof ReferenceError && message.test(e.message),
+        (e: Error) => e instanceof InvalidReferenceError && message.test(e.message),
       );
     });
   }
