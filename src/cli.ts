@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, ExitCode } from './cli/errors.js';
 import { registerManifestCommands } from './cli/manifests.js';
+import { registerPromote } from './cli/promote.js';
 import { registerSandbox } from './cli/sandbox.js';
 import { VERSION } from './version.js';
 
@@ -26,8 +27,11 @@ Exit codes:
   2  bad arguments (an invalid tag, digest or repository names the rule it breaks)
   3  the image is not referenced in any given file
   4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)
+  5  promote refused: the tag is older than the one deployed or proposed
+  8  GitLab rejected the token, or it lacks access to the project
 `,
     );
+  registerPromote(program);
   registerManifestCommands(program);
   registerSandbox(program);
   return program;

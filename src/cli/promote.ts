@@ -1,0 +1,181 @@
+// `gitops-bot promote`: the command an app pipeline runs after pushing an image.
+import type { Command } from 'commander';
+import { GitLab } from '../gitlab/client.js';
+import { log } from '../log.js';
+import { PromoteError, PromoteExit, type PromoteRequest, promote } from '../promote/promote.js';
+import { CliError } from './errors.js';
+
+const list = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
+
+export interface Connection {
+  url: string;
+  token: string;
+}
+
+/** GitLab URL and token from flags and the environment, with errors that say what to set. */
+export function connection(flagUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): Connection {
+  const url = flagUrl ?? env.GITLAB_URL ?? env.CI_SERVER_URL;
+  if (!url) {
+    throw new CliError(
+      'no GitLab URL: pass --gitlab-url, or set GITLAB_URL (CI_SERVER_URL is used in GitLab CI)',
+      2,
+    );
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(`--gitlab-url '${url}' is not a URL`, 2);
+  }
+  if (parsed.username || parsed.password) {
+    throw new CliError('the GitLab URL carries credentials: put the token in GITOPS_BOT_TOKEN instead', 2);
+  }
+  const token = env.GITOPS_BOT_TOKEN || env.GITLAB_TOKEN;
+  if (!token) {
+    if (env.CI_JOB_TOKEN) {
+      throw new CliError(
+        'only CI_JOB_TOKEN is set, and a job token cannot write to another project. Create a project access ' +
+          'token in the ops project (Settings > Access tokens: role Developer, scope api) and store it in the app ' +
+          'project as a masked CI/CD variable named GITOPS_BOT_TOKEN',
+        2,
+      );
+    }
+    throw new CliError('no token: set GITOPS_BOT_TOKEN (or GITLAB_TOKEN) to a token with the api scope', 2);
+  }
+  return { url: url.replace(/\/+$/, ''), token };
+}
+
+interface PromoteCliOptions {
+  project: string;
+  file: string[];
+  image: string;
+  tag?: string;
+  digest?: string;
+  env?: string;
+  app?: string;
+  container?: string;
+  assignee?: string[];
+  reviewer?: string[];
+  label?: string[];
+  targetBranch?: string;
+  sourceProject?: string;
+  sourceSha?: string;
+  allowDowngrade?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  gitlabUrl?: string;
+  timeout: string;
+}
+
+export function registerPromote(program: Command): void {
+  program
+    .command('promote')
+    .description('open or update the merge request that deploys an image tag through the ops repository')
+    .requiredOption('--project <path>', 'the ops project, e.g. root/helloworld-ops')
+    .requiredOption(
+      '--file <path...>',
+      'manifest(s) in the ops project to edit (repeat, or comma-separate)',
+      list,
+    )
+    .requiredOption(
+      '--image <repo>',
+      'image repository without tag, e.g. registry.example.com/root/helloworld',
+    )
+    .option('--tag <tag>', 'the new tag, e.g. ci-34')
+    .option('--digest <digest>', 'pin the digest too (repo:tag@sha256:...)')
+    .option('--env <name>', 'environment name (default: the target branch)')
+    .option('--app <name>', 'app name (default: the last path segment of --image)')
+    .option('--container <name>', 'only the container with this name')
+    .option('--assignee <user...>', 'assign these users (the operator), by username', list)
+    .option('--reviewer <user...>', 'request review from these users, by username', list)
+    .option('--label <name...>', 'labels to add besides gitops-bot', list)
+    .option('--target-branch <branch>', "branch the agent deploys (default: the project's default branch)")
+    .option('--source-project <path>', 'app project the image was built from (default: $CI_PROJECT_PATH)')
+    .option('--source-sha <sha>', 'commit the image was built from (default: $CI_COMMIT_SHA)')
+    .option('--allow-downgrade', 'allow a tag older than the one deployed or proposed')
+    .option('--dry-run', 'read and plan, write nothing')
+    .option('--json', 'print one JSON object on one line instead of the MR URL')
+    .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
+    .option('--timeout <seconds>', 'timeout of each GitLab request', '30')
+    .addHelpText(
+      'after',
+      `
+Environment:
+  GITOPS_BOT_TOKEN (or GITLAB_TOKEN)  token with the api scope and the Developer role in
+                                      the ops project. CI_JOB_TOKEN cannot write there.
+  CI_PROJECT_PATH, CI_COMMIT_SHA, CI_PIPELINE_URL, CI_PIPELINE_IID, CI_PROJECT_URL
+                                      source facts shown in the merge request (set by GitLab CI)
+
+What it does: reads each --file at the target branch, sets the image's tag (only those
+bytes change), and opens - or updates in place - one merge request per app and
+environment on branch gitops-bot/<env>/<app>, assigned to --assignee, with a sticky
+comment showing the diff. Re-running with the same tag changes nothing.
+
+Output: progress on stderr, the merge request URL on stdout; with --json one line:
+  {"action":"created|updated|noop|refused","mr":{"iid":1,"url":"..."},"branch":"...",
+   "commit":"...","changes":[...],"requests":6}
+
+Exit codes: 0 done (or nothing to do); 1 failure; 2 bad arguments or configuration
+(missing file, unknown user, no token); 3 the image is not referenced in a --file;
+4 a --file is not valid YAML; 5 refused: the tag is older than the one deployed or
+proposed (--allow-downgrade); 8 the token was rejected or lacks access.
+
+Example (in an app pipeline):
+  $ GITOPS_BOT_TOKEN=... gitops-bot promote --project root/helloworld-ops \\
+      --file deployment.yml --image $CI_REGISTRY_IMAGE --tag ci-$CI_PIPELINE_IID \\
+      --assignee operator --target-branch main
+`,
+    )
+    .action(async (opts: PromoteCliOptions) => {
+      const env = process.env;
+      const conn = connection(opts.gitlabUrl, env);
+      const timeout = Number(opts.timeout);
+      if (!(timeout > 0))
+        throw new CliError(`--timeout '${opts.timeout}' is not a positive number of seconds`, 2);
+      const req: PromoteRequest = {
+        project: opts.project,
+        files: opts.file,
+        image: opts.image,
+        tag: opts.tag,
+        digest: opts.digest,
+        env: opts.env,
+        app: opts.app,
+        container: opts.container,
+        assignees: opts.assignee ?? [],
+        reviewers: opts.reviewer ?? [],
+        labels: opts.label ?? [],
+        targetBranch: opts.targetBranch,
+        allowDowngrade: opts.allowDowngrade,
+        dryRun: opts.dryRun,
+        source: {
+          project: opts.sourceProject ?? env.CI_PROJECT_PATH,
+          sha: opts.sourceSha ?? env.CI_COMMIT_SHA,
+          pipelineUrl: env.CI_PIPELINE_URL,
+          pipelineIid: env.CI_PIPELINE_IID,
+          projectUrl: opts.sourceProject ? undefined : env.CI_PROJECT_URL,
+        },
+      };
+      const gitlab = new GitLab({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
+      try {
+        const result = await promote(req, {
+          gitlab,
+          progress: (line) => {
+            if (!opts.json) process.stderr.write(`gitops-bot: ${line}\n`);
+          },
+        });
+        log.info({ result: { ...result, changes: result.changes.length } }, 'promote finished');
+        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else if (result.mr) process.stdout.write(`${result.mr.url}\n`);
+        if (result.action === 'refused') process.exitCode = PromoteExit.REFUSED;
+      } catch (e) {
+        if (e instanceof PromoteError) throw new CliError(e.message, e.exitCode);
+        throw e;
+      }
+    });
+}

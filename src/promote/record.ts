@@ -1,0 +1,95 @@
+// The promotion record: what the bot proposed, machine-readable. It travels in three
+// places: the bot's commit message (the truth, since the branch head is what would be
+// deployed), the MR description and the sticky diff comment (projections of it). A run
+// that finds them out of step rebuilds the projections from the branch head's commit.
+
+export interface FileRecord {
+  path: string;
+  /** last_commit_id of the file on the target branch when the edit was computed */
+  base: string;
+  before: string[];
+  after: string[];
+}
+
+export interface SourceFacts {
+  project?: string;
+  sha?: string;
+  pipelineUrl?: string;
+  pipelineIid?: string;
+  projectUrl?: string;
+}
+
+export interface PromotionRecord {
+  v: 1;
+  app: string;
+  env: string;
+  image: string;
+  tag?: string;
+  digest?: string;
+  /** the tag (and digest) deployed on the target branch before this change */
+  fromTag?: string;
+  fromDigest?: string;
+  target: string;
+  files: FileRecord[];
+  source: SourceFacts;
+  /** the bot commit this description or comment describes (not in the commit itself) */
+  commit?: string;
+}
+
+const COMMENT_OPEN = '<!-- gitops-bot:record ';
+const COMMENT_CLOSE = ' -->';
+const TRAILER = 'Gitops-Bot-Record: ';
+
+/** JSON inside an HTML comment never contains `-->`: escape `>` so that it cannot. */
+function encode(record: PromotionRecord): string {
+  return JSON.stringify(record).replace(/>/g, '\\u003e');
+}
+
+export function recordComment(record: PromotionRecord): string {
+  return `${COMMENT_OPEN}${encode(record)}${COMMENT_CLOSE}`;
+}
+
+export function recordTrailer(record: PromotionRecord): string {
+  const { commit: _omit, ...rest } = record;
+  return `${TRAILER}${encode(rest as PromotionRecord)}`;
+}
+
+function parse(json: string): PromotionRecord | null {
+  try {
+    const r = JSON.parse(json) as PromotionRecord;
+    return r && r.v === 1 && typeof r.app === 'string' && Array.isArray(r.files) ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The record in an MR description or note, or null. */
+export function readRecordComment(text: string | null | undefined): PromotionRecord | null {
+  if (!text) return null;
+  const at = text.indexOf(COMMENT_OPEN);
+  if (at < 0) return null;
+  const end = text.indexOf(COMMENT_CLOSE, at + COMMENT_OPEN.length);
+  return end < 0 ? null : parse(text.slice(at + COMMENT_OPEN.length, end));
+}
+
+/** The record in a commit message, or null. */
+export function readRecordTrailer(message: string | null | undefined): PromotionRecord | null {
+  if (!message) return null;
+  const line = message.split('\n').find((l) => l.startsWith(TRAILER));
+  return line ? parse(line.slice(TRAILER.length)) : null;
+}
+
+/** Same proposal: same image, tag, digest and the same edit of the same file versions. */
+export function sameProposal(a: PromotionRecord, b: PromotionRecord): boolean {
+  const files = (r: PromotionRecord) =>
+    JSON.stringify(
+      r.files.map((f) => [f.path, f.base, f.after]).sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+    );
+  return (
+    a.image === b.image &&
+    (a.tag ?? '') === (b.tag ?? '') &&
+    (a.digest ?? '') === (b.digest ?? '') &&
+    a.target === b.target &&
+    files(a) === files(b)
+  );
+}
