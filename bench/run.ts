@@ -1,10 +1,12 @@
 // npm run bench: runs every benchmark (or those named on the command line) and prints
 // one line per measurement.
 import { benchManifests } from './manifests.js';
+import { benchPromote } from './promote.js';
 import { benchSandbox } from './sandbox.js';
 
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
   manifests: benchManifests,
+  promote: benchPromote,
   sandbox: benchSandbox,
 };
 

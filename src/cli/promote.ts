@@ -1,8 +1,8 @@
 // `gitops-bot promote`: the command an app pipeline runs after pushing an image.
+// Heavy modules (gitbeaker, yaml, pino) load inside the action: `--help` and `--version`
+// stay fast.
 import type { Command } from 'commander';
-import { GitLab } from '../gitlab/client.js';
-import { log } from '../log.js';
-import { PromoteError, PromoteExit, type PromoteRequest, promote } from '../promote/promote.js';
+import type { PromoteRequest } from '../promote/promote.js';
 import { CliError } from './errors.js';
 
 const list = (value: string, previous: string[] = []) => [
@@ -161,6 +161,11 @@ Example (in an app pipeline):
           projectUrl: opts.sourceProject ? undefined : env.CI_PROJECT_URL,
         },
       };
+      const [{ GitLab }, { log }, { PromoteError, PromoteExit, promote }] = await Promise.all([
+        import('../gitlab/client.js'),
+        import('../log.js'),
+        import('../promote/promote.js'),
+      ]);
       const gitlab = new GitLab({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
       try {
         const result = await promote(req, {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startSandbox } from '../sandbox/index.js';
 import { CliError, ExitCode } from './errors.js';
 
 export function registerSandbox(program: Command): void {
@@ -46,6 +45,7 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
           throw new CliError(`--rate-limit: '${opts.rateLimit}' is not a positive integer`, ExitCode.USAGE);
         }
         const explicitHost = cmd.getOptionValueSource('host') === 'cli';
+        const { startSandbox } = await import('../sandbox/index.js');
         const sandbox = await startSandbox({
           host: opts.host,
           port,

@@ -1,0 +1,19 @@
+// The README's first command: the demo must keep working for a newcomer.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { run } from './helpers.js';
+
+test('npm run demo plays the story and shows the operator the MR', async () => {
+  const demo = fileURLToPath(new URL('../src/demo.js', import.meta.url));
+  const { stdout } = await run(process.execPath, [demo]);
+  assert.match(stdout, /1\. sandbox ready: http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(
+    stdout,
+    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(6 requests to GitLab\)/,
+  );
+  assert.match(stdout, /!1 Deploy helloworld ci-34 to main\n\s+assigned to operator/);
+  assert.match(stdout, /\| Tag \| `ci-33` → `ci-34` \|/);
+  assert.match(stdout, /\+\s+image: registry.example.com\/root\/helloworld:ci-34/);
+  assert.match(stdout, /-> noop \(already proposed\), 2 requests/);
+});
