@@ -1,0 +1,250 @@
+// Issue 5: the CI templates run for real. gitlab-ci-local runs an app pipeline that
+// includes build.yml and promote.yml from a templates project in the sandbox; Buildah
+// builds and pushes to Debian's docker-registry; promote opens the MR in the ops repo.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { client, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
+import { MANIFEST_ACCEPT, type Registry, startRegistry } from './registry.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = join(ROOT, 'dist/src/cli.js');
+const GCL = join(ROOT, 'node_modules/.bin/gitlab-ci-local');
+const gitEnv = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 'developer',
+  GIT_AUTHOR_EMAIL: 'developer@example.com',
+  GIT_COMMITTER_NAME: 'developer',
+  GIT_COMMITTER_EMAIL: 'developer@example.com',
+};
+
+let sb: Sandbox;
+let registry: Registry;
+let checkout: string;
+
+function gcl(args: string[], cwd: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      GCL,
+      ['--shell-executor-no-image', '--force-shell-executor', ...args],
+      { cwd, env: process.env, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? Number((err as { code?: number }).code ?? 1) : 0,
+          output: `${stdout}${stderr}`,
+        }),
+    );
+  });
+}
+
+async function pipeline(
+  ci: string,
+  variables: Record<string, string> = {},
+): Promise<{ code: number; output: string }> {
+  await writeFile(join(checkout, '.gitlab-ci.yml'), ci);
+  await run('git', ['add', '-A'], { cwd: checkout, env: gitEnv });
+  await run('git', ['commit', '-qm', 'ci', '--allow-empty'], { cwd: checkout, env: gitEnv });
+  return gcl(
+    Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]),
+    checkout,
+  );
+}
+
+const include = (buildInputs: string, promoteInputs: string) => `include:
+  - project: root/gitops-bot
+    ref: main
+    file: ci-templates/build.yml
+    inputs:
+${buildInputs}
+  - project: root/gitops-bot
+    ref: main
+    file: ci-templates/promote.yml
+    inputs:
+${promoteInputs}
+stages: [build, deploy]
+`;
+
+before(async () => {
+  for (const tool of ['buildah', 'docker-registry', 'rsync']) {
+    await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
+      throw new Error(
+        `${tool} is not installed: .ci/run installs it (apt-get install buildah docker-registry rsync)`,
+      );
+    });
+  }
+  [sb, registry] = await Promise.all([sandboxFixture(), startRegistry()]);
+  // The templates live in a public project, as a team's shared CI templates do.
+  const root = client(sb, 'root');
+  await root.Projects.create({ name: 'gitops-bot', visibility: 'public' } as never);
+  await root.Commits.create(
+    'root/gitops-bot',
+    'main',
+    'CI templates',
+    await Promise.all(
+      ['build.yml', 'promote.yml'].map(async (f) => ({
+        action: 'create' as const,
+        filePath: `ci-templates/${f}`,
+        content: await readFile(join(ROOT, 'ci-templates', f), 'utf8'),
+      })),
+    ),
+  );
+  // The ops repo deploys the image from this registry.
+  const op = client(sb, 'operator');
+  const dep = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
+  await op.Commits.create(OPS, 'main', 'Use the local registry', [
+    {
+      action: 'update',
+      filePath: 'deployment.yml',
+      content: dep.replace('registry.example.com', registry.host),
+    },
+  ]);
+  const dir = await tempDir();
+  checkout = join(dir, 'helloworld');
+  const host = sb.url.replace('http://', '');
+  await run('git', ['clone', '-q', `http://oauth2:developer-token@${host}/root/helloworld.git`, checkout], {
+    env: gitEnv,
+  });
+  await run('git', ['remote', 'set-url', 'origin', `${sb.url}/root/helloworld.git`], { cwd: checkout });
+  // No network here: a base image cannot be pulled, so the site is built FROM scratch.
+  await writeFile(
+    join(checkout, 'Dockerfile'),
+    'FROM scratch\nCOPY index.html /usr/share/nginx/html/index.html\n',
+  );
+});
+after(async () => {
+  await sb?.close();
+  await registry?.close();
+});
+
+describe('CI templates', () => {
+  test('build.yml builds and pushes every tag with one digest; promote.yml opens the MR', async () => {
+    const { code, output } = await pipeline(
+      include(
+        `      image: ${registry.host}/root/helloworld\n      extra_tags: $CI_COMMIT_SHORT_SHA latest\n      tls_verify: false\n      registry: ''`,
+        `      ops_project: ${OPS}\n      assignees: operator\n      target_branch: main\n      command: node ${CLI}`,
+      ),
+      // gitlab-ci-local counts pipelines from 0; the story's pipeline is #34 (ci-33 runs now).
+      { GITOPS_BOT_TOKEN: 'gitops-bot-token', CI_PIPELINE_IID: '34' },
+    );
+    assert.equal(code, 0, output);
+    const env = Object.fromEntries(
+      [...output.matchAll(/build-image > (IMAGE\w*|SOURCE_SHA)=(\S*)/g)].map((m) => [m[1], m[2]]),
+    );
+    assert.equal(env.IMAGE, `${registry.host}/root/helloworld`);
+    assert.equal(env.IMAGE_TAG, 'ci-34');
+    assert.match(env.IMAGE_DIGEST, /^sha256:[0-9a-f]{64}$/);
+    const sha = (await run('git', ['rev-parse', 'HEAD'], { cwd: checkout })).stdout.trim();
+    assert.equal(env.SOURCE_SHA, sha);
+    for (const tag of [env.IMAGE_TAG, sha.slice(0, 8), 'latest']) {
+      const res = await fetch(`${registry.url}/v2/root/helloworld/manifests/${tag}`, {
+        headers: { Accept: MANIFEST_ACCEPT },
+      });
+      assert.equal(res.status, 200, tag);
+      assert.equal(
+        res.headers.get('docker-content-digest'),
+        env.IMAGE_DIGEST,
+        `${tag} has the dotenv digest`,
+      );
+      if (tag === env.IMAGE_TAG) {
+        const manifest = (await res.json()) as { config: { digest: string } };
+        const config = (await (
+          await fetch(`${registry.url}/v2/root/helloworld/blobs/${manifest.config.digest}`)
+        ).json()) as {
+          config: { Labels: Record<string, string> };
+        };
+        assert.equal(config.config.Labels['org.opencontainers.image.revision'], sha);
+        assert.ok(config.config.Labels['org.opencontainers.image.created']);
+        assert.ok('org.opencontainers.image.source' in config.config.Labels);
+      }
+    }
+    const mrs = await client(sb, 'operator').MergeRequests.all({
+      projectId: OPS,
+      state: 'opened',
+      labels: 'gitops-bot',
+    });
+    assert.equal(mrs.length, 1);
+    assert.equal(mrs[0].title, `Deploy helloworld ${env.IMAGE_TAG} to main`);
+    assert.deepEqual(
+      (mrs[0].assignees as Array<{ username: string }>).map((a) => a.username),
+      ['operator'],
+    );
+    const file = String(
+      await client(sb, 'operator').RepositoryFiles.showRaw(OPS, 'deployment.yml', mrs[0].source_branch),
+    );
+    assert.match(file, new RegExp(`image: ${registry.host}/root/helloworld:${env.IMAGE_TAG}\\n`));
+    assert.match(
+      String(mrs[0].description),
+      new RegExp(`\\| Source \\| .*root/helloworld.* @ .*${sha.slice(0, 8)}`),
+    );
+  });
+
+  test('without GITOPS_BOT_TOKEN the promote job fails at once, saying how to create one', async () => {
+    const { code, output } = await pipeline(
+      include(
+        `      image: ${registry.host}/root/helloworld\n      tls_verify: false\n      registry: ''`,
+        `      ops_project: ${OPS}\n      command: node ${CLI}`,
+      ),
+    );
+    assert.notEqual(code, 0);
+    assert.match(
+      output,
+      /GITOPS_BOT_TOKEN is not set, and CI_JOB_TOKEN cannot write to root\/helloworld-ops/,
+    );
+    assert.match(
+      output,
+      /create a project access token in root\/helloworld-ops \(Settings > Access tokens: role Developer, scope api\)/,
+    );
+  });
+
+  test("a missing required input and bad values are rejected with GitLab's messages", async () => {
+    const missing = await pipeline(include(`      tls_verify: false`, `      file: deployment.yml`));
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.output, /`ops_project` input: required value has not been provided/);
+    const regex = await pipeline(include(`      tls_verify: false`, `      ops_project: not a project`));
+    assert.notEqual(regex.code, 0);
+    assert.match(regex.output, /`ops_project` input: `not a project` does not match required regex/);
+    const bool = await pipeline(include(`      tls_verify: maybe`, `      ops_project: ${OPS}`));
+    assert.notEqual(bool.code, 0);
+    assert.match(bool.output, /`tls_verify` input: provided value is not a boolean/);
+  });
+
+  test('a bad tag fails the build job with the rule it breaks', async () => {
+    const { code, output } = await pipeline(
+      include(
+        `      image: ${registry.host}/root/helloworld\n      tag: .bad\n      tls_verify: false\n      registry: ''`,
+        `      ops_project: ${OPS}\n      command: node ${CLI}`,
+      ),
+      { GITOPS_BOT_TOKEN: 'gitops-bot-token' },
+    );
+    assert.notEqual(code, 0);
+    assert.match(
+      output,
+      /gitops-bot build: tag '\.bad' is invalid: 1 to 128 of \[A-Za-z0-9_.-\], not starting with '\.' or '-'/,
+    );
+  });
+});
+
+test("the project's own pipeline parses, with the build template included", async () => {
+  const dir = await tempDir();
+  await run('git', ['init', '-q', '-b', 'main', dir]);
+  await run('cp', [
+    '-r',
+    join(ROOT, '.gitlab-ci.yml'),
+    join(ROOT, 'ci-templates'),
+    join(ROOT, 'package.json'),
+    dir,
+  ]);
+  await run('git', ['remote', 'add', 'origin', 'https://gitlab.example.com/gitops/gitops-bot.git'], {
+    cwd: dir,
+  });
+  await run('git', ['add', '-A'], { cwd: dir });
+  await run('git', ['commit', '-qm', 'ci'], { cwd: dir, env: gitEnv });
+  const { code, output } = await gcl(['--list'], dir);
+  assert.equal(code, 0, output);
+  for (const job of ['lint', 'typecheck', 'test', 'build-bot-image'])
+    assert.match(output, new RegExp(`^${job}\\s`, 'm'));
+});
