@@ -3,6 +3,7 @@
 // up and turns errors into one line on stderr and a documented exit code.
 import { Command, CommanderError } from 'commander';
 import { CliError, ExitCode } from './cli/errors.js';
+import { registerGate } from './cli/gate.js';
 import { registerManifestCommands } from './cli/manifests.js';
 import { registerPromote } from './cli/promote.js';
 import { registerSandbox } from './cli/sandbox.js';
@@ -28,10 +29,12 @@ Exit codes:
   3  the image is not referenced in any given file
   4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)
   5  promote refused: the tag is older than the one deployed or proposed
+  6  gate: the approval rules do not pass (yet)
   8  GitLab rejected the token, or it lacks access to the project
 `,
     );
   registerPromote(program);
+  registerGate(program);
   registerManifestCommands(program);
   registerSandbox(program);
   return program;

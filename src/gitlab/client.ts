@@ -253,6 +253,246 @@ export class GitLab {
   }
 }
 
+export interface MergeRequestDetail extends MergeRequest {
+  state: string;
+  draft: boolean;
+  author: { id: number; username: string };
+  mergeCommitSha: string | null;
+  mergedBy: string | null;
+}
+
+export interface Approval {
+  user: { id: number; username: string };
+  approvedAt: string;
+}
+
+export interface UserInfo {
+  id: number;
+  username: string;
+  name: string;
+  bot: boolean;
+  email: string | null;
+}
+
+/** Calls the gate and the webhook server need; one request each, lists paginated in full. */
+export class GitLabGate extends GitLab {
+  private readonly gb: InstanceType<typeof Gitlab<false>>;
+  private readonly userCache = new Map<number, UserInfo>();
+
+  constructor(opts: GitLabOptions) {
+    super(opts);
+    this.gb = new Gitlab({ host: opts.url, token: opts.token, queryTimeout: opts.timeoutMs ?? 30_000 });
+  }
+
+  private async req<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    this.requests++;
+    try {
+      return await fn();
+    } catch (e) {
+      throw toGitLabError(what, e);
+    }
+  }
+
+  async currentUser(): Promise<UserInfo> {
+    const u = (await this.req('read the current user', () => this.gb.Users.showCurrentUser())) as Raw;
+    return {
+      id: Number(u.id),
+      username: String(u.username),
+      name: String(u.name),
+      bot: !!u.bot,
+      email: u.email ?? null,
+    };
+  }
+
+  async user(id: number): Promise<UserInfo> {
+    const cached = this.userCache.get(id);
+    if (cached) return cached;
+    const u = (await this.req(`read user ${id}`, () => this.gb.Users.show(id))) as Raw;
+    const info = {
+      id,
+      username: String(u.username),
+      name: String(u.name),
+      bot: !!u.bot,
+      email: (u.public_email as string) || null,
+    };
+    this.userCache.set(id, info);
+    return info;
+  }
+
+  async mergeRequest(project: string, iid: number): Promise<MergeRequestDetail> {
+    const m = (await this.req(`read !${iid} of ${project}`, () =>
+      this.gb.MergeRequests.show(project, iid),
+    )) as Raw;
+    return {
+      ...toMergeRequestPublic(m),
+      state: String(m.state),
+      draft: !!(m.draft ?? m.work_in_progress),
+      author: { id: Number(m.author?.id), username: String(m.author?.username) },
+      mergeCommitSha: (m.merge_commit_sha as string) ?? null,
+      mergedBy: (m.merged_by?.username as string) ?? null,
+    };
+  }
+
+  async openMergeRequests(project: string): Promise<number[]> {
+    const list = (await this.req(`list open merge requests of ${project}`, () =>
+      this.gb.MergeRequests.all({ projectId: project, state: 'opened', perPage: 100 }),
+    )) as Raw[];
+    return list.map((m) => Number(m.iid));
+  }
+
+  async approvals(project: string, iid: number): Promise<Approval[]> {
+    const a = (await this.req(`read approvals of !${iid}`, () =>
+      this.gb.MergeRequestApprovals.showConfiguration(project, { mergerequestIId: iid }),
+    )) as Raw;
+    return ((a.approved_by as Raw[]) ?? []).map((x) => ({
+      user: { id: Number(x.user.id), username: String(x.user.username) },
+      approvedAt: String(x.approved_at ?? ''),
+    }));
+  }
+
+  /** When the MR's latest push landed: the newest diff version's server time. */
+  async lastPushAt(project: string, iid: number): Promise<string | null> {
+    const v = (await this.req(`read versions of !${iid}`, () =>
+      this.gb.MergeRequests.allDiffVersions(project, iid, { perPage: 1, maxPages: 1 } as never),
+    )) as Raw[];
+    return v.length ? String(v[0].created_at) : null;
+  }
+
+  async committers(project: string, iid: number): Promise<{ emails: Set<string>; names: Set<string> }> {
+    const commits = (await this.req(`read commits of !${iid}`, () =>
+      this.gb.MergeRequests.allCommits(project, iid),
+    )) as Raw[];
+    const emails = new Set<string>();
+    const names = new Set<string>();
+    for (const c of commits) {
+      for (const e of [c.author_email, c.committer_email]) if (e) emails.add(String(e).toLowerCase());
+      for (const n of [c.author_name, c.committer_name]) if (n) names.add(String(n));
+    }
+    return { emails, names };
+  }
+
+  async changedPaths(project: string, iid: number): Promise<string[]> {
+    const diffs = (await this.req(`read changes of !${iid}`, () =>
+      this.gb.MergeRequests.allDiffs(project, iid),
+    )) as Raw[];
+    return [...new Set(diffs.flatMap((d) => [String(d.old_path), String(d.new_path)]))];
+  }
+
+  async accessLevels(project: string): Promise<Map<number, number>> {
+    const list = (await this.req(`list members of ${project}`, () =>
+      this.gb.ProjectMembers.all(project, { includeInherited: true }),
+    )) as Raw[];
+    return new Map(list.map((m) => [Number(m.id), Number(m.access_level)]));
+  }
+
+  async rawFile(project: string, path: string, ref: string): Promise<string | null> {
+    try {
+      const text = await this.req(`read ${path} at ${ref}`, () =>
+        this.gb.RepositoryFiles.showRaw(project, path, ref),
+      );
+      return typeof text === 'string'
+        ? text
+        : Buffer.from(await (text as Blob).arrayBuffer()).toString('utf8');
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  async setStatus(
+    project: string,
+    sha: string,
+    state: string,
+    opts: { name: string; description: string; targetUrl?: string },
+  ) {
+    await this.req(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
+      this.gb.Commits.editStatus(project, sha, state as never, {
+        name: opts.name,
+        description: opts.description.slice(0, 255),
+        ...(opts.targetUrl ? { targetUrl: opts.targetUrl } : {}),
+      }),
+    );
+  }
+
+  async merge(project: string, iid: number, sha: string): Promise<MergeRequestDetail> {
+    await this.req(`merge !${iid}`, () =>
+      this.gb.MergeRequests.merge(project, iid, { sha, shouldRemoveSourceBranch: true }),
+    );
+    return this.mergeRequest(project, iid);
+  }
+
+  async branchHead(project: string, branch: string): Promise<string | null> {
+    try {
+      const b = (await this.req(`read branch ${branch}`, () =>
+        this.gb.Branches.show(project, branch),
+      )) as Raw;
+      return String(b.commit.id);
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  async commitMergeRequests(
+    project: string,
+    sha: string,
+  ): Promise<Array<{ iid: number; mergeCommitSha: string | null; state: string }>> {
+    const list = (await this.req(`read merge requests of ${sha.slice(0, 8)}`, () =>
+      this.gb.Commits.allMergeRequests(project, sha),
+    )) as Raw[];
+    return list.map((m) => ({
+      iid: Number(m.iid),
+      mergeCommitSha: (m.merge_commit_sha as string) ?? null,
+      state: String(m.state),
+    }));
+  }
+
+  async mergeBase(project: string, a: string, b: string): Promise<string | null> {
+    try {
+      const c = (await this.req(`merge base of ${a.slice(0, 8)} and ${b.slice(0, 8)}`, () =>
+        this.gb.Repositories.mergeBase(project, [a, b]),
+      )) as Raw;
+      return String(c.id);
+    } catch (e) {
+      if (e instanceof GitLabError && (e.status === 404 || e.status === 400)) return null;
+      throw e;
+    }
+  }
+
+  async commitParents(project: string, sha: string): Promise<string[]> {
+    const c = (await this.req(`read commit ${sha.slice(0, 8)}`, () =>
+      this.gb.Commits.show(project, sha),
+    )) as Raw;
+    return (c.parent_ids as string[]) ?? [];
+  }
+
+  async commitComment(project: string, sha: string, note: string): Promise<void> {
+    await this.req(`comment on ${sha.slice(0, 8)}`, () => this.gb.Commits.createComment(project, sha, note));
+  }
+
+  async commitComments(project: string, sha: string): Promise<string[]> {
+    const list = (await this.req(`read comments of ${sha.slice(0, 8)}`, () =>
+      this.gb.Commits.allComments(project, sha),
+    )) as Raw[];
+    return list.map((c) => String(c.note ?? ''));
+  }
+
+  async addHook(project: string, url: string, token: string): Promise<number> {
+    const h = (await this.req(`add a hook to ${project}`, () =>
+      this.gb.ProjectHooks.add(project, url, {
+        token,
+        pushEvents: true,
+        mergeRequestsEvents: true,
+        noteEvents: true,
+        enableSslVerification: url.startsWith('https:'),
+      }),
+    )) as Raw;
+    return Number(h.id);
+  }
+}
+
+const toMergeRequestPublic = (m: Raw) => toMergeRequest(m);
+
 function toGitLabError(what: string, e: unknown): GitLabError {
   if (e instanceof GitLabError) return e;
   if (e instanceof GitbeakerTimeoutError)

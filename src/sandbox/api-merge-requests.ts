@@ -340,9 +340,19 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
 
   const canApprove = (user: User, p: Project, mr: MergeRequest) =>
     mr.state === 'opened' &&
-    mr.authorId !== user.id &&
+    (mr.authorId !== user.id || !!p.authorApproval) &&
     core.accessLevel(user, p) >= AccessLevel.DEVELOPER &&
     !mr.approvals.some((a) => a.userId === user.id);
+
+  // Project approval settings (GitLab Premium's API; here for merge_requests_author_approval).
+  router.on('POST', '/projects/:id/approvals', (ctx) => {
+    const p = project(ctx);
+    core.require(ctx.user, p, AccessLevel.MAINTAINER);
+    const author = bool(ctx, 'merge_requests_author_approval');
+    if (author !== undefined) p.authorApproval = author;
+    store.changed();
+    return { merge_requests_author_approval: !!p.authorApproval, reset_approvals_on_push: false };
+  });
 
   router.on('GET', '/projects/:id/merge_requests/:iid/approvals', (ctx) => {
     const { p, mr } = findMr(ctx);

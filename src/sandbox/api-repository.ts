@@ -19,6 +19,7 @@ import {
   type Router,
   setPageHeaders,
   str,
+  stringList,
   unauthorized,
 } from './http.js';
 import { AccessLevel, type Project, type User } from './state.js';
@@ -362,6 +363,77 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     };
   });
 
+  router.on(
+    'GET',
+    '/projects/:id/repository/commits/:sha/merge_requests',
+    async (ctx) => {
+      const p = project(ctx);
+      const sha = await core.repo(p).resolve(ctx.params.sha);
+      if (!sha) throw notFound('Commit');
+      const mrs = store.data.mergeRequests.filter(
+        (m) =>
+          m.projectId === p.id &&
+          (m.mergeCommitSha === sha || m.sha === sha || m.versions.some((v) => v.headCommitSha === sha)),
+      );
+      const out = [];
+      for (const m of mrs) out.push(await entities.mergeRequest(p, m));
+      return new Page(out);
+    },
+    { jobToken: true },
+  );
+
+  router.on('GET', '/projects/:id/repository/commits/:sha/comments', async (ctx) => {
+    const p = project(ctx);
+    const sha = await core.repo(p).resolve(ctx.params.sha);
+    if (!sha) throw notFound('Commit');
+    const list = (store.data.commitComments ?? []).filter((c) => c.projectId === p.id && c.sha === sha);
+    return new Page(
+      list.map((c) => ({ note: c.note, author: entities.userById(c.authorId), created_at: c.createdAt })),
+    );
+  });
+
+  router.on('POST', '/projects/:id/repository/commits/:sha/comments', async (ctx) => {
+    const user = authed(ctx);
+    const p = project(ctx);
+    const sha = await core.repo(p).resolve(ctx.params.sha);
+    if (!sha) throw notFound('Commit');
+    const note = str(ctx, 'note');
+    if (!note) throw missing('note');
+    store.data.commitComments ??= [];
+    const c = {
+      id: store.nextId('commit_comment'),
+      projectId: p.id,
+      sha,
+      note,
+      authorId: user.id,
+      createdAt: new Date().toISOString(),
+    };
+    store.data.commitComments.push(c);
+    store.changed();
+    ctx.res.statusCode = 201;
+    return {
+      note: c.note,
+      author: entities.user(user),
+      created_at: c.createdAt,
+      line: null,
+      path: null,
+      line_type: null,
+    };
+  });
+
+  router.on('GET', '/projects/:id/repository/merge_base', async (ctx) => {
+    const p = project(ctx);
+    const refs = stringList(ctx, 'refs');
+    if (!refs || refs.length < 2) throw new ApiError(400, { message: 'Provide at least 2 refs' });
+    const repo = core.repo(p);
+    const shas = await Promise.all(refs.map((r) => repo.resolve(r)));
+    if (shas.some((x) => !x)) throw notFound('Commit');
+    let base: string | null = shas[0]!;
+    for (const x of shas.slice(1)) base = base && (await repo.mergeBase(base, x!));
+    if (!base) throw notFound('Merge Base');
+    return entities.commit(p, (await repo.commit(base))!);
+  });
+
   // ---------- branches ----------
 
   const branchEntity = async (p: Project, name: string, sha: string) => {
@@ -416,6 +488,49 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     await core.deleteBranch(user, project(ctx), ctx.params.branch);
     ctx.res.statusCode = 204;
     return undefined;
+  });
+
+  // Protected branches: who may push and merge (GitLab's allowed_to_push with user_id too).
+  const protectionEntity = (
+    name: string,
+    p: { pushAccessLevel: number; mergeAccessLevel: number; pushUserIds: number[] },
+  ) => ({
+    name,
+    push_access_levels: [
+      { access_level: p.pushAccessLevel, user_id: null },
+      ...p.pushUserIds.map((id) => ({ access_level: null, user_id: id })),
+    ],
+    merge_access_levels: [{ access_level: p.mergeAccessLevel, user_id: null }],
+    allow_force_push: false,
+  });
+
+  router.on('GET', '/projects/:id/protected_branches', (ctx) => {
+    const p = project(ctx);
+    const names = [
+      p.defaultBranch,
+      ...Object.keys(p.protectedBranches ?? {}).filter((n) => n !== p.defaultBranch),
+    ];
+    return new Page(names.map((n) => protectionEntity(n, core.protection(p, n)!)));
+  });
+
+  router.on('POST', '/projects/:id/protected_branches', (ctx) => {
+    const p = project(ctx);
+    core.require(ctx.user, p, AccessLevel.MAINTAINER);
+    const name = str(ctx, 'name');
+    if (!name) throw missing('name');
+    const allowed = param(ctx, 'allowed_to_push');
+    const pushUserIds = (Array.isArray(allowed) ? allowed : [])
+      .map((a) => Number((a as Record<string, unknown>).user_id))
+      .filter((id) => Number.isInteger(id));
+    const protection = {
+      pushAccessLevel: int(ctx, 'push_access_level') ?? AccessLevel.MAINTAINER,
+      mergeAccessLevel: int(ctx, 'merge_access_level') ?? AccessLevel.MAINTAINER,
+      pushUserIds,
+    };
+    p.protectedBranches = { ...(p.protectedBranches ?? {}), [name]: protection };
+    store.changed();
+    ctx.res.statusCode = 201;
+    return protectionEntity(name, protection);
   });
 
   // ---------- commit statuses ----------

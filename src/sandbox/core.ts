@@ -12,18 +12,28 @@ import {
   ZERO_SHA,
 } from './git.js';
 import { ApiError, badRequest, conflict, forbidden, notFound, unauthorized } from './http.js';
-import { AccessLevel, type MergeRequest, type Project, type Store, type User } from './state.js';
+import {
+  AccessLevel,
+  type MergeRequest,
+  type Project,
+  type Protection,
+  type Store,
+  type User,
+} from './state.js';
 import type { Webhooks } from './webhooks.js';
 
 // Refuses pushes to the protected default branch for anyone below Maintainer; the sandbox
 // passes the pusher's access level in the environment of `git http-backend`.
 export const PRE_RECEIVE_HOOK = `#!/bin/sh
-# gitops-bot sandbox: GitLab-style protected default branch.
+# gitops-bot sandbox: GitLab-style protected branches. The sandbox lists the branches the
+# pusher may not push to in SANDBOX_DENIED_BRANCHES (space-separated).
 while read old new ref; do
-  if [ "$ref" = "refs/heads/$SANDBOX_PROTECTED_BRANCH" ] && [ "\${SANDBOX_ACCESS_LEVEL:-0}" -lt 40 ]; then
-    echo "GitLab: You are not allowed to push code to protected branches on this project." >&2
-    exit 1
-  fi
+  for b in $SANDBOX_DENIED_BRANCHES; do
+    if [ "$ref" = "refs/heads/$b" ]; then
+      echo "GitLab: You are not allowed to push code to protected branches on this project." >&2
+      exit 1
+    fi
+  done
   if [ "$ref" = "refs/heads/$SANDBOX_PROTECTED_BRANCH" ] && [ "$new" = "0000000000000000000000000000000000000000" ]; then
     echo "GitLab: You can only delete protected branches using the web interface." >&2
     exit 1
@@ -131,13 +141,43 @@ export class SandboxCore {
     if (this.accessLevel(user, project) < level) throw forbidden();
   }
 
+  protection(project: Project, branch: string): Protection | null {
+    const explicit = project.protectedBranches?.[branch];
+    if (explicit) return explicit;
+    if (branch === project.defaultBranch) {
+      return {
+        pushAccessLevel: AccessLevel.MAINTAINER,
+        mergeAccessLevel: AccessLevel.MAINTAINER,
+        pushUserIds: [],
+      };
+    }
+    return null;
+  }
+
   isProtected(project: Project, branch: string): boolean {
-    return branch === project.defaultBranch;
+    return this.protection(project, branch) !== null;
   }
 
   canPush(user: User | null, project: Project, branch: string): boolean {
     const level = this.accessLevel(user, project);
-    return level >= (this.isProtected(project, branch) ? AccessLevel.MAINTAINER : AccessLevel.DEVELOPER);
+    const p = this.protection(project, branch);
+    if (!p) return level >= AccessLevel.DEVELOPER;
+    return (
+      level >= p.pushAccessLevel ||
+      (!!user && p.pushUserIds.includes(user.id) && level >= AccessLevel.DEVELOPER)
+    );
+  }
+
+  canMerge(user: User | null, project: Project, branch: string): boolean {
+    const level = this.accessLevel(user, project);
+    const p = this.protection(project, branch);
+    return level >= (p ? p.mergeAccessLevel : AccessLevel.DEVELOPER);
+  }
+
+  /** Protected branches this user may not push to, for the pre-receive hook. */
+  deniedBranches(user: User | null, project: Project): string[] {
+    const names = new Set([project.defaultBranch, ...Object.keys(project.protectedBranches ?? {})]);
+    return [...names].filter((b) => !this.canPush(user, project, b));
   }
 
   // ---------- commits ----------
@@ -332,7 +372,7 @@ export class SandboxCore {
     mr: MergeRequest,
     opts: { sha?: string; removeSourceBranch?: boolean; message?: string },
   ): Promise<void> {
-    if (!this.canPush(user, project, mr.targetBranch)) throw unauthorized();
+    if (!this.canMerge(user, project, mr.targetBranch)) throw unauthorized();
     await this.mutex.run(`repo:${project.id}`, async () => {
       if (mr.state !== 'opened') throw new ApiError(405, { message: '405 Method Not Allowed' });
       const repo = this.repo(project);

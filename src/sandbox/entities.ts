@@ -24,6 +24,8 @@ export class Entities {
       locked: false,
       avatar_url: null,
       web_url: `${this.base}/${u.username}`,
+      bot: u.bot,
+      public_email: u.email,
     };
   }
 

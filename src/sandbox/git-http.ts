@@ -69,7 +69,7 @@ export async function handleGit(
     REMOTE_ADDR: req.socket.remoteAddress ?? '127.0.0.1',
     GIT_CONFIG_NOSYSTEM: '1',
     HOME: '/nonexistent',
-    SANDBOX_ACCESS_LEVEL: String(level),
+    SANDBOX_DENIED_BRANCHES: core.deniedBranches(user, project).join(' '),
     SANDBOX_PROTECTED_BRANCH: project.defaultBranch,
   };
   if (user) env.REMOTE_USER = user.username;

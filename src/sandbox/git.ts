@@ -343,6 +343,9 @@ export class Repo {
     await git(['init', '--bare', '--quiet', `--initial-branch=${defaultBranch}`], { cwd: dir });
     await git(['config', 'gc.auto', '0'], { cwd: dir });
     await git(['config', 'receive.advertisePushOptions', 'true'], { cwd: dir });
+    // As Gitaly does: clients may fetch any commit by id, and partial clones.
+    await git(['config', 'uploadpack.allowAnySHA1InWant', 'true'], { cwd: dir });
+    await git(['config', 'uploadpack.allowFilter', 'true'], { cwd: dir });
     await writeFile(join(dir, 'hooks', 'pre-receive'), hookScript, { mode: 0o755 });
     return new Repo(dir);
   }

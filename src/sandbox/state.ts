@@ -36,10 +36,21 @@ export interface Project {
   visibility: 'private' | 'internal' | 'public';
   onlyAllowMergeIfPipelineSucceeds: boolean;
   removeSourceBranchAfterMerge: boolean;
+  /** protected branches besides the default branch (which is protected with 40/40) */
+  protectedBranches?: Record<string, Protection>;
+  /** GitLab's approval setting merge_requests_author_approval (off by default) */
+  authorApproval?: boolean;
   /** user id → access level */
   members: Record<string, number>;
   nextMrIid: number;
   createdAt: string;
+}
+
+export interface Protection {
+  pushAccessLevel: number;
+  mergeAccessLevel: number;
+  /** users allowed to push whatever their role (GitLab's allowed_to_push user_id) */
+  pushUserIds: number[];
 }
 
 export interface MrVersion {
@@ -125,6 +136,15 @@ export interface Hook {
   createdAt: string;
 }
 
+export interface CommitComment {
+  id: number;
+  projectId: number;
+  sha: string;
+  note: string;
+  authorId: number;
+  createdAt: string;
+}
+
 export interface JobToken {
   token: string;
   userId: number;
@@ -141,6 +161,7 @@ export interface StateData {
   statuses: CommitStatus[];
   hooks: Hook[];
   jobTokens: JobToken[];
+  commitComments?: CommitComment[];
 }
 
 export function emptyState(): StateData {

@@ -1,0 +1,133 @@
+// `gitops-bot gate`, `gitops-bot serve` and `gitops-bot schema`: the approval rules.
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { CliError } from './errors.js';
+import { connection } from './promote.js';
+
+export const GATE_EXIT_NOT_PASSED = 6;
+
+export function registerGate(program: Command): void {
+  program
+    .command('gate')
+    .description("evaluate a merge request against the ops repo's approval rules; publish the verdict")
+    .requiredOption('--project <path>', 'the ops project')
+    .requiredOption('--mr <iid>', 'merge request IID')
+    .option('--merge', 'merge it when the rules pass and the policy says merge: bot')
+    .option('--json', 'print the verdict as JSON')
+    .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
+    .addHelpText(
+      'after',
+      `
+Reads .gitops-bot.yml from the MR's target branch (never from the MR itself), evaluates
+who approved and whose approval counts, sets the commit status gitops-bot/approval on the
+MR head, and keeps one comment with the verdict.
+
+Exit codes: 0 the rules pass; 6 they do not (yet); 2 bad arguments; 8 token problems; 1 other.
+
+Example (ops repo MR pipeline, see ci-templates/gate.yml):
+  $ gitops-bot gate --project root/helloworld-ops --mr $CI_MERGE_REQUEST_IID
+`,
+    )
+    .action(
+      async (opts: { project: string; mr: string; merge?: boolean; json?: boolean; gitlabUrl?: string }) => {
+        const iid = Number(opts.mr);
+        if (!Number.isInteger(iid) || iid < 1)
+          throw new CliError(`--mr '${opts.mr}' is not a merge request IID`, 2);
+        const conn = connection(opts.gitlabUrl);
+        const [{ GitLabGate }, { gate }] = await Promise.all([
+          import('../gitlab/client.js'),
+          import('../gate/gate.js'),
+        ]);
+        const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
+        const bot = await gitlab.currentUser();
+        const result = await gate({ gitlab, botUserId: bot.id }, opts.project, iid, { merge: opts.merge });
+        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else {
+          process.stdout.write(`${result.verdict.pass ? 'pass' : 'not passed'}: ${result.verdict.summary}\n`);
+          for (const a of result.verdict.approvals) process.stdout.write(`  @${a.username}: ${a.reason}\n`);
+        }
+        if (!result.verdict.pass) process.exitCode = GATE_EXIT_NOT_PASSED;
+      },
+    );
+
+  program
+    .command('serve')
+    .description('receive GitLab webhooks: enforce the approval rules, merge, and move deploy_ref')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
+    .option('--secret-file <file>', 'file holding the webhook secret (default: $GITOPS_BOT_WEBHOOK_SECRET)')
+    .option('--project <path...>', 'ops projects this bot manages (others are ignored)')
+    .option('--register-hook', 'create the project hook in each --project, pointing at --url, and exit')
+    .option('--url <url>', 'public URL of this server, for --register-hook (e.g. https://bot.example.com)')
+    .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
+    .addHelpText(
+      'after',
+      `
+Endpoints: POST /webhook (X-Gitlab-Token checked), GET /healthz, GET /metrics (Prometheus).
+Stateless: every fact lives in GitLab, so several replicas can run side by side.
+
+Examples:
+  $ GITOPS_BOT_TOKEN=... GITOPS_BOT_WEBHOOK_SECRET=... gitops-bot serve --project root/helloworld-ops
+  $ gitops-bot serve --register-hook --project root/helloworld-ops --url https://bot.example.com
+`,
+    )
+    .action(
+      async (opts: {
+        listen: string;
+        secretFile?: string;
+        project?: string[];
+        registerHook?: boolean;
+        url?: string;
+        gitlabUrl?: string;
+      }) => {
+        const secret = opts.secretFile
+          ? (
+              await readFile(opts.secretFile, 'utf8').catch(() => {
+                throw new CliError(`--secret-file ${opts.secretFile}: cannot read it`, 2);
+              })
+            ).trim()
+          : process.env.GITOPS_BOT_WEBHOOK_SECRET;
+        if (!secret)
+          throw new CliError('no webhook secret: pass --secret-file or set GITOPS_BOT_WEBHOOK_SECRET', 2);
+        const conn = connection(opts.gitlabUrl);
+        const { GitLabGate } = await import('../gitlab/client.js');
+        const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
+        if (opts.registerHook) {
+          if (!opts.url || !opts.project?.length)
+            throw new CliError('--register-hook needs --url and --project', 2);
+          for (const p of opts.project) {
+            const id = await gitlab.addHook(p, `${opts.url.replace(/\/+$/, '')}/webhook`, secret);
+            process.stdout.write(`hook ${id} added to ${p}\n`);
+          }
+          return;
+        }
+        const m = /^(.*):(\d+)$/.exec(opts.listen);
+        if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, 2);
+        const { createWebhookServer } = await import('../server/webhook.js');
+        const bot = await gitlab.currentUser();
+        const server = createWebhookServer({
+          ctx: { gitlab, botUserId: bot.id },
+          secret,
+          projects: opts.project,
+        });
+        const url = await server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
+        process.stdout.write(`gitops-bot serve: listening on ${url} as ${bot.username}\n`);
+        const stop = async () => {
+          process.stdout.write('gitops-bot serve: finishing work in flight\n');
+          await server.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
+
+  program
+    .command('schema')
+    .description('print a JSON Schema (for editors): gitops-bot schema policy')
+    .argument('<name>', 'policy')
+    .action(async (name: string) => {
+      if (name !== 'policy') throw new CliError(`unknown schema '${name}' (known: policy)`, 2);
+      const { policyJsonSchema } = await import('../policy/schema.js');
+      process.stdout.write(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
+    });
+}

@@ -1,0 +1,55 @@
+// Moving deploy_ref: GitLab's REST API cannot move a branch, so the bot pushes with git
+// over HTTPS, only ever forward: the agent's branch never goes backwards or sideways. The token travels in an HTTP header
+// given on the command line of a private process, never in a URL or a log.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface FastForward {
+  url: string;
+  token: string;
+  project: string;
+  ref: string;
+  sha: string;
+  /** current head of `ref` (null: it does not exist yet), read through the API */
+  current: string | null;
+  /** whether `current` is an ancestor of `sha`, asked of GitLab (merge_base) */
+  isAncestor: (ancestor: string, of: string) => Promise<boolean>;
+}
+
+/**
+ * Fast-forwards `ref` to `sha`. Ancestry is checked through the API (a shallow fetch cannot
+ * tell), and the push carries --force-with-lease=<ref>:<current>, so the server applies it
+ * only if nobody moved the ref meanwhile: a compare-and-swap.
+ */
+export async function fastForward(o: FastForward): Promise<'moved' | 'already' | 'diverged'> {
+  if (o.current === o.sha) return 'already';
+  if (o.current && !(await o.isAncestor(o.current, o.sha))) return 'diverged';
+  const dir = await mkdtemp(join(tmpdir(), 'gitops-bot-push-'));
+  const remote = `${o.url.replace(/\/+$/, '')}/${o.project}.git`;
+  const auth = `Authorization: Basic ${Buffer.from(`gitops-bot:${o.token}`).toString('base64')}`;
+  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: dir };
+  const git = (...args: string[]) =>
+    run('git', ['-c', `http.extraHeader=${auth}`, ...args], { cwd: dir, env });
+  try {
+    await run('git', ['init', '-q', '--bare', dir], { env });
+    await git('fetch', '-q', '--depth=1', remote, o.sha);
+    const lease = `--force-with-lease=refs/heads/${o.ref}:${o.current ?? ''}`;
+    try {
+      await git('push', '-q', lease, remote, `${o.sha}:refs/heads/${o.ref}`);
+      return 'moved';
+    } catch (e) {
+      const msg = String((e as { stderr?: string }).stderr ?? '');
+      if (/stale info|non-fast-forward|fetch first/.test(msg)) return 'diverged';
+      throw new Error(
+        `pushing ${o.ref} failed: ${msg.split('\n').find((l) => l.trim()) ?? 'git push failed'}`,
+      );
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,202 @@
+// The verdict on a merge request: a pure function over facts fetched from GitLab, so that
+// every rule, and every way around one, is a row in a table test (as Atlantis does with its
+// apply requirements).
+import type { ChangeKind } from '../promote/version-order.js';
+import { accessLevelNumber, type Environment, type FreezeWindow, type Policy } from './schema.js';
+
+export interface Person {
+  id: number;
+  username: string;
+  bot?: boolean;
+  email?: string | null;
+  name?: string;
+}
+
+export interface Facts {
+  mr: {
+    iid: number;
+    state: string;
+    draft: boolean;
+    author: Person;
+    sha: string;
+    targetBranch: string;
+    changedPaths: string[];
+  };
+  /** a policy parse error means "blocked"; null means no policy file */
+  policy: Policy | { error: string } | null;
+  approvals: Array<{ user: Person; approvedAt: string }>;
+  /** access level of each member of the ops project, by user id */
+  accessLevels: Map<number, number>;
+  /** e-mail addresses and names of the MR's commit authors and committers */
+  committers: { emails: Set<string>; names: Set<string> };
+  /** when the MR's latest push landed (server time) */
+  lastPushAt: string | null;
+  /** the largest image tag change the MR makes, read from the files themselves */
+  bumpKind?: ChangeKind | null;
+  /** the bot's own account: its approval never counts */
+  botUserId: number;
+  now: Date;
+}
+
+export interface ApprovalVerdict {
+  username: string;
+  counted: boolean;
+  reason: string;
+}
+
+export interface Verdict {
+  pass: boolean;
+  /** commit status state */
+  state: 'success' | 'pending' | 'failed';
+  /** one line, for the commit status description (GitLab allows 255 characters) */
+  summary: string;
+  environment: string | null;
+  required: number;
+  counted: number;
+  approvals: ApprovalVerdict[];
+  blockers: string[];
+  merge: 'manual' | 'bot';
+  deployRef?: string;
+}
+
+const DEFAULT_ENV_NAME = 'default';
+
+/** Glob to RegExp: `*` within a path segment, `**` across segments, `?` one character. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*' && glob[i + 1] === '*') {
+      re += glob[i + 2] === '/' ? '(?:.*/)?' : '.*';
+      i += glob[i + 2] === '/' ? 2 : 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+export function selectEnvironment(policy: Policy, targetBranch: string, paths: string[]): Environment | null {
+  for (const env of policy.environments) {
+    const m = env.match;
+    if (m.target_branches && !m.target_branches.includes(targetBranch)) continue;
+    if (m.files && !paths.some((p) => m.files!.some((g) => globToRegExp(g).test(p)))) continue;
+    return env;
+  }
+  return null;
+}
+
+const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+
+/** The freeze window `now` falls in, if any. */
+export function activeFreeze(windows: FreezeWindow[], now: Date): FreezeWindow | null {
+  for (const w of windows) {
+    const parts = new Intl.DateTimeFormat('en-US', {
+      timeZone: w.timezone,
+      weekday: 'short',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    }).formatToParts(now);
+    const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '';
+    const day = get('weekday').toLowerCase().slice(0, 3);
+    const minutes = Number(get('hour')) * 60 + Number(get('minute'));
+    const toMin = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3));
+    if (!w.days.includes(day as never) || !WEEKDAYS.includes(day)) continue;
+    if (minutes >= toMin(w.from) && minutes < toMin(w.to)) return w;
+  }
+  return null;
+}
+
+function blocked(reason: string, env: string | null): Verdict {
+  return {
+    pass: false,
+    state: 'failed',
+    summary: reason.slice(0, 255),
+    environment: env,
+    required: 0,
+    counted: 0,
+    approvals: [],
+    blockers: [reason],
+    merge: 'manual',
+  };
+}
+
+export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
+  if (f.policy && 'error' in f.policy) return blocked(`invalid policy: ${f.policy.error}`, null);
+  const policy = f.policy ?? defaultPolicy;
+  const env = selectEnvironment(policy, f.mr.targetBranch, f.mr.changedPaths);
+  if (!env) return blocked(`no environment in the policy matches target branch ${f.mr.targetBranch}`, null);
+  const name = f.policy ? env.name : DEFAULT_ENV_NAME;
+  if (f.mr.state !== 'opened' && f.mr.state !== 'merged')
+    return blocked(`the merge request is ${f.mr.state}`, name);
+
+  const a = env.approvals;
+  let required = a.required;
+  const kind = f.bumpKind ?? null;
+  for (const e of env.escalation) if (kind === e.when) required += e.extra_approvals;
+
+  const minLevel = accessLevelNumber(a.min_access_level);
+  const verdicts: ApprovalVerdict[] = [];
+  const seen = new Set<number>();
+  for (const { user, approvedAt } of f.approvals) {
+    if (seen.has(user.id)) continue;
+    seen.add(user.id);
+    const level = f.accessLevels.get(user.id) ?? 0;
+    const isCommitter =
+      (!!user.email && f.committers.emails.has(user.email.toLowerCase())) ||
+      (!!user.name && f.committers.names.has(user.name));
+    let reason = '';
+    if (user.id === f.botUserId) reason = 'gitops-bot cannot approve its own proposals';
+    else if (user.id === f.mr.author.id && !a.count_author) reason = 'the author of the merge request';
+    else if (user.bot && !a.count_bots) reason = 'a bot user';
+    else if (isCommitter && !a.count_committers) reason = 'pushed commits to the merge request';
+    else if (a.users && !a.users.some((u) => u.toLowerCase() === user.username.toLowerCase())) {
+      reason = `not among the approvers of ${name} (${a.users.join(', ')})`;
+    } else if (level < minLevel)
+      reason = `role too low (${levelName(level)}; needs ${levelName(minLevel)} or higher)`;
+    else if (!a.count_before_push && f.lastPushAt && Date.parse(approvedAt) < Date.parse(f.lastPushAt)) {
+      reason = 'approved before the latest push';
+    }
+    verdicts.push({ username: user.username, counted: !reason, reason: reason || 'counted' });
+  }
+  const counted = verdicts.filter((v) => v.counted).length;
+  const who = a.users?.length ? a.users.join(', ') : `${levelName(minLevel)}s`;
+  const blockers: string[] = [];
+  if (f.mr.draft) blockers.push('the merge request is a draft');
+  const freeze = activeFreeze(env.freeze, f.now);
+  if (freeze) {
+    blockers.push(
+      `freeze window (${freeze.days.join(',')} ${freeze.from}-${freeze.to} ${freeze.timezone})${freeze.reason ? `: ${freeze.reason}` : ''}`,
+    );
+  }
+  const escalated = required > a.required ? ` (${kind} bump: +${required - a.required})` : '';
+  const enough = counted >= required;
+  const summary = `${Math.min(counted, required)}/${required} approvals from ${who}${escalated}${blockers.length ? `; ${blockers[0]}` : ''}`;
+  return {
+    pass: enough && blockers.length === 0,
+    state: enough && !blockers.length ? 'success' : freeze || f.mr.draft || !enough ? 'pending' : 'failed',
+    summary: summary.slice(0, 255),
+    environment: name,
+    required,
+    counted,
+    approvals: verdicts,
+    blockers,
+    merge: env.merge,
+    ...(env.deploy_ref ? { deployRef: env.deploy_ref } : {}),
+  };
+}
+
+function levelName(level: number): string {
+  const names: Record<number, string> = {
+    0: 'no role',
+    10: 'Guest',
+    15: 'Planner',
+    20: 'Reporter',
+    30: 'Developer',
+    40: 'Maintainer',
+    50: 'Owner',
+    60: 'Admin',
+  };
+  return names[level] ?? `level ${level}`;
+}

@@ -1,0 +1,166 @@
+// `.gitops-bot.yml`: the approval policy of an ops repository, read from the target
+// branch. The schema is the single source of truth for validation and for the published
+// JSON Schema (`gitops-bot schema policy`), so editors complete what the bot accepts.
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+
+const ACCESS_LEVELS = {
+  guest: 10,
+  planner: 15,
+  reporter: 20,
+  developer: 30,
+  maintainer: 40,
+  owner: 50,
+} as const;
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+const TIME = /^([01]\d|2[0-3]):[0-5]\d$|^24:00$/;
+
+const accessLevel = z
+  .union([
+    z.enum(Object.keys(ACCESS_LEVELS) as [keyof typeof ACCESS_LEVELS]),
+    z.number().int().min(0).max(60),
+  ])
+  .describe(
+    'Lowest role that may approve: a name (developer, maintainer, owner) or a GitLab access level (30, 40, 50).',
+  );
+
+const freezeWindow = z
+  .object({
+    days: z.array(z.enum(DAYS)).min(1).describe('Weekdays of the window.'),
+    from: z.string().regex(TIME, 'expected HH:MM').default('00:00').describe('Start time, HH:MM.'),
+    to: z
+      .string()
+      .regex(TIME, 'expected HH:MM')
+      .default('24:00')
+      .describe('End time, HH:MM (24:00 for end of day).'),
+    timezone: z.string().default('UTC').describe('IANA time zone, e.g. Europe/Madrid.'),
+    reason: z.string().optional().describe('Shown in the verdict.'),
+  })
+  .strict();
+
+const environment = z
+  .object({
+    name: z.string().min(1).describe('Environment name, shown in the verdict.'),
+    match: z
+      .object({
+        target_branches: z
+          .array(z.string().min(1))
+          .optional()
+          .describe('MR target branches this environment covers.'),
+        files: z
+          .array(z.string().min(1))
+          .optional()
+          .describe('Globs: the MR changes a file matching one of them.'),
+      })
+      .strict()
+      .default({})
+      .describe('Which merge requests this environment governs; the first matching environment wins.'),
+    approvals: z
+      .object({
+        required: z.number().int().min(0).max(20).default(1).describe('Approvals needed.'),
+        users: z.array(z.string().min(1)).optional().describe('Only these usernames count.'),
+        min_access_level: accessLevel.default('maintainer'),
+        count_author: z.boolean().default(false).describe("Count the MR author's approval."),
+        count_committers: z
+          .boolean()
+          .default(false)
+          .describe('Count approvals of people who pushed commits to the MR.'),
+        count_bots: z
+          .boolean()
+          .default(false)
+          .describe('Count approvals of bot users (gitops-bot itself never counts).'),
+        count_before_push: z
+          .boolean()
+          .default(false)
+          .describe("Count approvals given before the MR's latest push."),
+      })
+      .strict()
+      .default({
+        required: 1,
+        min_access_level: 'maintainer',
+        count_author: false,
+        count_committers: false,
+        count_bots: false,
+        count_before_push: false,
+      }),
+    escalation: z
+      .array(
+        z
+          .object({
+            when: z.enum(['major', 'minor', 'patch']).describe('Kind of semver bump this applies to.'),
+            extra_approvals: z
+              .number()
+              .int()
+              .min(1)
+              .max(10)
+              .describe('Approvals needed on top of approvals.required.'),
+          })
+          .strict(),
+      )
+      .default([]),
+    freeze: z
+      .array(freezeWindow)
+      .default([])
+      .describe('Windows in which nothing may be approved for deployment.'),
+    merge: z
+      .enum(['manual', 'bot'])
+      .default('manual')
+      .describe('bot: gitops-bot merges once the rules pass.'),
+    deploy_ref: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'expected a branch name')
+      .optional()
+      .describe(
+        'Strict mode: the branch the in-cluster agent tracks; gitops-bot moves it after a merge that passed.',
+      ),
+  })
+  .strict();
+
+export const policySchema = z
+  .object({
+    version: z.literal(1).describe('Policy format version.'),
+    environments: z.array(environment).min(1),
+  })
+  .strict();
+
+export type Policy = z.infer<typeof policySchema>;
+export type Environment = Policy['environments'][number];
+export type FreezeWindow = z.infer<typeof freezeWindow>;
+
+/** With no policy file: one approval from a Maintainer of the ops project, author excluded. */
+export const DEFAULT_POLICY: Policy = policySchema.parse({ version: 1, environments: [{ name: 'default' }] });
+
+export function accessLevelNumber(level: Environment['approvals']['min_access_level']): number {
+  return typeof level === 'number' ? level : ACCESS_LEVELS[level];
+}
+
+export class PolicyError extends Error {
+  override name = 'PolicyError';
+}
+
+/** Parses and validates a policy file; the error names the file, the field and the rule. */
+export function parsePolicy(text: string, file = '.gitops-bot.yml'): Policy {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length)
+    throw new PolicyError(`${file}: not valid YAML: ${doc.errors[0].message.split('\n')[0]}`);
+  const result = policySchema.safeParse(doc.toJS({ maxAliasCount: 100 }));
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field = issue.path.length
+      ? issue.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+          .join('')
+          .slice(1)
+      : '(top level)';
+    throw new PolicyError(`${file}: ${field.replace(/\.\[/g, '[')}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+export function policyJsonSchema(): unknown {
+  return {
+    ...z.toJSONSchema(policySchema, { io: 'input' }),
+    $id: 'https://gitops-bot.dev/schema/policy.json',
+    title: 'gitops-bot approval policy (.gitops-bot.yml)',
+  };
+}

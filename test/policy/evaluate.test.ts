@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { activeFreeze, evaluate, type Facts, globToRegExp } from '../../src/policy/evaluate.js';
+import { DEFAULT_POLICY, PolicyError, parsePolicy, policyJsonSchema } from '../../src/policy/schema.js';
+
+const OPERATOR = { id: 4, username: 'operator', name: 'Operator', email: 'operator@example.com' };
+const REVIEWER = { id: 3, username: 'reviewer', name: 'Reviewer', email: 'reviewer@example.com' };
+const BOT = { id: 6, username: 'gitops-bot', name: 'gitops-bot', bot: true };
+const levels = new Map([
+  [3, 30],
+  [4, 40],
+  [6, 30],
+]);
+
+const POLICY = parsePolicy(`version: 1
+environments:
+  - name: production
+    match: { target_branches: [main] }
+    approvals: { required: 1, users: [operator] }
+    escalation: [{ when: major, extra_approvals: 1 }]
+    freeze: [{ days: [sat, sun], timezone: Europe/Madrid, reason: weekend }]
+    merge: bot
+    deploy_ref: deploy/prod
+  - name: staging
+    match: { target_branches: [staging] }
+    approvals: { required: 1, min_access_level: developer }
+`);
+
+function facts(over: Partial<Facts> = {}, mr: Partial<Facts['mr']> = {}): Facts {
+  return {
+    mr: {
+      iid: 1,
+      state: 'opened',
+      draft: false,
+      author: BOT,
+      sha: 'abc',
+      targetBranch: 'main',
+      changedPaths: ['deployment.yml'],
+      ...mr,
+    },
+    policy: POLICY,
+    approvals: [],
+    accessLevels: levels,
+    committers: { emails: new Set(['gitops-bot@example.com']), names: new Set(['gitops-bot']) },
+    lastPushAt: '2026-11-24T10:00:00.000Z',
+    botUserId: BOT.id,
+    now: new Date('2026-11-25T10:00:00Z'), // a Wednesday
+    ...over,
+  };
+}
+const approved = (user: Facts['approvals'][number]['user'], at = '2026-11-24T11:00:00.000Z') => ({
+  user,
+  approvedAt: at,
+});
+
+const rows: Array<[string, Facts, { pass: boolean; state: string; summary?: RegExp; reason?: RegExp }]> = [
+  ['no approvals', facts(), { pass: false, state: 'pending', summary: /^0\/1 approvals from operator$/ }],
+  ['the operator approves', facts({ approvals: [approved(OPERATOR)] }), { pass: true, state: 'success' }],
+  [
+    'a Developer who is not an approver',
+    facts({ approvals: [approved(REVIEWER)] }),
+    { pass: false, state: 'pending', reason: /not among the approvers of production/ },
+  ],
+  [
+    'the author approves their own MR',
+    facts({ approvals: [approved(OPERATOR)] }, { author: OPERATOR }),
+    { pass: false, state: 'pending', reason: /the author of the merge request/ },
+  ],
+  [
+    'gitops-bot approves itself',
+    facts({ approvals: [approved(BOT)] }, { author: REVIEWER }),
+    { pass: false, state: 'pending', reason: /gitops-bot cannot approve/ },
+  ],
+  [
+    'an approval given before the latest push',
+    facts({ approvals: [approved(OPERATOR, '2026-11-24T09:00:00.000Z')] }),
+    { pass: false, state: 'pending', reason: /approved before the latest push/ },
+  ],
+  [
+    'a committer approves',
+    facts({
+      approvals: [approved(OPERATOR)],
+      committers: { emails: new Set(['operator@example.com']), names: new Set() },
+    }),
+    { pass: false, state: 'pending', reason: /pushed commits/ },
+  ],
+  [
+    'a major bump needs a second approval',
+    facts({ approvals: [approved(OPERATOR)], bumpKind: 'major' }),
+    { pass: false, state: 'pending', summary: /^1\/2 approvals from operator \(major bump: \+1\)$/ },
+  ],
+  [
+    'a minor bump does not',
+    facts({ approvals: [approved(OPERATOR)], bumpKind: 'minor' }),
+    { pass: true, state: 'success' },
+  ],
+  [
+    'inside a freeze window (Saturday in Madrid)',
+    facts({ approvals: [approved(OPERATOR)], now: new Date('2026-11-28T12:00:00Z') }),
+    {
+      pass: false,
+      state: 'pending',
+      summary: /freeze window \(sat,sun 00:00-24:00 Europe\/Madrid\): weekend/,
+    },
+  ],
+  [
+    'a draft',
+    facts({ approvals: [approved(OPERATOR)] }, { draft: true }),
+    { pass: false, state: 'pending', summary: /draft/ },
+  ],
+  [
+    'an invalid policy blocks',
+    facts({ policy: { error: '.gitops-bot.yml: environments: Too small' } }),
+    { pass: false, state: 'failed', summary: /^invalid policy/ },
+  ],
+  [
+    'no environment matches the target branch',
+    facts({ approvals: [approved(OPERATOR)] }, { targetBranch: 'release' }),
+    { pass: false, state: 'failed', summary: /no environment in the policy matches target branch release/ },
+  ],
+  [
+    'staging: a Developer counts',
+    facts({ approvals: [approved(REVIEWER)] }, { targetBranch: 'staging' }),
+    { pass: true, state: 'success' },
+  ],
+  [
+    'no policy file: a Maintainer counts',
+    facts({ policy: null, approvals: [approved(OPERATOR)] }),
+    { pass: true, state: 'success' },
+  ],
+  [
+    'no policy file: a Developer does not',
+    facts({ policy: null, approvals: [approved(REVIEWER)] }),
+    { pass: false, state: 'pending', reason: /role too low \(Developer; needs Maintainer or higher\)/ },
+  ],
+];
+
+describe('evaluate: table', () => {
+  for (const [name, f, want] of rows) {
+    test(name, () => {
+      const v = evaluate(f, DEFAULT_POLICY);
+      assert.equal(v.pass, want.pass, v.summary);
+      assert.equal(v.state, want.state);
+      if (want.summary) assert.match(v.summary, want.summary);
+      if (want.reason) assert.match(v.approvals.map((a) => a.reason).join('\n'), want.reason);
+    });
+  }
+  test('strict-mode facts are carried in the verdict', () => {
+    const v = evaluate(facts({ approvals: [approved(OPERATOR)] }), DEFAULT_POLICY);
+    assert.equal(v.merge, 'bot');
+    assert.equal(v.deployRef, 'deploy/prod');
+  });
+});
+
+describe('policy file', () => {
+  test('invalid policies name the field and the rule', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['version: 2\nenvironments: [{name: a}]\n', /\.gitops-bot\.yml: version: Invalid input: expected 1/],
+      ['version: 1\nenvironments: []\n', /environments: Too small/],
+      [
+        'version: 1\nenvironments: [{name: a, approvals: {required: -1}}]\n',
+        /environments\[0\]\.approvals\.required: Too small/,
+      ],
+      [
+        'version: 1\nenvironments: [{name: a, aprovals: {}}]\n',
+        /environments\[0\]: Unrecognized key: "aprovals"/,
+      ],
+      [
+        'version: 1\nenvironments: [{name: a, freeze: [{days: [funday]}]}]\n',
+        /environments\[0\]\.freeze\[0\]\.days\[0\]/,
+      ],
+      ['version: 1\nenvironments: [{name: a}\n', /not valid YAML/],
+    ];
+    for (const [text, message] of cases) {
+      assert.throws(
+        () => parsePolicy(text),
+        (e: Error) => e instanceof PolicyError && message.test(e.message),
+        text,
+      );
+    }
+  });
+
+  test('the JSON Schema is published for editors', () => {
+    const schema = policyJsonSchema() as { properties: Record<string, unknown>; title: string };
+    assert.ok(schema.properties.environments);
+    assert.match(schema.title, /gitops-bot/);
+  });
+
+  test('globs and freeze windows', () => {
+    assert.ok(globToRegExp('prod/**').test('prod/a/b.yml'));
+    assert.ok(globToRegExp('**/*.yml').test('deployment.yml'));
+    assert.ok(!globToRegExp('prod/*.yml').test('prod/a/b.yml'));
+    const w = [{ days: ['mon' as const], from: '09:00', to: '17:00', timezone: 'America/New_York' }];
+    assert.ok(activeFreeze(w, new Date('2026-11-23T15:00:00Z'))); // Monday 10:00 in New York
+    assert.equal(activeFreeze(w, new Date('2026-11-23T23:00:00Z')), null); // 18:00 there
+  });
+});

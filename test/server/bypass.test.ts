@@ -1,0 +1,324 @@
+// Issue 6: every bypass refused, each against the sandbox (which delivers the webhooks)
+// and a real `serve`.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
+import { promote } from '../../src/promote/promote.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
+import { client, OPS, sandboxFixture } from '../helpers.js';
+
+const SECRET = 'hook-secret-1';
+const IMAGE = 'registry.example.com/root/helloworld';
+const POLICY = `version: 1
+environments:
+  - name: production
+    match: { target_branches: [main] }
+    approvals: { required: 1, users: [operator] }
+    merge: bot
+    deploy_ref: deploy/prod
+  - name: staging
+    match: { target_branches: [staging] }
+    approvals: { required: 1, users: [operator] }
+    escalation: [{ when: major, extra_approvals: 1 }]
+  - name: frozen
+    match: { target_branches: [frozen] }
+    approvals: { required: 1, users: [operator] }
+    freeze: [{ days: [mon, tue, wed, thu, fri, sat, sun], reason: release freeze }]
+`;
+
+let sb: Sandbox;
+let srv: WebhookServer;
+let hookUrl: string;
+const op = () => client(sb, 'operator');
+
+/** Waits until the sandbox has delivered every hook and serve has handled every event. */
+async function settle(): Promise<void> {
+  for (let quiet = 0; quiet < 2; ) {
+    const before = sb.webhooks.deliveries.length;
+    await sb.idle();
+    await srv.idle();
+    await new Promise((r) => setTimeout(r, 30));
+    quiet = sb.webhooks.deliveries.length === before ? quiet + 1 : 0;
+  }
+}
+
+async function statusOf(sha: string): Promise<string | undefined> {
+  const list = await op().Commits.allStatuses(OPS, sha);
+  return list.find((s) => s.name === 'gitops-bot/approval')?.status;
+}
+
+async function verdictNote(iid: number): Promise<string> {
+  const notes = await op().MergeRequestNotes.all(OPS, iid);
+  return notes.find((n) => n.body.startsWith('<!-- gitops-bot:verdict'))?.body ?? '';
+}
+
+async function promoteTo(target: string, tag: string, file = 'deployment.yml', image = IMAGE) {
+  const r = await promote(
+    { project: OPS, files: [file], image, tag, targetBranch: target, assignees: ['operator'] },
+    { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+  );
+  await settle();
+  return op().MergeRequests.show(OPS, r.mr!.iid);
+}
+
+const deployRef = async () => (await op().Branches.show(OPS, 'deploy/prod')).commit.id;
+
+before(async () => {
+  sb = await sandboxFixture();
+  const gitlab = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
+  const bot = await gitlab.currentUser();
+  srv = createWebhookServer({ ctx: { gitlab, botUserId: bot.id }, secret: SECRET, projects: [OPS] });
+  hookUrl = `${await srv.listen(0, '127.0.0.1')}/webhook`;
+  const o = op();
+  const dep = String(await o.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
+  await o.Commits.create(OPS, 'main', 'Approval policy', [
+    { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
+    {
+      action: 'create',
+      filePath: 'semver.yml',
+      content: dep.replace(`${IMAGE}:ci-33`, 'ghcr.io/acme/api:1.2.3'),
+    },
+  ]);
+  for (const b of ['deploy/prod', 'staging', 'frozen']) await o.Branches.create(OPS, b, 'main');
+  // Developers (the bot) may merge into main; only gitops-bot may push deploy/prod.
+  const protect = (body: object) =>
+    fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
+      method: 'POST',
+      headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  await protect({ name: 'main', push_access_level: 40, merge_access_level: 30 });
+  await protect({
+    name: 'deploy/prod',
+    push_access_level: 60,
+    merge_access_level: 60,
+    allowed_to_push: [{ user_id: bot.id }],
+  });
+  await o.ProjectHooks.add(OPS, hookUrl, {
+    token: SECRET,
+    pushEvents: true,
+    mergeRequestsEvents: true,
+    noteEvents: true,
+  });
+});
+after(async () => {
+  await srv?.close();
+  await sb?.close();
+});
+
+describe('the approval rules, enforced through webhooks', () => {
+  test("operator's approval counts: the bot merges at the evaluated head and moves deploy_ref", async () => {
+    const mr = await promoteTo('main', 'ci-34');
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /0\/1 approvals from operator/);
+    await op().MergeRequestApprovals.approve(OPS, mr.iid, { sha: mr.sha });
+    await settle();
+    const merged = await op().MergeRequests.show(OPS, mr.iid);
+    assert.equal(merged.state, 'merged');
+    assert.equal((merged.merged_by as { username: string }).username, 'gitops-bot');
+    assert.equal(await deployRef(), merged.merge_commit_sha);
+  });
+
+  test('reviewer (a Developer, not an eligible approver) approves: not counted', async () => {
+    const mr = await promoteTo('staging', 'ci-35');
+    await client(sb, 'reviewer').MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /@reviewer \| not counted: not among the approvers of staging/);
+  });
+
+  test('an approval given before a new push stops counting', async () => {
+    const first = await promoteTo('staging', 'ci-36');
+    await op().MergeRequestApprovals.approve(OPS, first.iid);
+    await settle();
+    assert.equal(await statusOf(first.sha), 'success');
+    const second = await promoteTo('staging', 'ci-37');
+    assert.equal(second.iid, first.iid);
+    assert.equal(await statusOf(second.sha), 'pending');
+    assert.match(await verdictNote(second.iid), /@operator \| not counted: approved before the latest push/);
+  });
+
+  test('the author approves their own MR: not counted (even where GitLab allows it)', async () => {
+    const o = op();
+    await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/approvals`, {
+      method: 'POST',
+      headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ merge_requests_author_approval: true }),
+    });
+    await o.Commits.create(
+      OPS,
+      'own',
+      'replicas',
+      [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\n' }],
+      {
+        startBranch: 'staging',
+      },
+    );
+    const mr = await o.MergeRequests.create(OPS, 'own', 'staging', 'Operator edits the service');
+    await o.MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /@operator \| not counted: the author of the merge request/);
+  });
+
+  test('gitops-bot approves a proposal: never counted', async () => {
+    const r = client(sb, 'reviewer');
+    await r.Commits.create(
+      OPS,
+      'by-reviewer',
+      'x',
+      [{ action: 'update', filePath: 'service.yml', content: 'kind: Service # x\n' }],
+      {
+        startBranch: 'staging',
+      },
+    );
+    const mr = await r.MergeRequests.create(OPS, 'by-reviewer', 'staging', 'Reviewer edits the service');
+    await client(sb, 'gitops-bot').MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /@gitops-bot \| not counted: gitops-bot cannot approve/);
+  });
+
+  test('an MR that edits .gitops-bot.yml to need 0 approvals is judged by the target branch policy', async () => {
+    const r = client(sb, 'reviewer');
+    await r.Commits.create(
+      OPS,
+      'weaken',
+      'No approvals needed',
+      [
+        {
+          action: 'update',
+          filePath: '.gitops-bot.yml',
+          content: POLICY.replace(/required: 1/g, 'required: 0'),
+        },
+      ],
+      { startBranch: 'staging' },
+    );
+    const mr = await r.MergeRequests.create(OPS, 'weaken', 'staging', 'Weaken the policy');
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /0\/1 approvals from operator/);
+  });
+
+  test('a major bump with one approval where two are needed', async () => {
+    const mr = await promoteTo('staging', '2.0.0', 'semver.yml', 'ghcr.io/acme/api');
+    await op().MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /1\/2 approvals from operator \(major bump: \+1\)/);
+  });
+
+  test('a freeze window blocks even an approved MR', async () => {
+    const mr = await promoteTo('frozen', 'ci-38');
+    await op().MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(await verdictNote(mr.iid), /freeze window .*: release freeze/);
+  });
+
+  test('a Maintainer merges without approval: deploy_ref does not move, an alert is posted', async () => {
+    const before = await deployRef();
+    const mr = await promoteTo('main', 'ci-39');
+    await op().MergeRequests.merge(OPS, mr.iid);
+    await settle();
+    assert.equal(await deployRef(), before);
+    const notes = await op().MergeRequestNotes.all(OPS, mr.iid);
+    assert.ok(notes.some((n) => /Not deployed.*merged by operator without passing the rules/.test(n.body)));
+    const metrics = await srv.registry.getSingleMetricAsString('gitops_bot_bypass_alerts_total');
+    assert.match(metrics, /kind="merge"} [1-9]/);
+  });
+
+  test('a forged "success" status by a Developer does not satisfy the gate', async () => {
+    const before = await deployRef();
+    await client(sb, 'root').Projects.edit(OPS, { onlyAllowMergeIfPipelineSucceeds: true });
+    const mr = await promoteTo('main', 'ci-40');
+    await client(sb, 'reviewer').Commits.editStatus(OPS, mr.sha, 'success', { name: 'gitops-bot/approval' });
+    await op().MergeRequests.merge(OPS, mr.iid, { sha: mr.sha }); // GitLab lets it through
+    await settle();
+    assert.equal(await deployRef(), before, 'the forged status moved nothing');
+    const notes = await op().MergeRequestNotes.all(OPS, mr.iid);
+    assert.ok(notes.some((n) => /Not deployed/.test(n.body)));
+    await client(sb, 'root').Projects.edit(OPS, { onlyAllowMergeIfPipelineSucceeds: false });
+  });
+
+  test('a direct push to the target branch is never deployed; the commit gets an alert', async () => {
+    const before = await deployRef();
+    const c = await op().Commits.create(OPS, 'main', 'Hotfix by hand', [
+      { action: 'update', filePath: 'service.yml', content: 'kind: Service # hotfix\n' },
+    ]);
+    await settle();
+    assert.equal(await deployRef(), before);
+    const comments = await op().Commits.allComments(OPS, c.id);
+    assert.ok(
+      comments.some((x) => /pushed to main directly, not through a merge request/.test(String(x.note))),
+    );
+  });
+
+  test('a webhook with a wrong or missing token: 401, nothing done', async () => {
+    const body = JSON.stringify({
+      object_kind: 'merge_request',
+      project: { path_with_namespace: OPS },
+      object_attributes: { iid: 1, action: 'update' },
+    });
+    const statuses = sb.core.store.data.statuses.length;
+    for (const headers of [{}, { 'X-Gitlab-Token': 'wrong' }] as Array<Record<string, string>>) {
+      const r = await fetch(hookUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Gitlab-Event': 'Merge Request Hook', ...headers },
+        body,
+      });
+      assert.equal(r.status, 401);
+    }
+    await settle();
+    assert.equal(sb.core.store.data.statuses.length, statuses);
+  });
+
+  test('the same delivery twice has one effect', async () => {
+    const mr = await promoteTo('staging', 'ci-41');
+    const delivery = sb.webhooks.deliveries.filter((d) => d.event === 'Merge Request Hook').at(-1)!;
+    const notesBefore = (await op().MergeRequestNotes.all(OPS, mr.iid)).length;
+    const requestsBefore = sb.requests.length;
+    await fetch(`${sb.url}/-/sandbox/hooks/deliveries/${delivery.id}/resend`, {
+      method: 'POST',
+      headers: { 'PRIVATE-TOKEN': 'root-token' },
+    });
+    await settle();
+    assert.equal((await op().MergeRequestNotes.all(OPS, mr.iid)).length, notesBefore);
+    const botRequests = sb.requests.slice(requestsBefore).filter((r) => r.user === 'gitops-bot').length;
+    assert.equal(botRequests, 0, 'the duplicate was dropped before any work');
+    const metrics = await srv.registry.getSingleMetricAsString('gitops_bot_webhook_deliveries_total');
+    assert.match(metrics, /result="duplicate"} [1-9]/);
+  });
+
+  test('/gitops-bot recheck evaluates again; healthz and metrics answer', async () => {
+    const mr = await promoteTo('staging', 'ci-42');
+    await op().MergeRequestNotes.create(OPS, mr.iid, '/gitops-bot recheck');
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    const base = hookUrl.replace('/webhook', '');
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const m = await (await fetch(`${base}/metrics`)).text();
+    assert.match(m, /gitops_bot_gate_verdicts_total\{state="pending"\}/);
+    const big = await fetch(hookUrl, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Gitlab-Token': SECRET,
+        'X-Gitlab-Event': 'Note Hook',
+      },
+      body: `{"x":"${'a'.repeat(2 * 1024 * 1024)}"}`,
+    });
+    assert.equal(big.status, 413);
+    const bad = await fetch(hookUrl, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Gitlab-Token': SECRET,
+        'X-Gitlab-Event': 'Note Hook',
+      },
+      body: '{not json',
+    });
+    assert.equal(bad.status, 400);
+  });
+});
