@@ -3,11 +3,13 @@
 import { benchManifests } from './manifests.js';
 import { benchPromote } from './promote.js';
 import { benchSandbox } from './sandbox.js';
+import { benchServe } from './serve.js';
 
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
   manifests: benchManifests,
   promote: benchPromote,
   sandbox: benchSandbox,
+  serve: benchServe,
 };
 
 const wanted = process.argv.slice(2);

@@ -78,13 +78,21 @@ function toMergeRequest(m: Raw): MergeRequest {
   };
 }
 
+// gitbeaker's client-side rate limiter is off (rateLimits: {}): it re-parses its endpoint
+// globs with picomatch on every request, a measurable cost in `serve`, and it cannot honour
+// GitLab's Retry-After anyway; 429s are GitLab's to send and ours to handle.
 export class GitLab {
   /** HTTP requests made so far */
   requests = 0;
   private readonly api: InstanceType<typeof Gitlab<false>>;
 
   constructor(readonly opts: GitLabOptions) {
-    this.api = new Gitlab({ host: opts.url, token: opts.token, queryTimeout: opts.timeoutMs ?? 30_000 });
+    this.api = new Gitlab({
+      host: opts.url,
+      token: opts.token,
+      queryTimeout: opts.timeoutMs ?? 30_000,
+      rateLimits: {},
+    });
   }
 
   /** Counts the request and turns gitbeaker's errors into GitLabError with a message for people. */
@@ -281,7 +289,12 @@ export class GitLabGate extends GitLab {
 
   constructor(opts: GitLabOptions) {
     super(opts);
-    this.gb = new Gitlab({ host: opts.url, token: opts.token, queryTimeout: opts.timeoutMs ?? 30_000 });
+    this.gb = new Gitlab({
+      host: opts.url,
+      token: opts.token,
+      queryTimeout: opts.timeoutMs ?? 30_000,
+      rateLimits: {},
+    });
   }
 
   private async req<T>(what: string, fn: () => Promise<T>): Promise<T> {

@@ -199,7 +199,8 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     if (!commit) throw notFound('Commit');
     const blob = await repo.blob(commit, path);
     if (!blob) throw notFound('File');
-    const last = await repo.lastCommitFor(commit, path);
+    // The last commit touching the file costs a `git log`; raw readers do not need it.
+    const last = raw ? null : await repo.lastCommitFor(commit, path);
     const sha256 = createHash('sha256').update(blob.content).digest('hex');
     const headers = {
       'X-Gitlab-Blob-Id': blob.oid,
@@ -208,7 +209,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
       'X-Gitlab-Encoding': 'base64',
       'X-Gitlab-File-Name': path.split('/').pop()!,
       'X-Gitlab-File-Path': path,
-      'X-Gitlab-Last-Commit-Id': last ?? commit,
+      ...(raw ? {} : { 'X-Gitlab-Last-Commit-Id': last ?? commit }),
       'X-Gitlab-Ref': refName ?? p.defaultBranch,
       'X-Gitlab-Size': String(blob.content.length),
       'X-Gitlab-Execute-Filemode': 'false',

@@ -17,6 +17,8 @@ export interface ServeOptions {
   /** projects (path or id) this bot manages; events for others are acknowledged and ignored */
   projects?: string[];
   maxBody?: number;
+  /** events handled at once across all MRs (each MR's events stay in order) */
+  concurrency?: number;
 }
 
 export interface WebhookServer {
@@ -102,11 +104,27 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     return true;
   }
 
+  // A global limit keeps memory and the event loop free for acknowledging deliveries,
+  // however many merge requests have work queued.
+  const limit = opts.concurrency ?? Number(process.env.GITOPS_BOT_CONCURRENCY ?? 4);
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  const slot = async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await fn();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+
   function enqueue(job: Job): void {
     inFlight++;
     const prev = queues.get(job.key) ?? Promise.resolve();
     const next = prev
-      .then(job.run)
+      .then(() => slot(job.run))
       .then(
         () => undefined,
         (e: Error) => {

@@ -248,3 +248,55 @@ test("the project's own pipeline parses, with the build template included", asyn
   for (const job of ['lint', 'typecheck', 'test', 'build-bot-image'])
     assert.match(output, new RegExp(`^${job}\\s`, 'm'));
 });
+
+test('gate.yml fails the MR pipeline until the rules pass (exit 6), then passes', async () => {
+  const op = client(sb, 'operator');
+  const r = await import('../../src/promote/promote.js');
+  const { GitLab } = await import('../../src/gitlab/client.js');
+  const res = await r.promote(
+    {
+      project: OPS,
+      files: ['deployment.yml'],
+      image: `${registry.host}/root/helloworld`,
+      tag: 'ci-90',
+      targetBranch: 'main',
+      env: 'gate',
+    },
+    { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+  );
+  const iid = res.mr!.iid;
+  const dir = await tempDir();
+  const ops = join(dir, 'ops');
+  await run(
+    'git',
+    ['clone', '-q', `http://oauth2:operator-token@${sb.url.replace('http://', '')}/${OPS}.git`, ops],
+    { env: gitEnv },
+  );
+  await run('git', ['remote', 'set-url', 'origin', `${sb.url}/${OPS}.git`], { cwd: ops });
+  await writeFile(
+    join(ops, '.gitlab-ci.yml'),
+    `include:\n  - project: root/gitops-bot\n    ref: main\n    file: ci-templates/gate.yml\n    inputs:\n      command: node ${CLI}\n`,
+  );
+  await run('git', ['add', '-A'], { cwd: ops, env: gitEnv });
+  await run('git', ['commit', '-qm', 'gate'], { cwd: ops, env: gitEnv });
+  await client(sb, 'root').Commits.create('root/gitops-bot', 'main', 'gate template', [
+    {
+      action: 'create',
+      filePath: 'ci-templates/gate.yml',
+      content: await readFile(join(ROOT, 'ci-templates/gate.yml'), 'utf8'),
+    },
+  ]);
+  const vars = [
+    'CI_PIPELINE_SOURCE=merge_request_event',
+    `CI_MERGE_REQUEST_IID=${iid}`,
+    'GITOPS_BOT_TOKEN=gitops-bot-token',
+  ];
+  const args = vars.flatMap((v) => ['--variable', v]);
+  const before = await gcl(args, ops);
+  assert.notEqual(before.code, 0);
+  assert.match(before.output, /not passed: 0\/1 approvals from Maintainers/);
+  await op.MergeRequestApprovals.approve(OPS, iid);
+  const afterApproval = await gcl(args, ops);
+  assert.equal(afterApproval.code, 0, afterApproval.output);
+  assert.match(afterApproval.output, /pass: 1\/1 approvals from Maintainers/);
+});
