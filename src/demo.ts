@@ -2,15 +2,24 @@
 // in the app repo, its pipeline "builds" helloworld:ci-34, and gitops-bot opens the merge
 // request an operator approves. `--keep` leaves the sandbox running to explore.
 import { Gitlab } from '@gitbeaker/rest';
-import { GitLab } from './gitlab/client.js';
+import { GitLab, GitLabGate } from './gitlab/client.js';
 import { promote } from './promote/promote.js';
 import { startSandbox } from './sandbox/index.js';
+import { createWebhookServer } from './server/webhook.js';
 
 const APP = 'root/helloworld';
 const OPS = 'root/helloworld-ops';
 const IMAGE = 'registry.example.com/root/helloworld';
 
 const keep = process.argv.includes('--keep');
+const POLICY = `version: 1
+environments:
+  - name: production
+    match: { target_branches: [main] }
+    approvals: { required: 1, users: [operator] }
+    merge: bot
+    deploy_ref: deploy/prod
+`;
 const out = (s = '') => process.stdout.write(`${s}\n`);
 const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];
 const step = (n: number, s: string) => out(`\n${bold}${n}. ${s}${plain}`);
@@ -29,6 +38,53 @@ try {
   step(1, `sandbox ready: ${sb.url}`);
   out('   users: developer, reviewer, operator, argocd, gitops-bot (token: <username>-token)');
   out(`   projects: ${APP} (the app), ${OPS} (deployment.yml runs ${IMAGE}:ci-33)`);
+
+  out('   operator adds the approval policy to the ops repo and starts gitops-bot serve:');
+  const operatorApi = new Gitlab({ host: sb.url, token: 'operator-token' });
+  await operatorApi.Commits.create(OPS, 'main', 'Approval policy', [
+    { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
+  ]);
+  await operatorApi.Branches.create(OPS, 'deploy/prod', 'main');
+  const gate = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
+  const botUser = await gate.currentUser();
+  for (const body of [
+    { name: 'main', push_access_level: 40, merge_access_level: 30 },
+    {
+      name: 'deploy/prod',
+      push_access_level: 60,
+      merge_access_level: 60,
+      allowed_to_push: [{ user_id: botUser.id }],
+    },
+  ]) {
+    await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
+      method: 'POST',
+      headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+  const server = createWebhookServer({
+    ctx: { gitlab: gate, botUserId: botUser.id },
+    secret: 'demo-secret',
+    projects: [OPS],
+  });
+  const serveUrl = await server.listen(0, '127.0.0.1');
+  await operatorApi.ProjectHooks.add(OPS, `${serveUrl}/webhook`, {
+    token: 'demo-secret',
+    pushEvents: true,
+    mergeRequestsEvents: true,
+    noteEvents: true,
+  });
+  out(indent(POLICY));
+  out(`   serve: ${serveUrl}/webhook (hook registered on ${OPS}); Argo CD tracks deploy/prod`);
+  const settle = async () => {
+    for (let quiet = 0; quiet < 2; ) {
+      const before = sb.webhooks.deliveries.length;
+      await sb.idle();
+      await server.idle();
+      await new Promise((r) => setTimeout(r, 30));
+      quiet = sb.webhooks.deliveries.length === before ? quiet + 1 : 0;
+    }
+  };
 
   step(2, `developer pushes feature/HW-001 to ${APP} and opens a merge request for reviewer`);
   const developer = new Gitlab({ host: sb.url, token: 'developer-token' });
@@ -117,7 +173,31 @@ try {
   );
   out(`   -> ${again.action} (${again.reason}), ${again.requests} requests`);
 
-  out('\nNext in the story: the operator approves and merges; Argo CD deploys main.');
+  await settle();
+  const verdict = async () =>
+    (await operator.MergeRequestNotes.all(OPS, mr.iid)).find((n) =>
+      n.body.startsWith('<!-- gitops-bot:verdict'),
+    )?.body ?? '';
+
+  step(7, 'reviewer approves: a Developer on the ops repo, not an operator, so it does not count');
+  await new Gitlab({ host: sb.url, token: 'reviewer-token' }).MergeRequestApprovals.approve(OPS, mr.iid);
+  await settle();
+  out(indent((await verdict()).replace(/<!-- gitops-bot:verdict -->\n/, '')));
+
+  step(8, 'operator approves: the rules pass, gitops-bot merges and moves deploy/prod');
+  await operator.MergeRequestApprovals.approve(OPS, mr.iid);
+  await settle();
+  const done = await operator.MergeRequests.show(OPS, mr.iid);
+  const deployed = (await operator.Branches.show(OPS, 'deploy/prod')).commit.id;
+  out(
+    `   !${mr.iid} ${done.state} by ${(done.merged_by as { username: string } | null)?.username} as ${String(done.merge_commit_sha).slice(0, 8)}`,
+  );
+  out(
+    `   deploy/prod -> ${deployed.slice(0, 8)}${deployed === done.merge_commit_sha ? ' (the merge commit: Argo CD deploys ci-34)' : ''}`,
+  );
+  await server.close();
+
+  out('\nEvery change records who made it, who approved it and when it was deployed.');
   if (keep) {
     const host = sb.url.replace('http://', '');
     out(`\nThe sandbox stays up (Ctrl-C to stop). Try:

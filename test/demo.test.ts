@@ -16,4 +16,6 @@ test('npm run demo plays the story and shows the operator the MR', async () => {
   assert.match(stdout, /\| Tag \| `ci-33` → `ci-34` \|/);
   assert.match(stdout, /\+\s+image: registry.example.com\/root\/helloworld:ci-34/);
   assert.match(stdout, /-> noop \(already proposed\), 2 requests/);
+  assert.match(stdout, /@reviewer \| not counted: not among the approvers of production \(operator\)/);
+  assert.match(stdout, /!1 merged by gitops-bot as ([0-9a-f]{8})\n\s+deploy\/prod -> \1 \(the merge commit/);
 });

@@ -58,6 +58,7 @@ export interface GitLabOptions {
   timeoutMs?: number;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: GitLab JSON, read field by field at this boundary
 type Raw = Record<string, any>;
 
 function toMergeRequest(m: Raw): MergeRequest {

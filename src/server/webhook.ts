@@ -143,6 +143,7 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
   }
 
   /** Turns a payload into queued work; returns the outcome label. */
+  // biome-ignore lint/suspicious/noExplicitAny: webhook JSON, read field by field
   function route(event: string, body: Record<string, any>): string {
     const project = String(body.project?.path_with_namespace ?? body.project?.id ?? body.project_id ?? '');
     const projectId = String(body.project?.id ?? body.project_id ?? '');
@@ -233,6 +234,7 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
       if (!tooBig) chunks.push(chunk as Buffer);
     }
     if (tooBig) return reply(413, { message: `body over ${maxBody} bytes` });
+    // biome-ignore lint/suspicious/noExplicitAny: webhook JSON, read field by field
     let body: Record<string, any>;
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
