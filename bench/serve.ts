@@ -5,6 +5,8 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Gitlab } from '@gitbeaker/rest';
 
@@ -23,6 +25,9 @@ async function sandboxProcess(cli: string) {
   const child = spawn(process.execPath, [cli, 'sandbox', '--port', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // The sandbox stands in for a GitLab on other machines: at nice 19 (inherited by its git
+  // processes) it does not take the bot's CPU, as a real GitLab would not.
+  setPriority(child.pid!, 19);
   const url = await new Promise<string>((resolve) => {
     child.stdout.on('data', (b: Buffer) => {
       const m = /sandbox ready: (\S+)/.exec(b.toString());
@@ -91,6 +96,8 @@ export async function benchServe(): Promise<Record<string, number | string>> {
       });
     });
     const project = { id: 2, path_with_namespace: OPS };
+    // node:http with keep-alive: the leanest client, so the numbers are the server's.
+    const agent = new Agent({ keepAlive: true, maxSockets: 64 });
     const latencies: number[] = [];
     let gates = 0;
     const total = RATE * SECONDS;
@@ -113,35 +120,61 @@ export async function benchServe(): Promise<Record<string, number | string>> {
             merge_request: { iid },
           };
       const t = performance.now();
+      const payload = JSON.stringify(body);
       inflight.push(
-        fetch(url, {
-          method: 'POST',
-          headers: {
-            'Content-Type': 'application/json',
-            'X-Gitlab-Token': SECRET,
-            'X-Gitlab-Event': gate ? 'Merge Request Hook' : 'Note Hook',
-            'Idempotency-Key': randomUUID(),
-          },
-          body: JSON.stringify(body),
-        }).then(async (res) => {
-          await res.arrayBuffer();
-          latencies.push(performance.now() - t);
+        new Promise<void>((resolve, reject) => {
+          const req = request(
+            url,
+            {
+              method: 'POST',
+              agent,
+              headers: {
+                'Content-Type': 'application/json',
+                'Content-Length': Buffer.byteLength(payload),
+                'X-Gitlab-Token': SECRET,
+                'X-Gitlab-Event': gate ? 'Merge Request Hook' : 'Note Hook',
+                'Idempotency-Key': randomUUID(),
+              },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => {
+                latencies.push(performance.now() - t);
+                resolve();
+              });
+            },
+          );
+          req.on('error', reject);
+          req.end(payload);
         }),
       );
     }
     await Promise.all(inflight);
+    agent.destroy();
     const elapsed = (performance.now() - started) / 1000;
+    // The server's own view: its ack histogram (request in to response out).
+    const metrics = await (await fetch(url.replace('/webhook', '/metrics'))).text();
+    const buckets = [...metrics.matchAll(/gitops_bot_webhook_ack_seconds_bucket\{le="([^"]+)"\} (\d+)/g)].map(
+      (m) => ({
+        le: m[1],
+        n: Number(m[2]),
+      }),
+    );
+    const count = buckets.at(-1)?.n ?? 0;
+    const p99Bucket = buckets.find((b) => b.n >= count * 0.99)?.le ?? '?';
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
     child.kill('SIGTERM');
     await new Promise((r) => child.on('exit', r));
     return {
       'open merge requests': MRS,
+      'sandbox priority': 'nice 19 (GitLab does not share the bot CPU in production)',
       deliveries: latencies.length,
       'deliveries/s achieved (target 200)': (latencies.length / elapsed).toFixed(0),
       'gate requests among them': gates,
       'ack p50 ms': pct(latencies, 0.5).toFixed(2),
       'ack p99 ms (target < 20)': pct(latencies, 0.99).toFixed(2),
+      'server-side ack p99 bucket (s)': `<= ${p99Bucket}`,
       'server peak RSS MB (target < 150)': hwm.toFixed(0),
     };
   } finally {
