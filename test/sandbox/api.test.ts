@@ -375,3 +375,23 @@ describe('pagination and rate-limit headers', () => {
     assert.deepEqual([r.status, r.body], [404, { error: '404 Not Found' }]);
   });
 });
+
+describe('request log', () => {
+  test('GET lists method, path, status, milliseconds and user; DELETE resets it', async () => {
+    await fetch(`${sb.url}/-/sandbox/requests`, { method: 'DELETE' });
+    await ops().Projects.show(OPS);
+    await api(sb, '/user');
+    const { requests } = (await (await fetch(`${sb.url}/-/sandbox/requests`)).json()) as {
+      requests: Array<{ method: string; path: string; status: number; ms: number; user: string | null }>;
+    };
+    assert.equal(requests.length, 2);
+    assert.deepEqual(
+      requests.map((r) => [r.method, r.path, r.status, r.user]),
+      [
+        ['GET', `/api/v4/projects/${encodeURIComponent(OPS)}`, 200, 'reviewer'],
+        ['GET', '/api/v4/user', 401, null],
+      ],
+    );
+    assert.ok(requests.every((r) => typeof r.ms === 'number'));
+  });
+});
