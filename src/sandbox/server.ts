@@ -102,6 +102,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const started = performance.now();
     let who: string | null = null;
     res.on('finish', () => {
+      // The sandbox's own endpoints are not what a client did to "GitLab": not logged.
+      if ((req.url ?? '').startsWith('/-/sandbox/')) return;
       if (requests.length >= 200_000) requests.splice(0, 100_000);
       requests.push({
         method: req.method ?? 'GET',
