@@ -85,7 +85,7 @@ function toMergeRequest(m: Raw): MergeRequest {
 export class GitLab {
   /** HTTP requests made so far */
   requests = 0;
-  private readonly api: InstanceType<typeof Gitlab<false>>;
+  protected readonly api: InstanceType<typeof Gitlab<false>>;
 
   constructor(readonly opts: GitLabOptions) {
     this.api = new Gitlab({
@@ -97,7 +97,7 @@ export class GitLab {
   }
 
   /** Counts the request and turns gitbeaker's errors into GitLabError with a message for people. */
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  protected async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     this.requests++;
     try {
       return await fn();
@@ -285,30 +285,10 @@ export interface UserInfo {
 
 /** Calls the gate and the webhook server need; one request each, lists paginated in full. */
 export class GitLabGate extends GitLab {
-  private readonly gb: InstanceType<typeof Gitlab<false>>;
   private readonly userCache = new Map<number, UserInfo>();
 
-  constructor(opts: GitLabOptions) {
-    super(opts);
-    this.gb = new Gitlab({
-      host: opts.url,
-      token: opts.token,
-      queryTimeout: opts.timeoutMs ?? 30_000,
-      rateLimits: {},
-    });
-  }
-
-  private async req<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.requests++;
-    try {
-      return await fn();
-    } catch (e) {
-      throw toGitLabError(what, e);
-    }
-  }
-
   async currentUser(): Promise<UserInfo> {
-    const u = (await this.req('read the current user', () => this.gb.Users.showCurrentUser())) as Raw;
+    const u = (await this.call('read the current user', () => this.api.Users.showCurrentUser())) as Raw;
     return {
       id: Number(u.id),
       username: String(u.username),
@@ -321,7 +301,7 @@ export class GitLabGate extends GitLab {
   async user(id: number): Promise<UserInfo> {
     const cached = this.userCache.get(id);
     if (cached) return cached;
-    const u = (await this.req(`read user ${id}`, () => this.gb.Users.show(id))) as Raw;
+    const u = (await this.call(`read user ${id}`, () => this.api.Users.show(id))) as Raw;
     const info = {
       id,
       username: String(u.username),
@@ -334,8 +314,8 @@ export class GitLabGate extends GitLab {
   }
 
   async mergeRequest(project: string, iid: number): Promise<MergeRequestDetail> {
-    const m = (await this.req(`read !${iid} of ${project}`, () =>
-      this.gb.MergeRequests.show(project, iid),
+    const m = (await this.call(`read !${iid} of ${project}`, () =>
+      this.api.MergeRequests.show(project, iid),
     )) as Raw;
     return {
       ...toMergeRequestPublic(m),
@@ -348,15 +328,15 @@ export class GitLabGate extends GitLab {
   }
 
   async openMergeRequests(project: string): Promise<number[]> {
-    const list = (await this.req(`list open merge requests of ${project}`, () =>
-      this.gb.MergeRequests.all({ projectId: project, state: 'opened', perPage: 100 }),
+    const list = (await this.call(`list open merge requests of ${project}`, () =>
+      this.api.MergeRequests.all({ projectId: project, state: 'opened', perPage: 100 }),
     )) as Raw[];
     return list.map((m) => Number(m.iid));
   }
 
   async approvals(project: string, iid: number): Promise<Approval[]> {
-    const a = (await this.req(`read approvals of !${iid}`, () =>
-      this.gb.MergeRequestApprovals.showConfiguration(project, { mergerequestIId: iid }),
+    const a = (await this.call(`read approvals of !${iid}`, () =>
+      this.api.MergeRequestApprovals.showConfiguration(project, { mergerequestIId: iid }),
     )) as Raw;
     return ((a.approved_by as Raw[]) ?? []).map((x) => ({
       user: { id: Number(x.user.id), username: String(x.user.username) },
@@ -366,15 +346,15 @@ export class GitLabGate extends GitLab {
 
   /** When the MR's latest push landed: the newest diff version's server time. */
   async lastPushAt(project: string, iid: number): Promise<string | null> {
-    const v = (await this.req(`read versions of !${iid}`, () =>
-      this.gb.MergeRequests.allDiffVersions(project, iid, { perPage: 1, maxPages: 1 } as never),
+    const v = (await this.call(`read versions of !${iid}`, () =>
+      this.api.MergeRequests.allDiffVersions(project, iid, { perPage: 1, maxPages: 1 } as never),
     )) as Raw[];
     return v.length ? String(v[0].created_at) : null;
   }
 
   async committers(project: string, iid: number): Promise<{ emails: Set<string>; names: Set<string> }> {
-    const commits = (await this.req(`read commits of !${iid}`, () =>
-      this.gb.MergeRequests.allCommits(project, iid),
+    const commits = (await this.call(`read commits of !${iid}`, () =>
+      this.api.MergeRequests.allCommits(project, iid),
     )) as Raw[];
     const emails = new Set<string>();
     const names = new Set<string>();
@@ -386,23 +366,23 @@ export class GitLabGate extends GitLab {
   }
 
   async changedPaths(project: string, iid: number): Promise<string[]> {
-    const diffs = (await this.req(`read changes of !${iid}`, () =>
-      this.gb.MergeRequests.allDiffs(project, iid),
+    const diffs = (await this.call(`read changes of !${iid}`, () =>
+      this.api.MergeRequests.allDiffs(project, iid),
     )) as Raw[];
     return [...new Set(diffs.flatMap((d) => [String(d.old_path), String(d.new_path)]))];
   }
 
   async accessLevels(project: string): Promise<Map<number, number>> {
-    const list = (await this.req(`list members of ${project}`, () =>
-      this.gb.ProjectMembers.all(project, { includeInherited: true }),
+    const list = (await this.call(`list members of ${project}`, () =>
+      this.api.ProjectMembers.all(project, { includeInherited: true }),
     )) as Raw[];
     return new Map(list.map((m) => [Number(m.id), Number(m.access_level)]));
   }
 
   async rawFile(project: string, path: string, ref: string): Promise<string | null> {
     try {
-      const text = await this.req(`read ${path} at ${ref}`, () =>
-        this.gb.RepositoryFiles.showRaw(project, path, ref),
+      const text = await this.call(`read ${path} at ${ref}`, () =>
+        this.api.RepositoryFiles.showRaw(project, path, ref),
       );
       return typeof text === 'string'
         ? text
@@ -419,8 +399,8 @@ export class GitLabGate extends GitLab {
     state: string,
     opts: { name: string; description: string; targetUrl?: string },
   ) {
-    await this.req(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
-      this.gb.Commits.editStatus(project, sha, state as never, {
+    await this.call(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.editStatus(project, sha, state as never, {
         name: opts.name,
         description: opts.description.slice(0, 255),
         ...(opts.targetUrl ? { targetUrl: opts.targetUrl } : {}),
@@ -429,16 +409,16 @@ export class GitLabGate extends GitLab {
   }
 
   async merge(project: string, iid: number, sha: string): Promise<MergeRequestDetail> {
-    await this.req(`merge !${iid}`, () =>
-      this.gb.MergeRequests.merge(project, iid, { sha, shouldRemoveSourceBranch: true }),
+    await this.call(`merge !${iid}`, () =>
+      this.api.MergeRequests.merge(project, iid, { sha, shouldRemoveSourceBranch: true }),
     );
     return this.mergeRequest(project, iid);
   }
 
   async branchHead(project: string, branch: string): Promise<string | null> {
     try {
-      const b = (await this.req(`read branch ${branch}`, () =>
-        this.gb.Branches.show(project, branch),
+      const b = (await this.call(`read branch ${branch}`, () =>
+        this.api.Branches.show(project, branch),
       )) as Raw;
       return String(b.commit.id);
     } catch (e) {
@@ -451,8 +431,8 @@ export class GitLabGate extends GitLab {
     project: string,
     sha: string,
   ): Promise<Array<{ iid: number; mergeCommitSha: string | null; state: string }>> {
-    const list = (await this.req(`read merge requests of ${sha.slice(0, 8)}`, () =>
-      this.gb.Commits.allMergeRequests(project, sha),
+    const list = (await this.call(`read merge requests of ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.allMergeRequests(project, sha),
     )) as Raw[];
     return list.map((m) => ({
       iid: Number(m.iid),
@@ -463,8 +443,8 @@ export class GitLabGate extends GitLab {
 
   async mergeBase(project: string, a: string, b: string): Promise<string | null> {
     try {
-      const c = (await this.req(`merge base of ${a.slice(0, 8)} and ${b.slice(0, 8)}`, () =>
-        this.gb.Repositories.mergeBase(project, [a, b]),
+      const c = (await this.call(`merge base of ${a.slice(0, 8)} and ${b.slice(0, 8)}`, () =>
+        this.api.Repositories.mergeBase(project, [a, b]),
       )) as Raw;
       return String(c.id);
     } catch (e) {
@@ -474,26 +454,28 @@ export class GitLabGate extends GitLab {
   }
 
   async commitParents(project: string, sha: string): Promise<string[]> {
-    const c = (await this.req(`read commit ${sha.slice(0, 8)}`, () =>
-      this.gb.Commits.show(project, sha),
+    const c = (await this.call(`read commit ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.show(project, sha),
     )) as Raw;
     return (c.parent_ids as string[]) ?? [];
   }
 
   async commitComment(project: string, sha: string, note: string): Promise<void> {
-    await this.req(`comment on ${sha.slice(0, 8)}`, () => this.gb.Commits.createComment(project, sha, note));
+    await this.call(`comment on ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.createComment(project, sha, note),
+    );
   }
 
   async commitComments(project: string, sha: string): Promise<string[]> {
-    const list = (await this.req(`read comments of ${sha.slice(0, 8)}`, () =>
-      this.gb.Commits.allComments(project, sha),
+    const list = (await this.call(`read comments of ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.allComments(project, sha),
     )) as Raw[];
     return list.map((c) => String(c.note ?? ''));
   }
 
   async addHook(project: string, url: string, token: string): Promise<number> {
-    const h = (await this.req(`add a hook to ${project}`, () =>
-      this.gb.ProjectHooks.add(project, url, {
+    const h = (await this.call(`add a hook to ${project}`, () =>
+      this.api.ProjectHooks.add(project, url, {
         token,
         pushEvents: true,
         mergeRequestsEvents: true,

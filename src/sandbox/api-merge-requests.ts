@@ -312,14 +312,7 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
   // ---------- approvals ----------
 
   const approvalsEntity = (p: Project, mr: MergeRequest, viewer: User | null) => ({
-    id: mr.id,
-    iid: mr.iid,
-    project_id: p.id,
-    title: mr.title,
-    description: mr.description,
-    state: mr.state,
-    created_at: mr.createdAt,
-    updated_at: mr.updatedAt,
+    ...entities.mergeRequestBasics(p, mr),
     merge_status: 'can_be_merged',
     approved: true,
     approvals_required: 0,

@@ -221,6 +221,20 @@ export class Entities {
     };
   }
 
+  /** The fields every merge-request-shaped entity starts with (MR, approvals). */
+  mergeRequestBasics(p: Project, mr: MergeRequest): Record<string, unknown> {
+    return {
+      id: mr.id,
+      iid: mr.iid,
+      project_id: p.id,
+      title: mr.title,
+      description: mr.description,
+      state: mr.state,
+      created_at: mr.createdAt,
+      updated_at: mr.updatedAt,
+    };
+  }
+
   async mergeRequest(p: Project, mr: MergeRequest): Promise<Record<string, unknown>> {
     const detailed = await this.core.detailedMergeStatus(p, mr);
     const conflicts = mr.state === 'opened' && (await this.core.hasConflicts(p, mr));
@@ -244,14 +258,7 @@ export class Entities {
     const users = (ids: number[]) => ids.map((id) => this.userById(id)).filter(Boolean);
     const full = `${p.namespace}/${p.path}!${mr.iid}`;
     return {
-      id: mr.id,
-      iid: mr.iid,
-      project_id: p.id,
-      title: mr.title,
-      description: mr.description,
-      state: mr.state,
-      created_at: mr.createdAt,
-      updated_at: mr.updatedAt,
+      ...this.mergeRequestBasics(p, mr),
       merged_by: this.userById(mr.mergedById),
       merge_user: this.userById(mr.mergedById),
       merged_at: mr.mergedAt,
