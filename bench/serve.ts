@@ -162,8 +162,6 @@ export async function benchServe(): Promise<Record<string, number | string>> {
     );
     const count = buckets.at(-1)?.n ?? 0;
     const p99Bucket = buckets.find((b) => b.n >= count * 0.99)?.le ?? '?';
-    const lag =
-      Number(/gitops_bot_nodejs_eventloop_lag_p99_seconds (\S+)/.exec(metrics)?.[1] ?? Number.NaN) * 1000;
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
     child.kill('SIGTERM');
@@ -177,7 +175,6 @@ export async function benchServe(): Promise<Record<string, number | string>> {
       'ack p50 ms': pct(latencies, 0.5).toFixed(2),
       'ack p99 ms (target < 20)': pct(latencies, 0.99).toFixed(2),
       'server-side ack p99 bucket (s)': `<= ${p99Bucket}`,
-      'server event loop delay p99 ms': lag.toFixed(1),
       'server peak RSS MB (target < 150)': hwm.toFixed(0),
     };
   } finally {
