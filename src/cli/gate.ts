@@ -104,10 +104,13 @@ Examples:
         if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, 2);
         const { createWebhookServer } = await import('../server/webhook.js');
         const bot = await gitlab.currentUser();
+        // Jobs run on a worker thread: GitLab calls and garbage collection there never delay
+        // the acknowledgement of a delivery here.
         const server = createWebhookServer({
           ctx: { gitlab, botUserId: bot.id },
           secret,
           projects: opts.project,
+          worker: { url: conn.url, token: conn.token, botUserId: bot.id },
         });
         const url = await server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
         process.stdout.write(`gitops-bot serve: listening on ${url} as ${bot.username}\n`);

@@ -4,9 +4,11 @@
 // commit status, the sticky comments, the branches), so replicas can run side by side.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Worker } from 'node:worker_threads';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { afterMerge, afterPush, type GateContext, gate } from '../gate/gate.js';
+import type { GateContext } from '../gate/gate.js';
 import { log } from '../log.js';
+import { createJobRunner, type JobSpec } from './jobs.js';
 
 export const MAX_BODY = 1024 * 1024;
 const DEDUPE_SIZE = 10_000;
@@ -19,6 +21,8 @@ export interface ServeOptions {
   maxBody?: number;
   /** events handled at once across all MRs (each MR's events stay in order) */
   concurrency?: number;
+  /** run the jobs on a worker thread (serve does; tests may run them in-process) */
+  worker?: { url: string; token: string; botUserId: number };
 }
 
 export interface WebhookServer {
@@ -92,10 +96,13 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
   const maxBody = opts.maxBody ?? MAX_BODY;
   const managed = opts.projects?.length ? new Set(opts.projects.map((p) => p.toLowerCase())) : null;
   const seen = new Map<string, true>();
-  const queues = new Map<string, Promise<void>>();
   let inFlight = 0;
   let drained: Array<() => void> = [];
   let closing = false;
+  const settled = () => {
+    inFlight--;
+    if (inFlight === 0) for (const d of drained.splice(0)) d();
+  };
 
   function remember(key: string): boolean {
     if (seen.has(key)) return false;
@@ -104,42 +111,42 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     return true;
   }
 
-  // A global limit keeps memory and the event loop free for acknowledging deliveries,
-  // however many merge requests have work queued.
-  const limit = opts.concurrency ?? Number(process.env.GITOPS_BOT_CONCURRENCY ?? 4);
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  const slot = async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
-    running++;
-    try {
-      return await fn();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
-
-  function enqueue(job: Job): void {
-    inFlight++;
-    const prev = queues.get(job.key) ?? Promise.resolve();
-    const next = prev
-      .then(() => slot(job.run))
-      .then(
-        () => undefined,
-        (e: Error) => {
-          failures.inc();
-          log.error({ key: job.key, err: e.message }, 'event handling failed');
-        },
-      )
-      .finally(() => {
-        inFlight--;
-        if (queues.get(job.key) === next) queues.delete(job.key);
-        if (inFlight === 0) {
-          for (const d of drained.splice(0)) d();
-        }
-      });
-    queues.set(job.key, next);
+  // A global limit keeps memory bounded however many merge requests have work queued.
+  const concurrency = opts.concurrency ?? 4;
+  let dispatch: (job: JobSpec) => void;
+  let worker: Worker | null = null;
+  if (opts.worker) {
+    worker = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData: { ...opts.worker, concurrency },
+      // Small generations keep the worker's memory down (96 MB old space still fits a 10 MB
+      // manifest, 6.3x its size at peak); its collections no longer
+      // delay acknowledgements, which happen on this thread.
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 96 },
+    });
+    worker.on('message', (m: { type: string; state?: string; kind?: string }) => {
+      if (m.type === 'added') inFlight++;
+      else if (m.type === 'done') settled();
+      else if (m.type === 'verdict') verdicts.inc({ state: m.state });
+      else if (m.type === 'failure') failures.inc();
+      else if (m.type === 'alert') alerts.inc({ kind: m.kind });
+      else if (m.type === 'move') moves.inc();
+    });
+    worker.on('error', (e) => log.error({ err: e.message }, 'worker failed'));
+    worker.unref();
+    dispatch = (job) => {
+      inFlight++;
+      worker!.postMessage(job);
+    };
+  } else {
+    const runner = createJobRunner(ctx, concurrency, {
+      added: () => {
+        inFlight++;
+      },
+      done: settled,
+      verdict: (state) => verdicts.inc({ state }),
+      failure: () => failures.inc(),
+    });
+    dispatch = (job) => runner.enqueue(job);
   }
 
   /** Turns a payload into queued work; returns the outcome label. */
@@ -154,45 +161,22 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
       const a = body.object_attributes ?? {};
       const iid = Number(a.iid);
       if (!Number.isInteger(iid)) return 'invalid';
-      const key = `${project}!${iid}`;
-      if (a.action === 'merge') enqueue({ key, run: () => afterMerge(ctx, project, iid) });
-      else if (a.action === 'close') return 'ignored';
-      else {
-        enqueue({
-          key,
-          run: async () =>
-            verdicts.inc({ state: (await gate(ctx, project, iid, { merge: true })).verdict.state }),
-        });
-      }
+      if (a.action === 'close') return 'ignored';
+      dispatch(a.action === 'merge' ? { type: 'merged', project, iid } : { type: 'gate', project, iid });
       return 'queued';
     }
     if (event === 'Note Hook' && kind === 'note') {
       const note = String(body.object_attributes?.note ?? '').trim();
       const iid = Number(body.merge_request?.iid);
       if (note !== '/gitops-bot recheck' || !Number.isInteger(iid)) return 'ignored';
-      const key = `${project}!${iid}`;
-      enqueue({
-        key,
-        run: async () =>
-          verdicts.inc({ state: (await gate(ctx, project, iid, { merge: true })).verdict.state }),
-      });
+      dispatch({ type: 'gate', project, iid });
       return 'queued';
     }
     if (event === 'Push Hook' && kind === 'push') {
       const ref = String(body.ref ?? '');
       if (!ref.startsWith('refs/heads/')) return 'ignored';
       const branch = ref.slice('refs/heads/'.length);
-      const after = String(body.after ?? '');
-      enqueue({
-        key: `${project}:push:${branch}`,
-        run: async () => {
-          await afterPush(ctx, project, branch, after);
-          // The policy may have changed: evaluate the open MRs again.
-          for (const iid of await ctx.gitlab.openMergeRequests(project)) {
-            enqueue({ key: `${project}!${iid}`, run: () => gate(ctx, project, iid, { merge: true }) });
-          }
-        },
-      });
+      dispatch({ type: 'push', project, branch, after: String(body.after ?? '') });
       return 'queued';
     }
     return 'ignored';
@@ -304,6 +288,7 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
       await new Promise<void>((r) => server.close(() => r()));
       await idle();
       drained = [];
+      await worker?.terminate();
     },
   };
 }

@@ -322,3 +322,66 @@ describe('the approval rules, enforced through webhooks', () => {
     assert.equal(bad.status, 400);
   });
 });
+
+test('gitops-bot serve (the CLI, jobs on a worker thread) evaluates on /gitops-bot recheck', async () => {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+  const child = spawn(process.execPath, [cli, 'serve', '--listen', '127.0.0.1:0', '--project', OPS], {
+    env: {
+      ...process.env,
+      GITLAB_URL: sb.url,
+      GITOPS_BOT_TOKEN: 'gitops-bot-token',
+      GITOPS_BOT_WEBHOOK_SECRET: 'cli-secret',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const url = await new Promise<string>((resolve) => {
+      child.stdout.on('data', (b: Buffer) => {
+        const m = /listening on (\S+) as gitops-bot/.exec(b.toString());
+        if (m) resolve(m[1]);
+      });
+    });
+    const mr = await promoteTo('staging', 'ci-50');
+    const before = await verdictNote(mr.iid);
+    const body = {
+      object_kind: 'note',
+      project: { id: 2, path_with_namespace: OPS },
+      object_attributes: { note: '/gitops-bot recheck', noteable_type: 'MergeRequest' },
+      merge_request: { iid: mr.iid },
+    };
+    // An earlier test approved this MR before its latest push: approve afresh.
+    await op()
+      .MergeRequestApprovals.unapprove(OPS, mr.iid)
+      .catch(() => undefined);
+    await op().MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    const res = await fetch(`${url}/webhook`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        'X-Gitlab-Token': 'cli-secret',
+        'X-Gitlab-Event': 'Note Hook',
+      },
+      body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 202);
+    for (let i = 0; i < 100 && (await statusOf(mr.sha)) !== 'success'; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await statusOf(mr.sha), 'success');
+    assert.notEqual(await verdictNote(mr.iid), before);
+    // The CLI's own metrics prove the verdict came through its worker thread.
+    let metrics = '';
+    for (let i = 0; i < 100; i++) {
+      metrics = await (await fetch(`${url}/metrics`)).text();
+      if (/gitops_bot_gate_verdicts_total\{state="success"\} 1/.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(metrics, /gitops_bot_gate_verdicts_total\{state="success"\} 1/);
+  } finally {
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
