@@ -34,11 +34,6 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-interface Job {
-  key: string;
-  run: () => Promise<unknown>;
-}
-
 function safeEqual(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
   const hb = createHash('sha256').update(b).digest();
