@@ -76,15 +76,7 @@ try {
   });
   out(indent(POLICY));
   out(`   serve: ${serveUrl}/webhook (hook registered on ${OPS}); Argo CD tracks deploy/prod`);
-  const settle = async () => {
-    for (let quiet = 0; quiet < 2; ) {
-      const before = sb.webhooks.deliveries.length;
-      await sb.idle();
-      await server.idle();
-      await new Promise((r) => setTimeout(r, 30));
-      quiet = sb.webhooks.deliveries.length === before ? quiet + 1 : 0;
-    }
-  };
+  const settle = () => sb.settle(server);
 
   step(2, `developer pushes feature/HW-001 to ${APP} and opens a merge request for reviewer`);
   const developer = new Gitlab({ host: sb.url, token: 'developer-token' });
@@ -119,14 +111,18 @@ try {
       `gitops-bot promote --project ${OPS} --file deployment.yml \\\n  --image ${IMAGE} --tag ci-34 --assignee operator --target-branch main`,
     ),
   );
+  // What the app pipeline asks for; step 6 asks again.
+  const request = {
+    project: OPS,
+    files: ['deployment.yml'],
+    image: IMAGE,
+    tag: 'ci-34',
+    assignees: ['operator'],
+    targetBranch: 'main',
+  };
   const result = await promote(
     {
-      project: OPS,
-      files: ['deployment.yml'],
-      image: IMAGE,
-      tag: 'ci-34',
-      assignees: ['operator'],
-      targetBranch: 'main',
+      ...request,
       source: {
         project: APP,
         sha: String(merged.merge_commit_sha),
@@ -160,17 +156,7 @@ try {
   out(indent(note.body.replace(/<!-- gitops-bot:record .* -->\n/, '')));
 
   step(6, 'running the same promotion again changes nothing');
-  const again = await promote(
-    {
-      project: OPS,
-      files: ['deployment.yml'],
-      image: IMAGE,
-      tag: 'ci-34',
-      assignees: ['operator'],
-      targetBranch: 'main',
-    },
-    { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
-  );
+  const again = await promote(request, { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) });
   out(`   -> ${again.action} (${again.reason}), ${again.requests} requests`);
 
   await settle();

@@ -58,6 +58,11 @@ export interface Sandbox {
   requests: RequestLogEntry[];
   /** waits until every webhook delivery has finished */
   idle(): Promise<void>;
+  /**
+   * Waits until the sandbox and the given hook receivers are quiet together: deliveries
+   * done, receivers idle, and no new delivery caused by their work.
+   */
+  settle(...receivers: Array<{ idle(): Promise<void> }>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -308,6 +313,15 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     webhooks,
     requests,
     idle: () => webhooks.idle(),
+    async settle(...receivers) {
+      for (let quiet = 0; quiet < 2; ) {
+        const before = webhooks.deliveries.length;
+        await webhooks.idle();
+        for (const r of receivers) await r.idle();
+        await new Promise((r) => setTimeout(r, 30));
+        quiet = webhooks.deliveries.length === before ? quiet + 1 : 0;
+      }
+    },
     async close() {
       if (closed) return;
       closed = true;

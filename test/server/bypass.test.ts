@@ -32,16 +32,7 @@ let srv: WebhookServer;
 let hookUrl: string;
 const op = () => client(sb, 'operator');
 
-/** Waits until the sandbox has delivered every hook and serve has handled every event. */
-async function settle(): Promise<void> {
-  for (let quiet = 0; quiet < 2; ) {
-    const before = sb.webhooks.deliveries.length;
-    await sb.idle();
-    await srv.idle();
-    await new Promise((r) => setTimeout(r, 30));
-    quiet = sb.webhooks.deliveries.length === before ? quiet + 1 : 0;
-  }
-}
+const settle = () => sb.settle(srv);
 
 async function statusOf(sha: string): Promise<string | undefined> {
   const list = await op().Commits.allStatuses(OPS, sha);
