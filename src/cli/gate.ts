@@ -55,6 +55,10 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
     .description('receive GitLab webhooks: enforce the approval rules, merge, and move deploy_ref')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
     .option('--secret-file <file>', 'file holding the webhook secret (default: $GITOPS_BOT_WEBHOOK_SECRET)')
+    .option(
+      '--signing-token-file <file>',
+      'file holding the hook signing token, whsec_... (default: $GITOPS_BOT_WEBHOOK_SIGNING_TOKEN)',
+    )
     .option('--project <path...>', 'ops projects this bot manages (others are ignored)')
     .option('--register-hook', 'create the project hook in each --project, pointing at --url, and exit')
     .option('--url <url>', 'public URL of this server, for --register-hook (e.g. https://bot.example.com)')
@@ -62,8 +66,12 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
     .addHelpText(
       'after',
       `
-Endpoints: POST /webhook (X-Gitlab-Token checked), GET /healthz, GET /metrics (Prometheus).
+Endpoints: POST /webhook, GET /healthz, GET /metrics (Prometheus).
+Deliveries must carry the secret (X-Gitlab-Token, compared in constant time) and, when a
+signing token is configured, a valid webhook-signature no older than 5 minutes.
 Stateless: every fact lives in GitLab, so several replicas can run side by side.
+SIGTERM/SIGINT: stop taking deliveries (503), finish the work in flight, exit 0.
+--register-hook creates the hook, or updates the one already pointing at --url.
 
 Examples:
   $ GITOPS_BOT_TOKEN=... GITOPS_BOT_WEBHOOK_SECRET=... gitops-bot serve --project root/helloworld-ops
@@ -74,29 +82,41 @@ Examples:
       async (opts: {
         listen: string;
         secretFile?: string;
+        signingTokenFile?: string;
         project?: string[];
         registerHook?: boolean;
         url?: string;
         gitlabUrl?: string;
       }) => {
-        const secret = opts.secretFile
-          ? (
-              await readFile(opts.secretFile, 'utf8').catch(() => {
-                throw new CliError(`--secret-file ${opts.secretFile}: cannot read it`, 2);
-              })
-            ).trim()
-          : process.env.GITOPS_BOT_WEBHOOK_SECRET;
-        if (!secret)
-          throw new CliError('no webhook secret: pass --secret-file or set GITOPS_BOT_WEBHOOK_SECRET', 2);
+        const secret = await secretFrom(opts.secretFile, '--secret-file', 'GITOPS_BOT_WEBHOOK_SECRET');
+        const signingToken = await secretFrom(
+          opts.signingTokenFile,
+          '--signing-token-file',
+          'GITOPS_BOT_WEBHOOK_SIGNING_TOKEN',
+        );
+        if (!secret && !signingToken)
+          throw new CliError(
+            'no webhook secret: pass --secret-file or set GITOPS_BOT_WEBHOOK_SECRET (or a signing token)',
+            2,
+          );
+        if (signingToken) {
+          const { signingKey } = await import('../server/signature.js');
+          try {
+            signingKey(signingToken);
+          } catch (e) {
+            throw new CliError(`signing token: ${(e as Error).message}`, 2);
+          }
+        }
         const conn = connection(opts.gitlabUrl);
         const { GitLabGate } = await import('../gitlab/client.js');
         const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
         if (opts.registerHook) {
           if (!opts.url || !opts.project?.length)
             throw new CliError('--register-hook needs --url and --project', 2);
+          const url = `${opts.url.replace(/\/+$/, '')}/webhook`;
           for (const p of opts.project) {
-            const id = await gitlab.addHook(p, `${opts.url.replace(/\/+$/, '')}/webhook`, secret);
-            process.stdout.write(`hook ${id} added to ${p}\n`);
+            const hook = await gitlab.ensureHook(p, url, { token: secret, signingToken });
+            process.stdout.write(`hook ${hook.id} ${hook.action} in ${p}: ${url}\n`);
           }
           return;
         }
@@ -109,6 +129,7 @@ Examples:
         const server = createWebhookServer({
           ctx: { gitlab, botUserId: bot.id },
           secret,
+          signingToken,
           projects: opts.project,
           worker: { url: conn.url, token: conn.token, botUserId: bot.id },
         });
@@ -133,4 +154,13 @@ Examples:
       const { policyJsonSchema } = await import('../policy/schema.js');
       process.stdout.write(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
     });
+}
+
+/** A secret from a file (trimmed) or else from the environment; never echoed. */
+async function secretFrom(file: string | undefined, flag: string, env: string): Promise<string | undefined> {
+  if (!file) return process.env[env] || undefined;
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw new CliError(`${flag} ${file}: cannot read it`, 2);
+  });
+  return text.trim() || undefined;
 }

@@ -85,7 +85,17 @@ export async function gatherFacts(
     gl.changedPaths(project, mr.iid),
     gl.accessLevels(project),
   ]);
-  const people = await Promise.all(approvals.map((a: Approval) => gl.user(a.user.id)));
+  const groupPaths = [
+    ...new Set(
+      policy && !('error' in policy)
+        ? policy.environments.flatMap((e) => e.approvals.groups ?? []).map((g) => g.toLowerCase())
+        : [],
+    ),
+  ];
+  const [people, groupMembers] = await Promise.all([
+    Promise.all(approvals.map((a: Approval) => gl.user(a.user.id))),
+    Promise.all(groupPaths.map((g) => gl.groupMembers(g))),
+  ]);
   return {
     mr: {
       iid: mr.iid,
@@ -107,6 +117,7 @@ export async function gatherFacts(
       },
       approvedAt: a.approvedAt,
     })),
+    groups: new Map(groupPaths.map((g, i) => [g, groupMembers[i]])),
     accessLevels,
     committers,
     lastPushAt,

@@ -379,6 +379,19 @@ export class GitLabGate extends GitLab {
     return new Map(list.map((m) => [Number(m.id), Number(m.access_level)]));
   }
 
+  /** User ids of a group's members (inherited ones too); null when it cannot be read. */
+  async groupMembers(group: string): Promise<Set<number> | null> {
+    try {
+      const list = (await this.call(`list members of group ${group}`, () =>
+        this.api.GroupMembers.all(group, { includeInherited: true }),
+      )) as Raw[];
+      return new Set(list.map((m) => Number(m.id)));
+    } catch (e) {
+      if (e instanceof GitLabError && (e.status === 404 || e.status === 403)) return null;
+      throw e;
+    }
+  }
+
   async rawFile(project: string, path: string, ref: string): Promise<string | null> {
     try {
       const text = await this.call(`read ${path} at ${ref}`, () =>
@@ -473,17 +486,37 @@ export class GitLabGate extends GitLab {
     return list.map((c) => String(c.note ?? ''));
   }
 
-  async addHook(project: string, url: string, token: string): Promise<number> {
+  /**
+   * The project hook pointing at `url`, created or brought up to date (events, secret,
+   * signing token): re-running `serve --register-hook` never adds a second hook.
+   */
+  async ensureHook(
+    project: string,
+    url: string,
+    secrets: { token?: string; signingToken?: string },
+  ): Promise<{ id: number; action: 'created' | 'updated' }> {
+    const options = {
+      ...(secrets.token ? { token: secrets.token } : {}),
+      ...(secrets.signingToken ? { signingToken: secrets.signingToken } : {}),
+      pushEvents: true,
+      mergeRequestsEvents: true,
+      noteEvents: true,
+      enableSslVerification: url.startsWith('https:'),
+    };
+    const hooks = (await this.call(`list hooks of ${project}`, () =>
+      this.api.ProjectHooks.all(project, { perPage: 100 }),
+    )) as Raw[];
+    const existing = hooks.find((h) => h.url === url);
+    if (existing) {
+      await this.call(`update hook ${existing.id} of ${project}`, () =>
+        this.api.ProjectHooks.edit(project, Number(existing.id), url, options),
+      );
+      return { id: Number(existing.id), action: 'updated' };
+    }
     const h = (await this.call(`add a hook to ${project}`, () =>
-      this.api.ProjectHooks.add(project, url, {
-        token,
-        pushEvents: true,
-        mergeRequestsEvents: true,
-        noteEvents: true,
-        enableSslVerification: url.startsWith('https:'),
-      }),
+      this.api.ProjectHooks.add(project, url, options),
     )) as Raw;
-    return Number(h.id);
+    return { id: Number(h.id), action: 'created' };
   }
 }
 

@@ -25,6 +25,8 @@ export interface Facts {
   /** a policy parse error means "blocked"; null means no policy file */
   policy: Policy | { error: string } | null;
   approvals: Array<{ user: Person; approvedAt: string }>;
+  /** members of the groups the policy names, by lowercase group path; null: unreadable */
+  groups?: Map<string, Set<number> | null>;
   /** access level of each member of the ops project, by user id */
   accessLevels: Map<number, number>;
   /** e-mail addresses and names of the MR's commit authors and committers */
@@ -137,6 +139,18 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
   for (const e of env.escalation) if (kind === e.when) required += e.extra_approvals;
 
   const minLevel = accessLevelNumber(a.min_access_level);
+  const groupMembers = (a.groups ?? []).map((g) => ({ g, members: f.groups?.get(g.toLowerCase()) ?? null }));
+  const unreadable = groupMembers.find((x) => !x.members);
+  if (unreadable)
+    return blocked(
+      `approvals.groups: cannot read group '${unreadable.g}' (missing, or not visible to gitops-bot)`,
+      name,
+    );
+  const restricted = !!(a.users?.length || a.groups?.length);
+  const listed = (user: Person) =>
+    !!a.users?.some((u) => u.toLowerCase() === user.username.toLowerCase()) ||
+    groupMembers.some((x) => x.members!.has(user.id));
+  const eligible = [...(a.users ?? []), ...(a.groups ?? []).map((g) => `members of ${g}`)].join(', ');
   const verdicts: ApprovalVerdict[] = [];
   const seen = new Set<number>();
   for (const { user, approvedAt } of f.approvals) {
@@ -151,9 +165,8 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
     else if (user.id === f.mr.author.id && !a.count_author) reason = 'the author of the merge request';
     else if (user.bot && !a.count_bots) reason = 'a bot user';
     else if (isCommitter && !a.count_committers) reason = 'pushed commits to the merge request';
-    else if (a.users && !a.users.some((u) => u.toLowerCase() === user.username.toLowerCase())) {
-      reason = `not among the approvers of ${name} (${a.users.join(', ')})`;
-    } else if (level < minLevel)
+    else if (restricted && !listed(user)) reason = `not among the approvers of ${name} (${eligible})`;
+    else if (level < minLevel)
       reason = `role too low (${levelName(level)}; needs ${levelName(minLevel)} or higher)`;
     else if (!a.count_before_push && f.lastPushAt && Date.parse(approvedAt) < Date.parse(f.lastPushAt)) {
       reason = 'approved before the latest push';
@@ -161,7 +174,7 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
     verdicts.push({ username: user.username, counted: !reason, reason: reason || 'counted' });
   }
   const counted = verdicts.filter((v) => v.counted).length;
-  const who = a.users?.length ? a.users.join(', ') : `${levelName(minLevel)}s`;
+  const who = restricted ? eligible : `${levelName(minLevel)}s`;
   const blockers: string[] = [];
   if (f.mr.draft) blockers.push('the merge request is a draft');
   const freeze = activeFreeze(env.freeze, f.now);

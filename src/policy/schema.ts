@@ -59,6 +59,10 @@ const environment = z
       .object({
         required: z.number().int().min(0).max(20).default(1).describe('Approvals needed.'),
         users: z.array(z.string().min(1)).optional().describe('Only these usernames count.'),
+        groups: z
+          .array(z.string().min(1))
+          .optional()
+          .describe('Only members of these groups (full path) count; with users, either counts.'),
         min_access_level: accessLevel.default('maintainer'),
         count_author: z.boolean().default(false).describe("Count the MR author's approval."),
         count_committers: z

@@ -627,22 +627,40 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     return entities.hook(h);
   });
 
-  router.on('POST', '/projects/:id/hooks', (ctx) => {
-    const p = project(ctx);
-    core.require(ctx.user, p, AccessLevel.MAINTAINER);
+  // GitLab's signing tokens are Standard Webhooks keys: `whsec_` and 32 bytes in base64.
+  const signingToken = (ctx: Ctx): string | null | undefined => {
+    const t = str(ctx, 'signing_token');
+    if (t === undefined || t === '') return t === '' ? null : undefined;
+    const m = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(t);
+    if (!m || Buffer.from(m[1], 'base64').length !== 32)
+      throw new ApiError(400, { error: 'signing_token must be whsec_ followed by 32 bytes in base64' });
+    return t;
+  };
+  const hookUrl = (ctx: Ctx, required: boolean): string | undefined => {
     const url = str(ctx, 'url');
-    if (!url) throw missing('url');
+    if (!url) {
+      if (required) throw missing('url');
+      return undefined;
+    }
     try {
       const u = new URL(url);
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
     } catch {
       throw new ApiError(422, { error: 'Invalid url given' });
     }
+    return url;
+  };
+
+  router.on('POST', '/projects/:id/hooks', (ctx) => {
+    const p = project(ctx);
+    core.require(ctx.user, p, AccessLevel.MAINTAINER);
+    const url = hookUrl(ctx, true)!;
     const hook = {
       id: store.nextId('hook'),
       projectId: p.id,
       url,
       token: str(ctx, 'token') ?? null,
+      signingToken: signingToken(ctx) ?? null,
       pushEvents: bool(ctx, 'push_events') ?? true,
       mergeRequestsEvents: bool(ctx, 'merge_requests_events') ?? false,
       noteEvents: bool(ctx, 'note_events') ?? false,
@@ -654,6 +672,26 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     store.changed();
     ctx.res.statusCode = 201;
     return entities.hook(hook);
+  });
+
+  router.on('PUT', '/projects/:id/hooks/:hook_id', (ctx) => {
+    const p = project(ctx);
+    core.require(ctx.user, p, AccessLevel.MAINTAINER);
+    const h = store.data.hooks.find((x) => x.projectId === p.id && x.id === Number(ctx.params.hook_id));
+    if (!h) throw notFound('Hook');
+    const url = hookUrl(ctx, false);
+    if (url) h.url = url;
+    const token = str(ctx, 'token');
+    if (token !== undefined) h.token = token || null;
+    const signing = signingToken(ctx);
+    if (signing !== undefined) h.signingToken = signing;
+    h.pushEvents = bool(ctx, 'push_events') ?? h.pushEvents;
+    h.mergeRequestsEvents = bool(ctx, 'merge_requests_events') ?? h.mergeRequestsEvents;
+    h.noteEvents = bool(ctx, 'note_events') ?? h.noteEvents;
+    h.pipelineEvents = bool(ctx, 'pipeline_events') ?? h.pipelineEvents;
+    h.enableSslVerification = bool(ctx, 'enable_ssl_verification') ?? h.enableSslVerification;
+    store.changed();
+    return entities.hook(h);
   });
 
   router.on('DELETE', '/projects/:id/hooks/:hook_id', (ctx) => {

@@ -195,6 +195,8 @@ export class Entities {
       issues_events: false,
       job_events: false,
       enable_ssl_verification: h.enableSslVerification,
+      token_present: !!h.token,
+      signing_token_present: !!h.signingToken,
       created_at: h.createdAt,
       alert_status: 'executable',
     };

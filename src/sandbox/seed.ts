@@ -170,4 +170,17 @@ export async function seed(core: SandboxCore, name: SeedName): Promise<void> {
     { reviewer: DEVELOPER, operator: MAINTAINER, argocd: REPORTER, 'gitops-bot': DEVELOPER },
     'helloworld deployment, service and ingress',
   );
+  // Approval rules can name a group instead of listing users (`approvals.groups`).
+  const operator = core.store.userByName('operator')!;
+  core.store.data.groups = [
+    {
+      id: core.store.nextId('group'),
+      name: 'Operators',
+      path: 'operators',
+      visibility: 'internal',
+      members: { [String(root.id)]: AccessLevel.OWNER, [String(operator.id)]: MAINTAINER },
+      createdAt: new Date().toISOString(),
+    },
+  ];
+  core.store.changed();
 }

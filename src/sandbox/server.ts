@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { registerGroupRoutes } from './api-groups.js';
 import { registerMergeRequestRoutes } from './api-merge-requests.js';
 import { RawBody, registerRepositoryRoutes } from './api-repository.js';
 import { SandboxCore } from './core.js';
@@ -99,6 +100,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const router = new Router();
   registerRepositoryRoutes(router, { core, entities });
   registerMergeRequestRoutes(router, { core, entities });
+  registerGroupRoutes(router, { core, entities });
 
   const requests: RequestLogEntry[] = [];
   const rate = new Map<string, { windowStart: number; count: number }>();

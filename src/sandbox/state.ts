@@ -128,11 +128,24 @@ export interface Hook {
   projectId: number;
   url: string;
   token: string | null;
+  /** Standard Webhooks signing key, `whsec_<base64>`; never shown in API answers */
+  signingToken?: string | null;
   pushEvents: boolean;
   mergeRequestsEvents: boolean;
   noteEvents: boolean;
   pipelineEvents: boolean;
   enableSslVerification: boolean;
+  createdAt: string;
+}
+
+/** A group: only its members matter here (approval rules may name groups). */
+export interface Group {
+  id: number;
+  name: string;
+  path: string;
+  visibility: 'private' | 'internal' | 'public';
+  /** user id → access level */
+  members: Record<string, number>;
   createdAt: string;
 }
 
@@ -162,6 +175,7 @@ export interface StateData {
   hooks: Hook[];
   jobTokens: JobToken[];
   commitComments?: CommitComment[];
+  groups?: Group[];
 }
 
 export function emptyState(): StateData {
@@ -239,6 +253,13 @@ export class Store {
     if (/^\d+$/.test(idOrPath)) return this.data.projects.find((p) => p.id === Number(idOrPath));
     const lower = idOrPath.toLowerCase();
     return this.data.projects.find((p) => `${p.namespace}/${p.path}`.toLowerCase() === lower);
+  }
+
+  group(idOrPath: string): Group | undefined {
+    const groups = this.data.groups ?? [];
+    if (/^\d+$/.test(idOrPath)) return groups.find((g) => g.id === Number(idOrPath));
+    const lower = idOrPath.toLowerCase();
+    return groups.find((g) => g.path.toLowerCase() === lower);
   }
 
   mergeRequest(projectId: number, iid: number): MergeRequest | undefined {

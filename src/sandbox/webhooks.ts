@@ -1,7 +1,7 @@
 // Project hooks: GitLab's headers and payload keys for Push, Merge Request and Note events.
 // Deliveries are asynchronous, as in GitLab (Sidekiq), and logged so that tests can wait for
 // them (`idle()`) and resend one with the same Idempotency-Key, as "Resend request" does.
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { CommitInfo } from './git.js';
 import type { Hook, MergeRequest, Note, Project, Store, User } from './state.js';
 
@@ -101,11 +101,13 @@ export class Webhooks {
       'Idempotency-Key': idempotencyKey,
     };
     if (hook.token) headers['X-Gitlab-Token'] = hook.token;
+    const body = JSON.stringify(payload);
+    if (hook.signingToken) Object.assign(headers, signatureHeaders(hook.signingToken, idempotencyKey, body));
     const started = Date.now();
     const p = fetch(hook.url, {
       method: 'POST',
       headers,
-      body: JSON.stringify(payload),
+      body,
       signal: AbortSignal.timeout(this.timeoutMs),
     })
       .then(async (res) => {
@@ -246,4 +248,19 @@ function repository(project: Record<string, unknown>) {
 function hookUuid(hook: Hook): string {
   const hex = hook.id.toString(16).padStart(12, '0');
   return `00000000-0000-4000-8000-${hex}`;
+}
+
+/**
+ * Standard Webhooks signature headers, as GitLab sends them for a hook with a signing
+ * token: HMAC-SHA256 over `{webhook-id}.{timestamp}.{body}`, keyed with the token's bytes.
+ */
+export function signatureHeaders(
+  signingToken: string,
+  id: string,
+  body: string,
+  timestamp = Math.floor(Date.now() / 1000),
+): Record<string, string> {
+  const key = Buffer.from(signingToken.replace(/^whsec_/, ''), 'base64');
+  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': `v1,${mac}` };
 }

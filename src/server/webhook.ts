@@ -9,13 +9,17 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client
 import type { GateContext } from '../gate/gate.js';
 import { log } from '../log.js';
 import { createJobRunner, type JobSpec } from './jobs.js';
+import { signatureProblem, signingKey } from './signature.js';
 
 export const MAX_BODY = 1024 * 1024;
 const DEDUPE_SIZE = 10_000;
 
 export interface ServeOptions {
   ctx: GateContext;
-  secret: string;
+  /** the hook's secret token (X-Gitlab-Token); at least one of secret and signingToken */
+  secret?: string;
+  /** the hook's signing token (`whsec_…`): deliveries must carry a valid webhook-signature */
+  signingToken?: string;
   /** projects (path or id) this bot manages; events for others are acknowledged and ignored */
   projects?: string[];
   maxBody?: number;
@@ -88,6 +92,8 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
       opts.ctx.onDeployRefMove?.(project, ref, sha);
     },
   };
+  if (!opts.secret && !opts.signingToken) throw new Error('serve needs a webhook secret or a signing token');
+  const key = opts.signingToken ? signingKey(opts.signingToken) : null;
   const maxBody = opts.maxBody ?? MAX_BODY;
   const managed = opts.projects?.length ? new Set(opts.projects.map((p) => p.toLowerCase())) : null;
   const seen = new Map<string, true>();
@@ -187,7 +193,7 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     };
     if (closing) return reply(503, { message: 'shutting down' });
     const token = req.headers['x-gitlab-token'];
-    if (typeof token !== 'string' || !safeEqual(token, opts.secret)) {
+    if (opts.secret && (typeof token !== 'string' || !safeEqual(token, opts.secret))) {
       req.resume();
       return reply(401, { message: 'invalid or missing X-Gitlab-Token' }, 'unknown', 'unauthorized');
     }
@@ -213,10 +219,24 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
       if (!tooBig) chunks.push(chunk as Buffer);
     }
     if (tooBig) return reply(413, { message: `body over ${maxBody} bytes` });
+    const raw = Buffer.concat(chunks);
+    if (key) {
+      const h = req.headers;
+      const problem = signatureProblem(
+        key,
+        {
+          id: h['webhook-id'] as string | undefined,
+          timestamp: h['webhook-timestamp'] as string | undefined,
+          signature: h['webhook-signature'] as string | undefined,
+        },
+        raw,
+      );
+      if (problem) return reply(401, { message: problem }, 'unknown', 'bad signature');
+    }
     // biome-ignore lint/suspicious/noExplicitAny: webhook JSON, read field by field
     let body: Record<string, any>;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      body = JSON.parse(raw.toString('utf8'));
       if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not an object');
     } catch {
       return reply(400, { message: 'invalid JSON' });
@@ -280,6 +300,9 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     async close() {
       // Graceful: stop taking deliveries, finish the work in flight.
       closing = true;
+      // The worker is unref'd while serving; once the listener is closed it would be the
+      // only thing left, and Node would exit with its work unfinished.
+      worker?.ref();
       await new Promise<void>((r) => server.close(() => r()));
       await idle();
       drained = [];

@@ -24,7 +24,11 @@ environments:
   - name: staging
     match: { target_branches: [staging] }
     approvals: { required: 1, min_access_level: developer }
+  - name: grouped
+    match: { target_branches: [grouped] }
+    approvals: { required: 1, users: [someone], groups: [Operators] }
 `);
+const GROUPS = new Map([['operators', new Set([OPERATOR.id])]]);
 
 function facts(over: Partial<Facts> = {}, mr: Partial<Facts['mr']> = {}): Facts {
   return {
@@ -122,6 +126,31 @@ const rows: Array<[string, Facts, { pass: boolean; state: string; summary?: RegE
     'staging: a Developer counts',
     facts({ approvals: [approved(REVIEWER)] }, { targetBranch: 'staging' }),
     { pass: true, state: 'success' },
+  ],
+  [
+    'groups: a member of a listed group counts',
+    facts({ approvals: [approved(OPERATOR)], groups: GROUPS }, { targetBranch: 'grouped' }),
+    { pass: true, state: 'success', summary: /^1\/1 approvals from someone, members of Operators$/ },
+  ],
+  [
+    'groups: a Maintainer outside the listed users and groups does not',
+    facts(
+      { approvals: [approved(OPERATOR)], groups: new Map([['operators', new Set([99])]]) },
+      { targetBranch: 'grouped' },
+    ),
+    {
+      pass: false,
+      state: 'pending',
+      reason: /not among the approvers of grouped \(someone, members of Operators\)/,
+    },
+  ],
+  [
+    'groups: a group the bot cannot read blocks',
+    facts(
+      { approvals: [approved(OPERATOR)], groups: new Map([['operators', null]]) },
+      { targetBranch: 'grouped' },
+    ),
+    { pass: false, state: 'failed', summary: /approvals\.groups: cannot read group 'Operators'/ },
   ],
   [
     'no policy file: a Maintainer counts',

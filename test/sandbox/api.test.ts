@@ -94,6 +94,19 @@ describe('instance, users, projects, members', () => {
     });
     assert.equal(one.access_level, 40);
   });
+
+  test('groups: the story has operators; a private group is a 404 to outsiders', async () => {
+    const members = await ops().GroupMembers.all('operators', { includeInherited: true });
+    assert.deepEqual(members.map((m) => m.username).sort(), ['operator', 'root']);
+    const root = client(sb, 'root');
+    const g = await root.Groups.create('Secret', 'secret', { visibility: 'private' });
+    assert.equal((await failure(ops().Groups.show('secret'))).status, 404);
+    assert.equal((await failure(ops().GroupMembers.all(g.id))).status, 404);
+    await root.GroupMembers.add(g.id, 30, { userId: 3 });
+    assert.equal((await failure(root.GroupMembers.add(g.id, 30, { userId: 3 }))).status, 409);
+    assert.equal((await ops().GroupMembers.all('secret')).length, 2);
+    assert.equal((await failure(ops().Groups.create('x', 'x'))).status, 403);
+  });
 });
 
 describe('repository files and tree', () => {

@@ -25,6 +25,9 @@ environments:
     match: { target_branches: [frozen] }
     approvals: { required: 1, users: [operator] }
     freeze: [{ days: [mon, tue, wed, thu, fri, sat, sun], reason: release freeze }]
+  - name: grouped
+    match: { target_branches: [grouped] }
+    approvals: { required: 1, groups: [operators] }
 `;
 
 let sb: Sandbox;
@@ -71,7 +74,7 @@ before(async () => {
       content: dep.replace(`${IMAGE}:ci-33`, 'ghcr.io/acme/api:1.2.3'),
     },
   ]);
-  for (const b of ['deploy/prod', 'staging', 'frozen']) await o.Branches.create(OPS, b, 'main');
+  for (const b of ['deploy/prod', 'staging', 'frozen', 'grouped']) await o.Branches.create(OPS, b, 'main');
   // Developers (the bot) may merge into main; only gitops-bot may push deploy/prod.
   const protect = (body: object) =>
     fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
@@ -198,6 +201,20 @@ describe('the approval rules, enforced through webhooks', () => {
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
     assert.match(await verdictNote(mr.iid), /1\/2 approvals from operator \(major bump: \+1\)/);
+  });
+
+  test('approvals.groups: a member of the operators group counts, others do not', async () => {
+    const mr = await promoteTo('grouped', 'ci-36');
+    await client(sb, 'reviewer').MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'pending');
+    assert.match(
+      await verdictNote(mr.iid),
+      /@reviewer \| not counted: not among the approvers of grouped \(members of operators\)/,
+    );
+    await op().MergeRequestApprovals.approve(OPS, mr.iid);
+    await settle();
+    assert.equal(await statusOf(mr.sha), 'success');
   });
 
   test('a freeze window blocks even an approved MR', async () => {

@@ -1,0 +1,93 @@
+// REST routes for groups. The sandbox's groups are membership lists: approval rules may
+// name a group (`approvals.groups`), and gitops-bot reads its members. Group membership
+// does not grant access to projects here (no namespaces under groups).
+import type { ApiDeps } from './api-repository.js';
+import { authed } from './api-repository.js';
+import { ApiError, type Ctx, forbidden, int, missing, notFound, Page, type Router, str } from './http.js';
+import { AccessLevel, type Group, type User } from './state.js';
+
+const PATH = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
+
+export function registerGroupRoutes(router: Router, { core, entities }: ApiDeps): void {
+  const store = core.store;
+  const level = (user: User | null, g: Group) =>
+    !user ? AccessLevel.NONE : user.isAdmin ? AccessLevel.ADMIN : (g.members[String(user.id)] ?? 0);
+  // GitLab answers 404 for a private group the caller is not a member of.
+  const group = (ctx: Ctx): Group => {
+    const g = store.group(ctx.params.id);
+    const visible =
+      g &&
+      (g.visibility === 'public' ||
+        (ctx.user && g.visibility === 'internal') ||
+        level(ctx.user, g) >= AccessLevel.GUEST);
+    if (!g || !visible) throw notFound('Group');
+    return g;
+  };
+  const present = (g: Group) => ({
+    id: g.id,
+    name: g.name,
+    path: g.path,
+    full_path: g.path,
+    full_name: g.name,
+    visibility: g.visibility,
+    parent_id: null,
+    web_url: `${core.baseUrl}/groups/${g.path}`,
+    created_at: g.createdAt,
+  });
+
+  router.on('POST', '/groups', (ctx) => {
+    const user = authed(ctx);
+    if (!user.isAdmin) throw forbidden();
+    const name = str(ctx, 'name');
+    const path = str(ctx, 'path');
+    if (!name || !path) throw missing(...(name ? [] : ['name']), ...(path ? [] : ['path']));
+    if (!PATH.test(path)) throw new ApiError(400, { message: { path: ['is invalid'] } });
+    if (store.group(path) || store.data.users.some((u) => u.username.toLowerCase() === path.toLowerCase()))
+      throw new ApiError(400, { message: 'Failed to save group {:path=>["has already been taken"]}' });
+    const visibility = (str(ctx, 'visibility') ?? 'private') as Group['visibility'];
+    if (!['private', 'internal', 'public'].includes(visibility))
+      throw new ApiError(400, { error: 'visibility does not have a valid value' });
+    const g: Group = {
+      id: store.nextId('group'),
+      name,
+      path,
+      visibility,
+      members: { [String(user.id)]: AccessLevel.OWNER },
+      createdAt: new Date().toISOString(),
+    };
+    store.data.groups ??= [];
+    store.data.groups.push(g);
+    store.changed();
+    ctx.res.statusCode = 201;
+    return present(g);
+  });
+
+  router.on('GET', '/groups/:id', (ctx) => present(group(ctx)));
+
+  const members = (g: Group) =>
+    Object.entries(g.members)
+      .map(([id, lvl]) => ({ user: store.user(Number(id)), lvl }))
+      .filter((m): m is { user: User; lvl: number } => !!m.user);
+  for (const path of ['/groups/:id/members', '/groups/:id/members/all']) {
+    router.on('GET', path, (ctx) => new Page(members(group(ctx)).map((m) => entities.member(m.user, m.lvl))));
+  }
+
+  router.on('POST', '/groups/:id/members', (ctx) => {
+    const g = group(ctx);
+    if (level(ctx.user, g) < AccessLevel.OWNER) throw forbidden();
+    const uid = int(ctx, 'user_id');
+    const lvl = int(ctx, 'access_level');
+    if (uid === undefined || lvl === undefined)
+      throw missing(
+        ...(uid === undefined ? ['user_id'] : []),
+        ...(lvl === undefined ? ['access_level'] : []),
+      );
+    const u = store.user(uid);
+    if (!u) throw notFound('User');
+    if (g.members[String(uid)] !== undefined) throw new ApiError(409, { message: 'Member already exists' });
+    g.members[String(uid)] = lvl;
+    store.changed();
+    ctx.res.statusCode = 201;
+    return entities.member(u, lvl);
+  });
+}
