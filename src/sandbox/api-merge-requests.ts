@@ -288,7 +288,7 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
   router.on('GET', '/projects/:id/merge_requests/:iid/commits', async (ctx) => {
     const { p, mr } = findMr(ctx);
     const v = mr.versions[0];
-    const commits = v ? await core.repo(p).log([`${v.baseCommitSha}..${mr.sha}`]) : [];
+    const commits = v ? await core.repo(p).logRange(v.baseCommitSha, mr.sha) : [];
     return new Page(commits.map((c) => entities.commit(p, c)));
   });
 

@@ -351,7 +351,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     if (!fromSha || !toSha) throw notFound('Ref');
     const straight = bool(ctx, 'straight') ?? false;
     const base = straight ? fromSha : ((await repo.mergeBase(fromSha, toSha)) ?? fromSha);
-    const commits = await repo.log([`${base}..${toSha}`]);
+    const commits = await repo.logRange(base, toSha);
     const diffs = await repo.diff(base, toSha);
     const head = commits[0] ?? null;
     return {

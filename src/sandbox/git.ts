@@ -326,6 +326,7 @@ export class Repo {
   // `git log -1 -- path` is the expensive part of a file read; commits are immutable, so
   // the answer for (commit, path) never changes.
   private readonly lastCommitCache = new Map<string, string | null>();
+  private readonly diffCache = new Map<string, FileDiff[]>();
   // Commits this process built: their parent and changed paths answer `lastCommitFor`
   // without running `git log`.
   private readonly built = new Map<string, { parent: string | null; changed: Set<string> }>();
@@ -405,6 +406,22 @@ export class Repo {
     const id = await this.resolve(sha);
     const obj = id ? await this.reader.read(id) : null;
     return obj?.type === 'commit' ? parseCommitObject(obj.oid, obj.content.toString('utf8')) : null;
+  }
+
+  /**
+   * `git log A..B` without a process for the common case: B descends from A through
+   * single-parent commits (a bot's branch, most MRs). Anything else asks git.
+   */
+  async logRange(base: string, head: string): Promise<CommitInfo[]> {
+    const out: CommitInfo[] = [];
+    let at = head;
+    while (at !== base && out.length < 200) {
+      const c = await this.commit(at);
+      if (c?.parentIds.length !== 1) return this.log([`${base}..${head}`]);
+      out.push(c);
+      at = c.parentIds[0];
+    }
+    return at === base ? out : this.log([`${base}..${head}`]);
   }
 
   async log(
@@ -620,19 +637,44 @@ export class Repo {
     return r.code === 0 ? r.stdout.toString('utf8').split('\n')[0].trim() : null;
   }
 
+  /**
+   * The changes between two commits, as GitLab's diffs: one `git diff --patch-with-raw`
+   * (the raw records name the files, the patch gives each one's hunks). Answers for two
+   * commit ids are cached: they can never change.
+   */
   async diff(from: string, to: string): Promise<FileDiff[]> {
-    const raw = (await this.run(['diff', '--raw', '-z', '-M', '--no-abbrev', from, to])).stdout.toString(
-      'utf8',
-    );
-    const fields = raw.split('\0');
+    const key = `${from}..${to}`;
+    const immutable = /^[0-9a-f]{40}$/.test(from) && /^[0-9a-f]{40}$/.test(to);
+    const cached = immutable ? this.diffCache.get(key) : undefined;
+    if (cached) return cached;
+    const out = (
+      await this.run([
+        '-c',
+        'core.quotePath=false',
+        'diff',
+        '--patch-with-raw',
+        '-z',
+        '-M',
+        '--no-abbrev',
+        '--no-color',
+        '--no-ext-diff',
+        from,
+        to,
+      ])
+    ).stdout.toString('utf8');
     const entries: Array<Omit<FileDiff, 'diff'>> = [];
-    for (let i = 0; i < fields.length - 1; ) {
-      const meta = fields[i++];
-      if (!meta.startsWith(':')) continue;
-      const [aMode, bMode, , , status] = meta.slice(1).split(' ');
+    let pos = 0;
+    const field = () => {
+      const end = out.indexOf('\0', pos);
+      const f = out.slice(pos, end < 0 ? out.length : end);
+      pos = end < 0 ? out.length : end + 1;
+      return f;
+    };
+    while (out[pos] === ':') {
+      const [aMode, bMode, , , status] = field().slice(1).split(' ');
       const renamed = status.startsWith('R') || status.startsWith('C');
-      const oldPath = fields[i++];
-      const newPath = renamed ? fields[i++] : oldPath;
+      const oldPath = field();
+      const newPath = renamed ? field() : oldPath;
       entries.push({
         oldPath,
         newPath,
@@ -643,16 +685,21 @@ export class Repo {
         renamedFile: status.startsWith('R'),
       });
     }
-    if (!entries.length) return [];
-    const patch = (
-      await this.run(['-c', 'core.quotePath=false', 'diff', '--no-color', '--no-ext-diff', '-M', from, to])
-    ).stdout.toString('utf8');
-    const sections = patch.split(/^diff --git .*$\n?/m).slice(1);
-    return entries.map((e, i) => {
+    // A NUL separates the raw records from the patch.
+    const sections = out
+      .slice(pos + 1)
+      .split(/^diff --git .*$\n?/m)
+      .slice(1);
+    const diffs = entries.map((e, i) => {
       const section = sections[i] ?? '';
       const hunk = section.search(/^(@@|Binary files)/m);
       return { ...e, diff: hunk >= 0 ? section.slice(hunk) : '' };
     });
+    if (immutable) {
+      if (this.diffCache.size >= 500) this.diffCache.delete(this.diffCache.keys().next().value as string);
+      this.diffCache.set(key, diffs);
+    }
+    return diffs;
   }
 }
 

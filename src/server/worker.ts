@@ -1,5 +1,7 @@
 // The worker thread of `gitops-bot serve`: runs the jobs, so that GitLab calls, YAML and
 // garbage collection never delay the acknowledgement of a delivery on the main thread.
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { GitLabGate } from '../gitlab/client.js';
 import { createJobRunner, type JobSpec } from './jobs.js';
@@ -9,6 +11,16 @@ export interface WorkerInit {
   token: string;
   botUserId: number;
   concurrency: number;
+}
+
+// Acknowledgements are the latency-critical part; jobs can wait a few milliseconds. On
+// Linux a thread has its own nice value: lower this one's priority so that, on a busy
+// machine, the main thread gets the CPU first. (Elsewhere this is skipped.)
+try {
+  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  if (tid > 0) setPriority(tid, 10);
+} catch {
+  // not Linux, or not allowed: run at the process's priority
 }
 
 const init = workerData as WorkerInit;
