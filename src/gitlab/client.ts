@@ -2,6 +2,9 @@
 // is one HTTP request (lists are capped at one page), so `requests` is an exact count and
 // the request budget of a promotion can be read off the code.
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
+import { log } from '../log.js';
+import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from './retry.js';
+import { requesterFn } from './transport.js';
 
 export class GitLabError extends Error {
   override name = 'GitLabError';
@@ -54,8 +57,11 @@ export interface CommitAction {
 export interface GitLabOptions {
   url: string;
   token: string;
-  /** per-request timeout, ms */
+  /** per-request timeout, ms (default 30 s) */
   timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** told about each retry (the CLI prints them as progress) */
+  onRetry?: (what: string, info: { attempt: number; delayMs: number; reason: string }) => void;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: GitLab JSON, read field by field at this boundary
@@ -83,9 +89,12 @@ function toMergeRequest(m: Raw): MergeRequest {
 // globs with picomatch on every request, a measurable cost in `serve`, and it cannot honour
 // GitLab's Retry-After anyway; 429s are GitLab's to send and ours to handle.
 export class GitLab {
-  /** HTTP requests made so far */
+  /** HTTP requests made so far (each attempt counts) */
   requests = 0;
+  /** attempts repeated after a retryable failure */
+  retries = 0;
   protected readonly api: InstanceType<typeof Gitlab<false>>;
+  private readonly policy: RetryPolicy;
 
   constructor(readonly opts: GitLabOptions) {
     this.api = new Gitlab({
@@ -93,14 +102,32 @@ export class GitLab {
       token: opts.token,
       queryTimeout: opts.timeoutMs ?? 30_000,
       rateLimits: {},
-    });
+      requesterFn,
+    } as never);
+    this.policy = { ...DEFAULT_RETRY, ...opts.retry };
   }
 
-  /** Counts the request and turns gitbeaker's errors into GitLabError with a message for people. */
-  protected async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    this.requests++;
+  /**
+   * One GitLab call under the retry policy; turns gitbeaker's errors into GitLabError with
+   * a message for people. Reads are `safe` to repeat; every write says how (see retry.ts).
+   */
+  protected async call<T>(what: string, fn: () => Promise<T>, repeat: Repeat<T> = 'safe'): Promise<T> {
     try {
-      return await fn();
+      return await withRetry(
+        () => {
+          this.requests++;
+          return fn();
+        },
+        repeat,
+        this.policy,
+        {
+          onRetry: (info) => {
+            this.retries++;
+            log.warn({ call: what, ...info }, 'GitLab call failed; retrying');
+            this.opts.onRetry?.(what, info);
+          },
+        },
+      );
     } catch (e) {
       throw toGitLabError(what, e);
     }
@@ -178,10 +205,41 @@ export class GitLab {
     actions: CommitAction[],
     opts: { startBranch?: string; force?: boolean },
   ): Promise<string> {
-    const c = (await this.call(`commit to ${branch} of ${project}`, () =>
-      this.api.Commits.create(project, branch, message, actions, { ...opts, stats: false } as never),
+    const c = (await this.call(
+      `commit to ${branch} of ${project}`,
+      () => this.api.Commits.create(project, branch, message, actions, { ...opts, stats: false } as never),
+      {
+        // Landed if the branch head is this message on top of the start branch's head.
+        check: async () => {
+          const head = await this.commitInfo(project, branch);
+          if (!head || head.message.trim() !== message.trim()) return undefined;
+          if (opts.startBranch) {
+            const base = await this.commitInfo(project, opts.startBranch);
+            if (!base || head.parentIds[0] !== base.id) return undefined;
+          }
+          return { id: head.id } as Raw;
+        },
+      },
     )) as Raw;
     return String(c.id);
+  }
+
+  /** A commit's id, message and parents; null when the ref does not exist. */
+  async commitInfo(
+    project: string,
+    ref: string,
+  ): Promise<{ id: string; message: string; parentIds: string[] } | null> {
+    try {
+      const c = (await this.call(`read commit ${ref}`, () => this.api.Commits.show(project, ref))) as Raw;
+      return {
+        id: String(c.id),
+        message: String(c.message ?? ''),
+        parentIds: (c.parent_ids ?? []).map(String),
+      };
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404) return null;
+      throw e;
+    }
   }
 
   async createMergeRequest(
@@ -196,16 +254,25 @@ export class GitLab {
       labels: string[];
     },
   ): Promise<MergeRequest> {
-    const m = (await this.call(`open a merge request in ${project}`, () =>
-      this.api.MergeRequests.create(project, mr.sourceBranch, mr.targetBranch, mr.title, {
-        description: mr.description,
-        assigneeIds: mr.assigneeIds,
-        reviewerIds: mr.reviewerIds,
-        labels: mr.labels.join(','),
-        removeSourceBranch: true,
-      }),
+    const m = (await this.call(
+      `open a merge request in ${project}`,
+      () =>
+        this.api.MergeRequests.create(project, mr.sourceBranch, mr.targetBranch, mr.title, {
+          description: mr.description,
+          assigneeIds: mr.assigneeIds,
+          reviewerIds: mr.reviewerIds,
+          labels: mr.labels.join(','),
+          removeSourceBranch: true,
+        }),
+      {
+        // GitLab allows one open MR per source and target branch: if it is there, it is ours.
+        check: async () => {
+          const open = await this.openMergeRequest(project, mr.sourceBranch);
+          return open && open.targetBranch === mr.targetBranch ? (open as unknown as Raw) : undefined;
+        },
+      },
     )) as Raw;
-    return toMergeRequest(m);
+    return 'web_url' in m ? toMergeRequest(m) : (m as unknown as MergeRequest);
   }
 
   async updateMergeRequest(
@@ -249,8 +316,16 @@ export class GitLab {
   }
 
   async createNote(project: string, iid: number, body: string): Promise<number> {
-    const n = (await this.call(`comment on !${iid}`, () =>
-      this.api.MergeRequestNotes.create(project, iid, body),
+    const n = (await this.call(
+      `comment on !${iid}`,
+      () => this.api.MergeRequestNotes.create(project, iid, body),
+      {
+        // The bot's comments carry a marker and the commit they describe: an equal body is ours.
+        check: async () => {
+          const found = (await this.notes(project, iid)).find((x) => x.body === body);
+          return found ? ({ id: found.id } as Raw) : undefined;
+        },
+      },
     )) as Raw;
     return Number(n.id);
   }
@@ -412,18 +487,33 @@ export class GitLabGate extends GitLab {
     state: string,
     opts: { name: string; description: string; targetUrl?: string },
   ) {
-    await this.call(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
-      this.api.Commits.editStatus(project, sha, state as never, {
-        name: opts.name,
-        description: opts.description.slice(0, 255),
-        ...(opts.targetUrl ? { targetUrl: opts.targetUrl } : {}),
-      }),
-    );
+    try {
+      await this.call(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
+        this.api.Commits.editStatus(project, sha, state as never, {
+          name: opts.name,
+          description: opts.description.slice(0, 255),
+          ...(opts.targetUrl ? { targetUrl: opts.targetUrl } : {}),
+        }),
+      );
+    } catch (e) {
+      // GitLab refuses pending -> pending and running -> running ("Cannot transition status
+      // via :enqueue from :pending"): the status already says so, which is what we wanted.
+      if (e instanceof GitLabError && e.status === 400 && /Cannot transition status/.test(e.gitlabMessage))
+        return;
+      throw e;
+    }
   }
 
   async merge(project: string, iid: number, sha: string): Promise<MergeRequestDetail> {
-    await this.call(`merge !${iid}`, () =>
-      this.api.MergeRequests.merge(project, iid, { sha, shouldRemoveSourceBranch: true }),
+    await this.call(
+      `merge !${iid}`,
+      () => this.api.MergeRequests.merge(project, iid, { sha, shouldRemoveSourceBranch: true }),
+      {
+        check: async () => {
+          const now = await this.mergeRequest(project, iid);
+          return now.state === 'merged' ? ({} as never) : undefined;
+        },
+      },
     );
     return this.mergeRequest(project, iid);
   }
@@ -474,8 +564,13 @@ export class GitLabGate extends GitLab {
   }
 
   async commitComment(project: string, sha: string, note: string): Promise<void> {
-    await this.call(`comment on ${sha.slice(0, 8)}`, () =>
-      this.api.Commits.createComment(project, sha, note),
+    await this.call(
+      `comment on ${sha.slice(0, 8)}`,
+      () => this.api.Commits.createComment(project, sha, note),
+      {
+        check: async () =>
+          (await this.commitComments(project, sha)).includes(note) ? ({} as never) : undefined,
+      },
     );
   }
 
@@ -513,8 +608,13 @@ export class GitLabGate extends GitLab {
       );
       return { id: Number(existing.id), action: 'updated' };
     }
-    const h = (await this.call(`add a hook to ${project}`, () =>
-      this.api.ProjectHooks.add(project, url, options),
+    const h = (await this.call(
+      `add a hook to ${project}`,
+      () => this.api.ProjectHooks.add(project, url, options),
+      {
+        check: async () =>
+          ((await this.api.ProjectHooks.all(project, { perPage: 100 })) as Raw[]).find((x) => x.url === url),
+      },
     )) as Raw;
     return { id: Number(h.id), action: 'created' };
   }

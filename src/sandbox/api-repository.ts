@@ -565,6 +565,12 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     let status = store.data.statuses.find(
       (s) => s.projectId === p.id && s.sha === sha && s.name === name && s.ref === refName,
     );
+    // GitLab finds a pending or running status of the same name and moves it through its
+    // state machine; the same state again is an invalid transition (400).
+    if (status && status.state === state && (state === 'pending' || state === 'running')) {
+      const event = state === 'pending' ? 'enqueue' : 'run';
+      throw new ApiError(400, { message: `Cannot transition status via :${event} from :${state}` });
+    }
     if (status) {
       Object.assign(status, { state, targetUrl, description, authorId: user.id, finishedAt: finished });
     } else {

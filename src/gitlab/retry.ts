@@ -1,0 +1,141 @@
+// The retry policy for GitLab calls. Retried: 429 (after Retry-After or RateLimit-Reset),
+// 500/502/503/504, connection resets and timeouts; with exponential backoff and full
+// jitter, under a total time budget. A write that is not idempotent is repeated only when
+// it certainly did not happen (429, connection refused) or after a check found no trace of
+// it: a 502 or a reset can come after GitLab committed the change.
+import { GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/requester-utils';
+
+export interface RetryPolicy {
+  /** attempts in all, the first included */
+  attempts: number;
+  /** no retry starts after this much time since the first attempt, ms */
+  budgetMs: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 6,
+  budgetMs: 60_000,
+  baseDelayMs: 250,
+  maxDelayMs: 10_000,
+};
+
+/** How a call may be repeated. */
+export type Repeat<T> =
+  /** reads, and writes that are idempotent (PUT of the same values) */
+  | 'safe'
+  /** a write with no way to check it: repeated only when it certainly did not happen */
+  | 'unsafe'
+  /** a write and its check: the check returns what the write would have, when it happened */
+  | { check: () => Promise<T | undefined> };
+
+export interface Failure {
+  status: number;
+  retryable: boolean;
+  /** the request never reached GitLab's application (or GitLab refused it before acting) */
+  notApplied: boolean;
+  /** what the server asked us to wait, ms */
+  waitMs: number | null;
+  reason: string;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+export function classify(e: unknown, now = Date.now()): Failure {
+  if (e instanceof GitbeakerTimeoutError)
+    return { status: 0, retryable: true, notApplied: false, waitMs: null, reason: 'timeout' };
+  if (e instanceof GitbeakerRequestError) {
+    const response = (e.cause as { response?: Response } | undefined)?.response;
+    const status = response?.status ?? 0;
+    if (status === 429) {
+      return {
+        status,
+        retryable: true,
+        notApplied: true,
+        waitMs: serverWait(response!.headers, now),
+        reason: '429',
+      };
+    }
+    if ([500, 502, 503, 504].includes(status))
+      return { status, retryable: true, notApplied: false, waitMs: null, reason: String(status) };
+    return { status, retryable: false, notApplied: true, waitMs: null, reason: String(status) };
+  }
+  // undici: TypeError('fetch failed') with the socket error as its cause
+  const cause = (e as { cause?: { code?: string } })?.cause;
+  const code = cause?.code ?? (e as { code?: string })?.code;
+  if (code && NETWORK_CODES.has(code))
+    return { status: 0, retryable: true, notApplied: code === 'ECONNREFUSED', waitMs: null, reason: code };
+  if (e instanceof TypeError && /fetch failed|terminated|other side closed/i.test(e.message))
+    return { status: 0, retryable: true, notApplied: false, waitMs: null, reason: 'connection lost' };
+  return { status: 0, retryable: false, notApplied: false, waitMs: null, reason: 'error' };
+}
+
+/** Retry-After (seconds or an HTTP date), else RateLimit-Reset (unix time), in ms. */
+export function serverWait(h: Headers, now = Date.now()): number | null {
+  const after = h.get('retry-after');
+  if (after) {
+    if (/^\d+$/.test(after.trim())) return Number(after) * 1000;
+    const at = Date.parse(after);
+    if (!Number.isNaN(at)) return Math.max(0, at - now);
+  }
+  const reset = h.get('ratelimit-reset');
+  if (reset && /^\d+$/.test(reset.trim())) return Math.max(0, Number(reset) * 1000 - now);
+  return null;
+}
+
+export function backoff(attempt: number, p: RetryPolicy, random = Math.random): number {
+  // full jitter: uniformly between half and all of the exponential step
+  const step = Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** attempt);
+  return Math.round(step / 2 + (random() * step) / 2);
+}
+
+export interface RetryHooks {
+  onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Runs `fn` under the policy. Throws the last error when it cannot be retried, when the
+ * attempts or the budget run out, or when the server asks for a wait beyond the budget.
+ */
+export async function withRetry<T>(
+  fn: () => Promise<T>,
+  repeat: Repeat<T>,
+  policy: RetryPolicy,
+  hooks: RetryHooks = {},
+): Promise<T> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const f = classify(e);
+      if (!f.retryable || attempt + 1 >= policy.attempts) throw e;
+      if (!f.notApplied && repeat !== 'safe') {
+        if (repeat === 'unsafe') throw e;
+        // It may have happened: look before doing it again.
+        // (the check's own calls retry under the same policy)
+        const found = await repeat.check();
+        if (found !== undefined) return found;
+      }
+      const delay = f.waitMs ?? backoff(attempt, policy);
+      if (Date.now() - started + delay > policy.budgetMs) throw e;
+      hooks.onRetry?.({ attempt: attempt + 1, delayMs: delay, reason: f.reason });
+      await (hooks.sleep ?? sleep)(delay);
+    }
+  }
+}
