@@ -10,6 +10,10 @@ export function registerSandbox(program: Command): void {
     .option('--data <dir>', 'keep state in DIR across restarts (default: a temporary folder removed on exit)')
     .option('--seed <name>', 'initial content when DIR is new: story | empty', 'story')
     .option('--rate-limit <n>', 'answer 429 after N requests per minute per user (default: headers only)')
+    .option(
+      '--faults <spec>',
+      'turn a seeded share of API answers into faults, e.g. rate=0.2,seed=7 or rate=0.2,kinds=503,429,reset',
+    )
     .addHelpText(
       'after',
       `
@@ -25,12 +29,26 @@ Examples:
   $ curl -H 'PRIVATE-TOKEN: operator-token' http://127.0.0.1:8929/api/v4/projects/root%2Fhelloworld-ops
   $ git clone http://oauth2:reviewer-token@127.0.0.1:8929/root/helloworld-ops.git
 
-Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log.
+Faults (--faults): rate=R (0-1), seed=N, kinds=K,K,... (default all of 500, 502, 503,
+429, slow, reset, drop-after-write), slow_ms=MS (default 1000), retry_after=S (default 1).
+drop-after-write performs a write and then closes the connection without an answer.
+  $ gitops-bot sandbox --port 0 --faults rate=0.2,seed=7
+  $ gitops-bot sandbox --faults rate=0.1,kinds=503,429,drop-after-write
+
+Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log, and
+/-/sandbox/faults (GET) counts the faults injected.
 `,
     )
     .action(
       async (
-        opts: { host: string; port: string; data?: string; seed: string; rateLimit?: string },
+        opts: {
+          host: string;
+          port: string;
+          data?: string;
+          seed: string;
+          rateLimit?: string;
+          faults?: string;
+        },
         cmd: Command,
       ) => {
         const port = Number(opts.port);
@@ -45,6 +63,15 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
           throw new CliError(`--rate-limit: '${opts.rateLimit}' is not a positive integer`, ExitCode.USAGE);
         }
         const explicitHost = cmd.getOptionValueSource('host') === 'cli';
+        let faults: import('../sandbox/faults.js').FaultSpec | undefined;
+        if (opts.faults !== undefined) {
+          const { parseFaults } = await import('../sandbox/faults.js');
+          try {
+            faults = parseFaults(opts.faults);
+          } catch (e) {
+            throw new CliError((e as Error).message, ExitCode.USAGE);
+          }
+        }
         const { startSandbox } = await import('../sandbox/index.js');
         const sandbox = await startSandbox({
           host: opts.host,
@@ -53,6 +80,7 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
           seed: opts.seed,
           allowNonLoopback: explicitHost,
           rateLimit,
+          faults,
         });
         const out = process.stdout;
         out.write(`sandbox ready: ${sandbox.url}\n`);
@@ -60,6 +88,8 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
         out.write(`\n${'user'.padEnd(width)}  token\n`);
         for (const u of sandbox.users)
           out.write(`${u.username.padEnd(width)}  ${u.token}${u.admin ? '  (admin)' : ''}\n`);
+        if (faults)
+          out.write(`faults: rate=${faults.rate} seed=${faults.seed} kinds=${faults.kinds.join(',')}\n`);
         out.write(
           `\ndata: ${opts.data ? sandbox.dataDir : `${sandbox.dataDir} (temporary, removed on exit)`}\n`,
         );

@@ -330,6 +330,26 @@ export class GitLab {
     return Number(n.id);
   }
 
+  /** The head commit of a merge request. */
+  async mergeRequestHead(project: string, iid: number): Promise<string> {
+    const m = (await this.call(`read !${iid} of ${project}`, () =>
+      this.api.MergeRequests.show(project, iid),
+    )) as Raw;
+    return String(m.sha);
+  }
+
+  /** Deletes a note; one already gone is fine (another run deleted it). */
+  async deleteNote(project: string, iid: number, noteId: number): Promise<void> {
+    try {
+      await this.call(`delete a comment on !${iid}`, () =>
+        this.api.MergeRequestNotes.remove(project, iid, noteId),
+      );
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404) return;
+      throw e;
+    }
+  }
+
   async updateNote(project: string, iid: number, noteId: number, body: string): Promise<void> {
     await this.call(`edit the comment on !${iid}`, () =>
       this.api.MergeRequestNotes.edit(project, iid, noteId, { body }),

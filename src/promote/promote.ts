@@ -296,7 +296,12 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
       if (mr.userNotesCount === 0 && !req.dryRun) {
         // A run that stopped between opening the MR and commenting: finish its work.
         say(`adding the missing diff comment to !${mr.iid}`);
-        await gl.createNote(project, mr.iid, diffComment({ ...plan.record, commit: mr.sha }, plan.diffs));
+        await createDiffComment(
+          gl,
+          project,
+          mr.iid,
+          diffComment({ ...plan.record, commit: mr.sha }, plan.diffs),
+        );
       }
       say(`!${mr.iid} already proposes ${req.image}:${req.tag ?? req.digest}: ${mr.webUrl}`);
       return result('noop', 'already proposed', { mr: mrRef, commit: mr.sha, changes: plan.changes });
@@ -378,7 +383,7 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
       }
       say(`opened !${created.iid}: ${created.webUrl}`);
       if (created.sha !== commit) continue; // someone committed after us: look again
-      await gl.createNote(project, created.iid, comment);
+      await createDiffComment(gl, project, created.iid, comment);
       say(`commented the diff on !${created.iid}`);
       return result('created', 'opened a merge request', {
         mr: { iid: created.iid, url: created.webUrl },
@@ -405,8 +410,8 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
         mr: mrRef,
       });
     }
-    if (sticky) await gl.updateNote(project, mr.iid, sticky.id, comment);
-    else await gl.createNote(project, mr.iid, comment);
+    if (sticky) await updateDiffComment(gl, project, mr.iid, sticky.id, comment);
+    else await createDiffComment(gl, project, mr.iid, comment);
     const updated = await gl.updateMergeRequest(project, mr.iid, {
       title,
       description,
@@ -430,6 +435,37 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
 }
 
 /** The record with the newer tag (the branch's when they cannot be ordered). */
+/**
+ * Posts the diff comment, then makes sure it is the only one. Two runs that each found no
+ * comment (the creator of the MR, and a run that came in before the creator commented)
+ * both post one; GitLab cannot refuse the second. Every run that posts applies the same
+ * rule, so they agree: the oldest comment stays, and takes the text of the comment that
+ * describes the MR's head, if another one does. One read more when a comment is created,
+ * two more when there was a duplicate.
+ */
+async function createDiffComment(gl: GitLab, project: string, iid: number, body: string): Promise<void> {
+  await gl.createNote(project, iid, body);
+  const comments = (await gl.notes(project, iid))
+    .filter((n) => isDiffComment(n.body))
+    .sort((a, b) => a.id - b.id);
+  if (comments.length < 2) return;
+  const [keep, ...extra] = comments;
+  const head = await gl.mergeRequestHead(project, iid);
+  const current = comments.find((c) => readRecordComment(c.body)?.commit === head);
+  if (current && current !== keep) await gl.updateNote(project, iid, keep.id, current.body);
+  for (const c of extra) await gl.deleteNote(project, iid, c.id);
+}
+
+/** Updates the diff comment; when a racing run deleted it as a duplicate, posts it again. */
+async function updateDiffComment(gl: GitLab, project: string, iid: number, noteId: number, body: string) {
+  try {
+    await gl.updateNote(project, iid, noteId, body);
+  } catch (e) {
+    if (!(e instanceof GitLabError && e.status === 404)) throw e;
+    await createDiffComment(gl, project, iid, body);
+  }
+}
+
 function newest(onBranch: PromotionRecord | null, described: PromotionRecord | null): PromotionRecord | null {
   if (!onBranch || !described) return onBranch ?? described;
   if (onBranch.tag && described.tag && described.image === onBranch.image) {
@@ -438,7 +474,15 @@ function newest(onBranch: PromotionRecord | null, described: PromotionRecord | n
   return onBranch;
 }
 
+/** The largest manifest promote edits: far above real ones, and it bounds memory in serve. */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
 function decodeText(path: string, content: Buffer): string {
+  if (content.length > MAX_MANIFEST_BYTES)
+    throw new PromoteError(
+      `${path}: ${content.length} bytes is over the ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB limit for a manifest`,
+      PromoteExit.INVALID_YAML,
+    );
   if (content.includes(0)) throw new PromoteError(`${path}: binary file, not YAML`, PromoteExit.INVALID_YAML);
   const text = content.toString('utf8');
   if (!Buffer.from(text, 'utf8').equals(content)) {
@@ -537,8 +581,8 @@ async function reconcile(
   const notes = await gl.notes(req.project, mr.iid);
   const sticky = notes.find((n) => isDiffComment(n.body));
   const body = diffComment(withCommit, plan.diffs);
-  if (sticky) await gl.updateNote(req.project, mr.iid, sticky.id, body);
-  else await gl.createNote(req.project, mr.iid, body);
+  if (sticky) await updateDiffComment(gl, req.project, mr.iid, sticky.id, body);
+  else await createDiffComment(gl, req.project, mr.iid, body);
   await gl.updateMergeRequest(req.project, mr.iid, {
     title: mrTitle(withCommit),
     description: mrDescription(withCommit, gl.opts.url),

@@ -11,6 +11,7 @@ import { registerMergeRequestRoutes } from './api-merge-requests.js';
 import { RawBody, registerRepositoryRoutes } from './api-repository.js';
 import { SandboxCore } from './core.js';
 import { Entities } from './entities.js';
+import { FaultInjector, type FaultSpec, parseFaults } from './faults.js';
 import { handleGit, isGitRequest } from './git-http.js';
 import {
   ApiError,
@@ -38,6 +39,8 @@ export interface SandboxOptions {
   allowNonLoopback?: boolean;
   /** requests per minute per user before 429 (default: unlimited, headers only) */
   rateLimit?: number;
+  /** inject faults into API answers (see faults.ts), e.g. `rate=0.2,seed=7` */
+  faults?: string | FaultSpec;
 }
 
 export interface RequestLogEntry {
@@ -57,6 +60,10 @@ export interface Sandbox {
   core: SandboxCore;
   webhooks: Webhooks;
   requests: RequestLogEntry[];
+  /** faults injected so far, by kind */
+  faults(): Record<string, number>;
+  /** change the fault injection while running (null: none) */
+  setFaults(spec: string | FaultSpec | null): void;
   /** waits until every webhook delivery has finished */
   idle(): Promise<void>;
   /**
@@ -104,6 +111,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   const requests: RequestLogEntry[] = [];
   const rate = new Map<string, { windowStart: number; count: number }>();
+  let injector: FaultInjector | null = null;
+  const setFaults = (spec: string | FaultSpec | null | undefined) => {
+    injector = spec ? new FaultInjector(typeof spec === 'string' ? parseFaults(spec) : spec) : null;
+  };
+  setFaults(opts.faults);
 
   const server: Server = createServer((req, res) => {
     const started = performance.now();
@@ -195,6 +207,36 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   ) {
     const method = req.method ?? 'GET';
     const segments = url.pathname.slice('/api/v4'.length).split('/').filter(Boolean);
+    const fault = injector?.next() ?? null;
+    if (fault) {
+      const spec = injector!.spec;
+      if (fault === 'reset' || (fault === 'drop-after-write' && (method === 'GET' || method === 'HEAD'))) {
+        req.socket.destroy();
+        return;
+      }
+      if (fault === '429') {
+        res.setHeader('Retry-After', String(spec.retryAfterS));
+        res.writeHead(429, { 'Content-Type': 'text/plain' });
+        res.end('Retry later\n');
+        return;
+      }
+      if (fault === '500') return sendJson(res, 500, { message: '500 Internal Server Error' });
+      if (fault === '502' || fault === '503') {
+        // what the load balancer in front of GitLab answers: HTML, not JSON
+        res.writeHead(Number(fault), { 'Content-Type': 'text/html' });
+        res.end(
+          `<html><body><h1>${fault === '502' ? '502 Bad Gateway' : '503 Service Unavailable'}</h1></body></html>\n`,
+        );
+        return;
+      }
+      if (fault === 'slow') await new Promise((r) => setTimeout(r, spec.slowMs));
+    }
+    // drop-after-write: do the write, then close the connection instead of answering
+    const dropped = () => {
+      if (fault !== 'drop-after-write') return false;
+      req.socket.destroy();
+      return true;
+    };
     try {
       const { user, jobProject } = authenticate(req, url);
       setUser(user?.username ?? null);
@@ -216,6 +258,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         jobTokenProjectId: jobProject,
       };
       const result = await matched.route.handler(ctx);
+      if (dropped()) return;
       if (result instanceof RawBody) {
         res.writeHead(res.statusCode || 200, {
           'Content-Type': result.contentType,
@@ -232,7 +275,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       sendJson(res, res.statusCode || 200, body);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
-      if (res.headersSent) return;
+      if (res.headersSent || dropped()) return;
       for (const name of res.getHeaderNames()) {
         if (name.startsWith('x-') || name === 'link') res.removeHeader(name);
       }
@@ -249,6 +292,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     };
     try {
       if (path === '/health') return sendJson(res, 200, { status: 'ok' });
+      if (path === '/faults' && method === 'GET')
+        return sendJson(res, 200, { faults: injector?.counts ?? {} });
       if (path === '/requests' && method === 'GET') return sendJson(res, 200, { requests });
       if (path === '/requests' && method === 'DELETE') {
         requests.length = 0;
@@ -314,6 +359,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     core,
     webhooks,
     requests,
+    faults: () => ({ ...(injector?.counts ?? {}) }),
+    setFaults,
     idle: () => webhooks.idle(),
     async settle(...receivers) {
       for (let quiet = 0; quiet < 2; ) {

@@ -1,0 +1,95 @@
+// Fault injection: a seeded share of API requests turned into what a real GitLab (or the
+// proxies in front of it) does on a bad day. `drop-after-write` is the hard one: the write
+// happens, the client never hears back, and only a check can tell it took effect.
+//
+// SPEC: `rate=0.2,seed=7` or `rate=0.2,kinds=503,429,reset,drop-after-write,slow_ms=1500`.
+// The decisions come from a seeded generator, so one client's run is reproducible; with
+// concurrent clients the order of requests, and so who gets which fault, can differ.
+
+export const FAULT_KINDS = ['500', '502', '503', '429', 'slow', 'reset', 'drop-after-write'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface FaultSpec {
+  rate: number;
+  seed: number;
+  kinds: FaultKind[];
+  /** how long a slow answer waits before it is handled, ms */
+  slowMs: number;
+  /** Retry-After on a 429, seconds */
+  retryAfterS: number;
+}
+
+export class FaultSpecError extends Error {
+  override name = 'FaultSpecError';
+}
+
+export function parseFaults(spec: string): FaultSpec {
+  const out: FaultSpec = { rate: 0, seed: 1, kinds: [...FAULT_KINDS], slowMs: 1000, retryAfterS: 1 };
+  let key = '';
+  for (const part of spec.split(',').map((p) => p.trim())) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    // `kinds=503,429` lists continue after commas
+    if (eq < 0 && key === 'kinds') {
+      out.kinds.push(kind(part));
+      continue;
+    }
+    if (eq < 0) throw new FaultSpecError(`--faults: '${part}' is not key=value`);
+    key = part.slice(0, eq);
+    const value = part.slice(eq + 1);
+    const num = () => {
+      const n = Number(value);
+      if (value === '' || !Number.isFinite(n) || n < 0)
+        throw new FaultSpecError(`--faults: ${key}=${value} is not a number >= 0`);
+      return n;
+    };
+    if (key === 'rate') {
+      out.rate = num();
+      if (out.rate > 1) throw new FaultSpecError(`--faults: rate=${value} is over 1`);
+    } else if (key === 'seed') out.seed = Math.floor(num());
+    else if (key === 'slow_ms') out.slowMs = num();
+    else if (key === 'retry_after') out.retryAfterS = Math.floor(num());
+    else if (key === 'kinds') out.kinds = [kind(value)];
+    else
+      throw new FaultSpecError(
+        `--faults: unknown key '${key}' (known: rate, seed, kinds, slow_ms, retry_after)`,
+      );
+  }
+  return out;
+}
+
+function kind(k: string): FaultKind {
+  if (!(FAULT_KINDS as readonly string[]).includes(k))
+    throw new FaultSpecError(`--faults: unknown kind '${k}' (known: ${FAULT_KINDS.join(', ')})`);
+  return k as FaultKind;
+}
+
+/** mulberry32: small, fast, and good enough to spread faults evenly. */
+function generator(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class FaultInjector {
+  readonly counts: Record<string, number> = {};
+  private readonly random: () => number;
+
+  constructor(readonly spec: FaultSpec) {
+    this.random = generator(spec.seed);
+  }
+
+  /** The fault for the next request, or null. */
+  next(): FaultKind | null {
+    const hit = this.random() < this.spec.rate;
+    const k = this.spec.kinds[Math.floor(this.random() * this.spec.kinds.length)];
+    if (!hit || !k) return null;
+    this.counts[k] = (this.counts[k] ?? 0) + 1;
+    return k;
+  }
+}
