@@ -54,7 +54,18 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode;
       return;
     }
-    process.stderr.write(`gitops-bot: ${(e as Error).message}\n`);
+    // GitLab errors are matched by name: importing the client here would slow every start.
+    const gl = e as { name?: string; status?: number; message: string };
+    if (gl.name === 'GitLabError' && (gl.status === 401 || gl.status === 403)) {
+      process.stderr.write(
+        gl.status === 401
+          ? 'gitops-bot: GitLab rejected the token (401 Unauthorized): check GITOPS_BOT_TOKEN; it may be expired or revoked\n'
+          : `gitops-bot: the token lacks access: ${gl.message}\n`,
+      );
+      process.exitCode = ExitCode.AUTH;
+      return;
+    }
+    process.stderr.write(`gitops-bot: ${gl.message}\n`);
     process.exitCode = ExitCode.FAILURE;
   }
 }

@@ -10,7 +10,7 @@ test('npm run demo plays the story and shows the operator the MR', async () => {
   assert.match(stdout, /1\. sandbox ready: http:\/\/127\.0\.0\.1:\d+/);
   assert.match(
     stdout,
-    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(6 requests to GitLab\)/,
+    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(7 requests to GitLab\)/,
   );
   assert.match(stdout, /!1 Deploy helloworld ci-34 to main\n\s+assigned to operator/);
   assert.match(stdout, /\| Tag \| `ci-33` → `ci-34` \|/);

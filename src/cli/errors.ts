@@ -6,6 +6,8 @@ export const ExitCode = {
   USAGE: 2,
   NOT_REFERENCED: 3,
   INVALID_YAML: 4,
+  /** the token was rejected (401) or lacks access (403) */
+  AUTH: 8,
 } as const;
 
 /** An error the CLI reports as one line and turns into an exit code. */

@@ -649,9 +649,17 @@ function toGitLabError(what: string, e: unknown): GitLabError {
   if (e instanceof GitbeakerRequestError) {
     const cause = e.cause as { description?: string; response?: Response } | undefined;
     const status = cause?.response?.status ?? 0;
-    const message = String(cause?.description ?? e.message);
+    // A proxy's error page is HTML: keep its title, not the markup.
+    const raw = String(cause?.description ?? e.message);
+    const message = /^\s*</.test(raw)
+      ? (/<(?:title|h1)>([^<]*)</i.exec(raw)?.[1] ?? 'an HTML error page')
+      : raw;
     return new GitLabError(`${what}: ${status} ${message}`, status, message);
   }
-  const err = e as Error & { cause?: { code?: string } };
-  return new GitLabError(`${what}: ${err.cause?.code ?? err.message}`, 0, err.message);
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  const code = err.cause?.code;
+  const why = code
+    ? `cannot reach GitLab (${code}${code === 'ECONNREFUSED' ? ': is the URL right?' : ''})`
+    : err.message;
+  return new GitLabError(`${what}: ${why}`, 0, err.message);
 }

@@ -134,8 +134,15 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
       versions: [],
       approvals: [],
     };
-    await core.addVersion(p, mr);
+    // Listed before the first await: GitLab allows one open MR per source and target
+    // branch, and a concurrent create must see this one (the chaos test caught two).
     store.data.mergeRequests.push(mr);
+    try {
+      await core.addVersion(p, mr);
+    } catch (e) {
+      store.data.mergeRequests.splice(store.data.mergeRequests.indexOf(mr), 1);
+      throw e;
+    }
     store.changed();
     hooks.mergeRequest(p, mr, user, 'open');
     ctx.res.statusCode = 201;

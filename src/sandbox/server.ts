@@ -316,9 +316,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         if (!/^[a-zA-Z0-9_.-]+$/.test(username)) throw new ApiError(400, { error: 'username is invalid' });
         if (store.userByName(username))
           throw new ApiError(409, { message: 'Username has already been taken' });
+        const token = body.token === undefined ? undefined : String(body.token);
+        if (token !== undefined && (!/^[A-Za-z0-9_-]{8,}$/.test(token) || store.userByToken(token)))
+          throw new ApiError(400, { error: 'token must be 8 or more of A-Z a-z 0-9 _ - and unused' });
         const u = addUser(core, username, String(body.name ?? username), {
           isAdmin: body.admin === true,
           bot: body.bot === true,
+          ...(token ? { token } : {}),
         });
         return sendJson(res, 201, { ...entities.currentUser(u), token: u.token });
       }

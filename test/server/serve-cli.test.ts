@@ -146,8 +146,14 @@ test('signed deliveries from the sandbox are handled; unsigned, forged and stale
 });
 
 test('SIGTERM: stop taking deliveries, finish the work in flight, exit 0', async () => {
-  // No hook: this MR is only evaluated by the delivery posted below.
+  // No hook: this MR is only evaluated by the delivery posted below. Earlier deliveries
+  // must be done first, or a late gate of this same MR would set its status.
   for (const h of await op().ProjectHooks.all(OPS)) await op().ProjectHooks.remove(OPS, h.id);
+  await sb.settle();
+  await until(async () => {
+    const health = (await (await fetch(`${base}/healthz`)).json()) as { inFlight: number };
+    return health.inFlight === 0;
+  }, 'serve to finish earlier work');
   const mr = await newMr('ci-35');
   assert.equal(await statusOf(mr.sha), undefined);
   const body = mrEvent(mr.iid);
