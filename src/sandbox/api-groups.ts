@@ -2,8 +2,8 @@
 // name a group (`approvals.groups`), and gitops-bot reads its members. Group membership
 // does not grant access to projects here (no namespaces under groups).
 import type { ApiDeps } from './api-repository.js';
-import { authed } from './api-repository.js';
-import { ApiError, type Ctx, forbidden, int, missing, notFound, Page, type Router, str } from './http.js';
+import { addMember, authed } from './api-repository.js';
+import { ApiError, type Ctx, forbidden, missing, notFound, Page, type Router, str } from './http.js';
 import { AccessLevel, type Group, type User } from './state.js';
 
 const PATH = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
@@ -75,19 +75,6 @@ export function registerGroupRoutes(router: Router, { core, entities }: ApiDeps)
   router.on('POST', '/groups/:id/members', (ctx) => {
     const g = group(ctx);
     if (level(ctx.user, g) < AccessLevel.OWNER) throw forbidden();
-    const uid = int(ctx, 'user_id');
-    const lvl = int(ctx, 'access_level');
-    if (uid === undefined || lvl === undefined)
-      throw missing(
-        ...(uid === undefined ? ['user_id'] : []),
-        ...(lvl === undefined ? ['access_level'] : []),
-      );
-    const u = store.user(uid);
-    if (!u) throw notFound('User');
-    if (g.members[String(uid)] !== undefined) throw new ApiError(409, { message: 'Member already exists' });
-    g.members[String(uid)] = lvl;
-    store.changed();
-    ctx.res.statusCode = 201;
-    return entities.member(u, lvl);
+    return addMember(ctx, { core, entities }, g.members);
   });
 }

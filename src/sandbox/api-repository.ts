@@ -47,6 +47,25 @@ export function filePath(raw: string, name = 'file_path'): string {
   return raw;
 }
 
+/** POST .../members for a project or a group: `user_id` joins `members` at `access_level`. */
+export function addMember(ctx: Ctx, { core, entities }: ApiDeps, members: Record<string, number>) {
+  const uid = int(ctx, 'user_id');
+  const level = int(ctx, 'access_level');
+  if (uid === undefined || level === undefined) {
+    throw missing(
+      ...(uid === undefined ? ['user_id'] : []),
+      ...(level === undefined ? ['access_level'] : []),
+    );
+  }
+  const u = core.store.user(uid);
+  if (!u) throw notFound('User');
+  if (members[String(uid)] !== undefined) throw new ApiError(409, { message: 'Member already exists' });
+  members[String(uid)] = level;
+  core.store.changed();
+  ctx.res.statusCode = 201;
+  return entities.member(u, level);
+}
+
 export function registerRepositoryRoutes(router: Router, { core, entities }: ApiDeps): void {
   const store = core.store;
   const project = (ctx: Ctx) => core.project(ctx.user, ctx.params.id);
@@ -170,21 +189,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
   router.on('POST', '/projects/:id/members', (ctx) => {
     const p = project(ctx);
     core.require(ctx.user, p, AccessLevel.MAINTAINER);
-    const uid = int(ctx, 'user_id');
-    const level = int(ctx, 'access_level');
-    if (uid === undefined || level === undefined) {
-      throw missing(
-        ...(uid === undefined ? ['user_id'] : []),
-        ...(level === undefined ? ['access_level'] : []),
-      );
-    }
-    const u = store.user(uid);
-    if (!u) throw notFound('User');
-    if (p.members[String(uid)] !== undefined) throw new ApiError(409, { message: 'Member already exists' });
-    p.members[String(uid)] = level;
-    store.changed();
-    ctx.res.statusCode = 201;
-    return entities.member(u, level);
+    return addMember(ctx, { core, entities }, p.members);
   });
 
   // ---------- repository files ----------
