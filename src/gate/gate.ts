@@ -178,7 +178,9 @@ export async function gate(
       log.warn({ project, iid, status: e.status }, 'merge refused; waiting for the next event');
     }
   }
-  if (merged) await afterMerge(ctx, project, iid);
+  // A recheck of a merged MR finishes what a merge started: a bot killed between the merge
+  // and moving deploy_ref converges here (afterMerge is idempotent).
+  if (merged || (opts.merge && mr.state === 'merged')) await afterMerge(ctx, project, iid);
   return { verdict, sha: mr.sha, merged, requests: gl.requests };
 }
 

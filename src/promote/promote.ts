@@ -318,7 +318,7 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
     const refusal = downgrade(req, plan.deployedTag, proposed, mr);
     if (refusal) {
       if (mr && proposed && !consistent && !req.dryRun) {
-        await reconcile(gl, req, mr, proposed, files, say, proposed !== onBranch);
+        await restoreNewest(gl, req, mr, proposed, files, say, proposed !== onBranch);
       }
       say(`refused: ${refusal}`);
       return result('refused', refusal, { mr: mrRef, changes: plan.changes });
@@ -405,7 +405,7 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
       !req.allowDowngrade
     ) {
       say(`a newer tag ${shown.tag} was proposed meanwhile; restoring it`);
-      await reconcile(gl, req, mr, shown, files, say, true);
+      await restoreNewest(gl, req, mr, shown, files, say, true);
       return result('refused', `a newer tag ${shown.tag} was proposed in !${mr.iid} meanwhile`, {
         mr: mrRef,
       });
@@ -535,6 +535,49 @@ async function resolvePeople(
     ...(needAssignees ? { assigneeIds: await ids(req.assignees!) } : {}),
     ...(needReviewers ? { reviewerIds: await ids(req.reviewers!) } : {}),
   };
+}
+
+/**
+ * The repair after a race, made safe against a third run: put back the newest proposal
+ * that anyone can see right now (the description and the comment are read again first:
+ * what this run read earlier may be stale), then look once more. If a newer proposal
+ * landed meanwhile, the next round restores that one. A run that restored an older tag
+ * over a newer one was what the chaos test caught.
+ */
+async function restoreNewest(
+  gl: GitLab,
+  req: PromoteRequest,
+  mr: MergeRequest,
+  candidate: PromotionRecord,
+  files: Array<{ path: string; text: string; lastCommitId: string }>,
+  say: (l: string) => void,
+  recommit: boolean,
+): Promise<void> {
+  let record = candidate;
+  for (let round = 0; round < 3; round++) {
+    const seen = await visibleProposal(gl, req.project, mr);
+    const pick = seen ? (newest(record, seen) ?? record) : record;
+    await reconcile(gl, req, mr, pick, files, say, recommit || round > 0 || pick !== candidate);
+    record = pick;
+    const after = await visibleProposal(gl, req.project, mr);
+    if (!after || newest(record, after) === record) return;
+    record = after;
+  }
+}
+
+/** The newest of what the MR's description and its diff comment propose, read now. */
+async function visibleProposal(
+  gl: GitLab,
+  project: string,
+  mr: MergeRequest,
+): Promise<PromotionRecord | null> {
+  const [fresh, notes] = await Promise.all([
+    gl.openMergeRequest(project, mr.sourceBranch),
+    gl.notes(project, mr.iid),
+  ]);
+  const described = readRecordComment(fresh?.description);
+  const shown = readRecordComment(notes.find((n) => isDiffComment(n.body))?.body);
+  return newest(described, shown);
 }
 
 /**

@@ -1,0 +1,115 @@
+// Issue 7: `serve` killed mid-work (SIGKILL, its git children too) and started again
+// converges on the next event: here a `/gitops-bot recheck` comment.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { GitLab } from '../../src/gitlab/client.js';
+import { promote } from '../../src/promote/promote.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { client, OPS, sandboxFixture } from '../helpers.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const POLICY = `version: 1
+environments:
+  - name: production
+    match: { target_branches: [main] }
+    approvals: { required: 1, users: [operator] }
+    merge: bot
+    deploy_ref: deploy/prod
+`;
+let sb: Sandbox;
+const children: ChildProcess[] = [];
+const op = () => client(sb, 'operator');
+
+async function until(check: () => Promise<boolean>, what: string, ms = 10) {
+  for (let i = 0; i < 1000; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+async function startServe(port: number): Promise<{ child: ChildProcess; url: string }> {
+  // its own process group, so that killing it kills the git it may be running
+  const child = spawn(process.execPath, [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--project', OPS], {
+    env: {
+      ...process.env,
+      GITLAB_URL: sb.url,
+      GITOPS_BOT_TOKEN: 'gitops-bot-token',
+      GITOPS_BOT_WEBHOOK_SECRET: 's',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  });
+  children.push(child);
+  const url = await new Promise<string>((resolve) => {
+    child.stdout!.on('data', (b: Buffer) => {
+      const m = /listening on (\S+)/.exec(b.toString());
+      if (m) resolve(m[1]);
+    });
+  });
+  return { child, url };
+}
+
+before(async () => {
+  sb = await sandboxFixture();
+  await op().Commits.create(OPS, 'main', 'Policy', [
+    { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
+  ]);
+  await op().Branches.create(OPS, 'deploy/prod', 'main');
+  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
+    method: 'POST',
+    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
+  });
+});
+after(async () => {
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    const exited = new Promise((r) => c.once('exit', r));
+    process.kill(-c.pid!, 'SIGKILL');
+    await exited;
+  }
+  await sb?.close();
+});
+
+test('serve killed between the merge and the deploy_ref move converges after a restart', async () => {
+  const first = await startServe(0);
+  const port = Number(new URL(first.url).port);
+  await op().ProjectHooks.add(OPS, `${first.url}/webhook`, {
+    token: 's',
+    pushEvents: true,
+    mergeRequestsEvents: true,
+    noteEvents: true,
+  });
+  const r = await promote(
+    { project: OPS, files: ['deployment.yml'], image: 'registry.example.com/root/helloworld', tag: 'ci-34' },
+    { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+  );
+  const iid = r.mr!.iid;
+  const deployBefore = (await op().Branches.show(OPS, 'deploy/prod')).commit.id;
+  const mr = await op().MergeRequests.show(OPS, iid);
+  await until(async () => (await op().Commits.allStatuses(OPS, mr.sha)).length > 0, 'the first verdict');
+  await op().MergeRequestApprovals.approve(OPS, iid, { sha: mr.sha });
+  // Kill it the moment the merge lands: it is then between merging and moving deploy_ref.
+  await until(async () => sb.core.store.mergeRequest(mr.project_id, iid)?.state === 'merged', 'the merge', 1);
+  process.kill(-first.child.pid!, 'SIGKILL');
+  await new Promise((r) => first.child.once('exit', r));
+  await sb.settle();
+  const merged = await op().MergeRequests.show(OPS, iid);
+  const movedBeforeKill = (await op().Branches.show(OPS, 'deploy/prod')).commit.id !== deployBefore;
+  console.log(`restart: deploy_ref ${movedBeforeKill ? 'had moved' : 'had not moved'} when serve was killed`);
+
+  await startServe(port);
+  await op().MergeRequestNotes.create(OPS, iid, '/gitops-bot recheck');
+  await until(
+    async () => (await op().Branches.show(OPS, 'deploy/prod')).commit.id === merged.merge_commit_sha,
+    'deploy_ref to reach the merge commit',
+    25,
+  );
+  assert.equal((merged.merged_by as { username: string }).username, 'gitops-bot');
+  const notes = await op().MergeRequestNotes.all(OPS, iid);
+  assert.equal(notes.filter((n) => n.body.startsWith('<!-- gitops-bot:verdict')).length, 1);
+  assert.equal(notes.filter((n) => n.body.includes('gitops-bot:alert')).length, 0, 'no alert');
+});
