@@ -56,3 +56,27 @@ export async function api(
 
 export const OPS = 'root/helloworld-ops';
 export const APP = 'root/helloworld';
+
+/** The strict-mode policy of the story: the operator approves, the bot merges and deploys. */
+export const STRICT_POLICY = `version: 1
+environments:
+  - name: production
+    match: { target_branches: [main] }
+    approvals: { required: 1, users: [operator] }
+    merge: bot
+    deploy_ref: deploy/prod
+`;
+
+/** Adds STRICT_POLICY and deploy/prod, and lets Developers (the bot) merge into main. */
+export async function strictOps(sandbox: Sandbox): Promise<void> {
+  const op = client(sandbox, 'operator');
+  await op.Commits.create(OPS, 'main', 'Policy', [
+    { action: 'create', filePath: '.gitops-bot.yml', content: STRICT_POLICY },
+  ]);
+  await op.Branches.create(OPS, 'deploy/prod', 'main');
+  await fetch(`${sandbox.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
+    method: 'POST',
+    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
+  });
+}

@@ -7,16 +7,8 @@ import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
-import { client, OPS, sandboxFixture } from '../helpers.js';
+import { client, OPS, sandboxFixture, strictOps } from '../helpers.js';
 
-const POLICY = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-`;
 let sb: Sandbox;
 const replicas: WebhookServer[] = [];
 const moves: string[] = [];
@@ -24,17 +16,8 @@ const alerts: string[] = [];
 
 before(async () => {
   sb = await sandboxFixture();
+  await strictOps(sb);
   const op = client(sb, 'operator');
-  await op.Commits.create(OPS, 'main', 'Policy', [
-    { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
-  ]);
-  await op.Branches.create(OPS, 'deploy/prod', 'main');
-  // Developers (the bot) may merge into main.
-  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
-  });
   for (let i = 0; i < 2; i++) {
     const gitlab = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
     const bot = await gitlab.currentUser();

@@ -7,17 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture } from '../helpers.js';
+import { client, OPS, sandboxFixture, strictOps } from '../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
-const POLICY = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-`;
 let sb: Sandbox;
 const children: ChildProcess[] = [];
 const op = () => client(sb, 'operator');
@@ -54,15 +46,7 @@ async function startServe(port: number): Promise<{ child: ChildProcess; url: str
 
 before(async () => {
   sb = await sandboxFixture();
-  await op().Commits.create(OPS, 'main', 'Policy', [
-    { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
-  ]);
-  await op().Branches.create(OPS, 'deploy/prod', 'main');
-  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
-  });
+  await strictOps(sb);
 });
 after(async () => {
   for (const c of children) {
