@@ -257,8 +257,15 @@ export async function afterPush(
   if (/^0+$/.test(after)) return 'none';
   const policy = await readPolicy(ctx, project, after);
   const envs = policy && !('error' in policy) ? policy.environments : [];
+  // An environment without target_branches governs MRs into any branch; the branch it
+  // deploys from is then the default one. Pushes to other branches (an MR's own) are not
+  // deployments and get no alert.
+  const needsDefault = envs.some((e) => e.deploy_ref && !e.match.target_branches);
+  const defaultBranch = needsDefault ? await gl.projectDefaultBranch(project) : null;
   const strict = envs.some(
-    (e) => e.deploy_ref && (!e.match.target_branches || e.match.target_branches.includes(branch)),
+    (e) =>
+      e.deploy_ref &&
+      (e.match.target_branches ? e.match.target_branches.includes(branch) : branch === defaultBranch),
   );
   if (!strict) return 'none';
   const mrs = await gl.commitMergeRequests(project, after);

@@ -422,9 +422,15 @@ export class GitLabGate extends GitLab {
     };
   }
 
-  async openMergeRequests(project: string): Promise<number[]> {
+  /** IIDs of the open MRs of a project, only those into `targetBranch` when given. */
+  async openMergeRequests(project: string, targetBranch?: string): Promise<number[]> {
     const list = (await this.call(`list open merge requests of ${project}`, () =>
-      this.api.MergeRequests.all({ projectId: project, state: 'opened', perPage: 100 }),
+      this.api.MergeRequests.all({
+        projectId: project,
+        state: 'opened',
+        perPage: 100,
+        ...(targetBranch ? { targetBranch } : {}),
+      }),
     )) as Raw[];
     return list.map((m) => Number(m.iid));
   }

@@ -44,8 +44,11 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       await afterMerge(ctx, job.project, job.iid);
     } else {
       await afterPush(ctx, job.project, job.branch, job.after);
-      // The policy may have changed: evaluate the open MRs again.
-      for (const iid of await ctx.gitlab.openMergeRequests(job.project))
+      // The policy may have changed: evaluate again the open MRs whose rules it holds (the
+      // policy is read from an MR's target branch). A push to any other branch, such as an
+      // MR's own, changes no rules; it used to re-evaluate every open MR.
+      if (/^0+$/.test(job.after)) return;
+      for (const iid of await ctx.gitlab.openMergeRequests(job.project, job.branch))
         enqueue({ type: 'gate', project: job.project, iid });
     }
   }

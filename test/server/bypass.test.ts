@@ -263,6 +263,23 @@ describe('the approval rules, enforced through webhooks', () => {
     );
   });
 
+  test('a push to a branch no MR targets: no alert, and no open MR is evaluated again', async () => {
+    const o = op();
+    await o.Branches.create(OPS, 'scratch', 'main');
+    await settle();
+    const before = sb.requests.length;
+    const c = await o.Commits.create(OPS, 'scratch', 'Try something', [
+      { action: 'create', filePath: 'scratch.txt', content: 'x' },
+    ]);
+    await settle();
+    const bot = sb.requests.slice(before).filter((r) => r.user === 'gitops-bot');
+    assert.ok(
+      bot.length <= 3,
+      `${bot.length} requests: ${bot.map((r) => `${r.method} ${r.path}`).join(', ')}`,
+    );
+    assert.equal((await o.Commits.allComments(OPS, c.id)).length, 0);
+  });
+
   test('a webhook with a wrong or missing token: 401, nothing done', async () => {
     const body = JSON.stringify({
       object_kind: 'merge_request',
