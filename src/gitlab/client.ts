@@ -164,6 +164,11 @@ export class GitLab {
   }
 
   async openMergeRequest(project: string, sourceBranch: string): Promise<MergeRequest | null> {
+    const raw = await this.openMergeRequestRaw(project, sourceBranch);
+    return raw ? toMergeRequest(raw) : null;
+  }
+
+  private async openMergeRequestRaw(project: string, sourceBranch: string): Promise<Raw | undefined> {
     const list = (await this.call(`list merge requests of ${project}`, () =>
       this.api.MergeRequests.all({
         projectId: project,
@@ -173,7 +178,7 @@ export class GitLab {
         maxPages: 1,
       }),
     )) as Raw[];
-    return list.length ? toMergeRequest(list[0]) : null;
+    return list[0];
   }
 
   /** username → id for the project's members (inherited included), one page of 100. */
@@ -267,12 +272,12 @@ export class GitLab {
       {
         // GitLab allows one open MR per source and target branch: if it is there, it is ours.
         check: async () => {
-          const open = await this.openMergeRequest(project, mr.sourceBranch);
-          return open && open.targetBranch === mr.targetBranch ? (open as unknown as Raw) : undefined;
+          const open = await this.openMergeRequestRaw(project, mr.sourceBranch);
+          return open?.target_branch === mr.targetBranch ? open : undefined;
         },
       },
     )) as Raw;
-    return 'web_url' in m ? toMergeRequest(m) : (m as unknown as MergeRequest);
+    return toMergeRequest(m);
   }
 
   async updateMergeRequest(
