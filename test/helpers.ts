@@ -80,3 +80,17 @@ export async function strictOps(sandbox: Sandbox): Promise<void> {
     body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
   });
 }
+
+/** Polls `check` until it holds; fails naming `what` after `tries` polls. */
+export async function until(
+  check: () => Promise<boolean>,
+  what: string,
+  ms = 25,
+  tries = 400,
+): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

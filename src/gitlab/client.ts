@@ -629,10 +629,13 @@ export class GitLabGate extends GitLab {
       noteEvents: true,
       enableSslVerification: url.startsWith('https:'),
     };
-    const hooks = (await this.call(`list hooks of ${project}`, () =>
-      this.api.ProjectHooks.all(project, { perPage: 100 }),
-    )) as Raw[];
-    const existing = hooks.find((h) => h.url === url);
+    const hookAt = async () =>
+      (
+        (await this.call(`list hooks of ${project}`, () =>
+          this.api.ProjectHooks.all(project, { perPage: 100 }),
+        )) as Raw[]
+      ).find((h) => h.url === url);
+    const existing = await hookAt();
     if (existing) {
       await this.call(`update hook ${existing.id} of ${project}`, () =>
         this.api.ProjectHooks.edit(project, Number(existing.id), url, options),
@@ -643,8 +646,7 @@ export class GitLabGate extends GitLab {
       `add a hook to ${project}`,
       () => this.api.ProjectHooks.add(project, url, options),
       {
-        check: async () =>
-          ((await this.api.ProjectHooks.all(project, { perPage: 100 })) as Raw[]).find((x) => x.url === url),
+        check: hookAt,
       },
     )) as Raw;
     return { id: Number(h.id), action: 'created' };

@@ -1,8 +1,8 @@
 // The retry policy for GitLab calls. Retried: 429 (after Retry-After or RateLimit-Reset),
 // 500/502/503/504, connection resets and timeouts; with exponential backoff and full
-// jitter, under a total time budget. A write that is not idempotent is repeated only when
-// it certainly did not happen (429, connection refused) or after a check found no trace of
-// it: a 502 or a reset can come after GitLab committed the change.
+// jitter, under a total time budget. A write that is not idempotent is repeated at once only
+// when it certainly did not happen (429, connection refused), otherwise after its check
+// found no trace of it: a 502 or a reset can come after GitLab committed the change.
 import { GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/requester-utils';
 
 export interface RetryPolicy {
@@ -25,8 +25,6 @@ export const DEFAULT_RETRY: RetryPolicy = {
 export type Repeat<T> =
   /** reads, and writes that are idempotent (PUT of the same values) */
   | 'safe'
-  /** a write with no way to check it: repeated only when it certainly did not happen */
-  | 'unsafe'
   /** a write and its check: the check returns what the write would have, when it happened */
   | { check: () => Promise<T | undefined> };
 
@@ -126,7 +124,6 @@ export async function withRetry<T>(
       const f = classify(e);
       if (!f.retryable || attempt + 1 >= policy.attempts) throw e;
       if (!f.notApplied && repeat !== 'safe') {
-        if (repeat === 'unsafe') throw e;
         // It may have happened: look before doing it again.
         // (the check's own calls retry under the same policy)
         const found = await repeat.check();

@@ -7,20 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture, strictOps } from '../helpers.js';
+import { client, OPS, sandboxFixture, strictOps, until } from '../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 let sb: Sandbox;
 const children: ChildProcess[] = [];
 const op = () => client(sb, 'operator');
-
-async function until(check: () => Promise<boolean>, what: string, ms = 10) {
-  for (let i = 0; i < 1000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, ms));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 async function startServe(port: number): Promise<{ child: ChildProcess; url: string }> {
   // its own process group, so that killing it kills the git it may be running
@@ -77,7 +69,12 @@ test('serve killed between the merge and the deploy_ref move converges after a r
   await until(async () => (await op().Commits.allStatuses(OPS, mr.sha)).length > 0, 'the first verdict');
   await op().MergeRequestApprovals.approve(OPS, iid, { sha: mr.sha });
   // Kill it the moment the merge lands: it is then between merging and moving deploy_ref.
-  await until(async () => sb.core.store.mergeRequest(mr.project_id, iid)?.state === 'merged', 'the merge', 1);
+  await until(
+    async () => sb.core.store.mergeRequest(mr.project_id, iid)?.state === 'merged',
+    'the merge',
+    1,
+    10_000,
+  );
   process.kill(-first.child.pid!, 'SIGKILL');
   await new Promise((r) => first.child.once('exit', r));
   await sb.settle();

@@ -12,7 +12,7 @@ import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { signatureHeaders } from '../../src/sandbox/webhooks.js';
-import { client, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
+import { client, OPS, run, sandboxFixture, tempDir, until } from '../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const SECRET = 'serve-cli-secret';
@@ -30,14 +30,6 @@ const op = () => client(sb, 'operator');
 async function statusOf(sha: string): Promise<string | undefined> {
   const list = await op().Commits.allStatuses(OPS, sha);
   return list.find((s) => s.name === 'gitops-bot/approval')?.status;
-}
-
-async function until(check: () => Promise<boolean>, what: string) {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 async function newMr(tag: string) {
