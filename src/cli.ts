@@ -6,6 +6,7 @@ import { CliError, ExitCode } from './cli/errors.js';
 import { registerGate } from './cli/gate.js';
 import { registerManifestCommands } from './cli/manifests.js';
 import { registerPromote } from './cli/promote.js';
+import { registerRetag } from './cli/retag.js';
 import { registerSandbox } from './cli/sandbox.js';
 import { VERSION } from './version.js';
 
@@ -30,10 +31,12 @@ Exit codes:
   4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)
   5  promote refused: the tag is older than the one deployed or proposed
   6  gate: the approval rules do not pass (yet)
+  7  the image tag is not in the registry (promote --verify-image, retag), or it refused us
   8  GitLab rejected the token, or it lacks access to the project
 `,
     );
   registerPromote(program);
+  registerRetag(program);
   registerGate(program);
   registerManifestCommands(program);
   registerSandbox(program);

@@ -6,6 +6,12 @@ export const ExitCode = {
   USAGE: 2,
   NOT_REFERENCED: 3,
   INVALID_YAML: 4,
+  /** promote refused an older tag */
+  REFUSED: 5,
+  /** gate: the approval rules do not pass */
+  GATE_PENDING: 6,
+  /** the image tag is not in the registry, or the registry refused us */
+  IMAGE: 7,
   /** the token was rejected (401) or lacks access (403) */
   AUTH: 8,
 } as const;

@@ -67,6 +67,8 @@ interface PromoteCliOptions {
   sourceProject?: string;
   sourceSha?: string;
   allowDowngrade?: boolean;
+  verifyImage?: boolean;
+  pinDigest?: boolean;
   dryRun?: boolean;
   json?: boolean;
   gitlabUrl?: string;
@@ -99,6 +101,12 @@ export function registerPromote(program: Command): void {
     .option('--source-project <path>', 'app project the image was built from (default: $CI_PROJECT_PATH)')
     .option('--source-sha <sha>', 'commit the image was built from (default: $CI_COMMIT_SHA)')
     .option('--allow-downgrade', 'allow a tag older than the one deployed or proposed')
+    .option(
+      '--verify-image',
+      'refuse unless the registry confirms the tag (default: when the registry can be reached)',
+    )
+    .option('--no-verify-image', 'do not ask the registry')
+    .option('--pin-digest', 'write repo:tag@sha256:... with the digest the registry resolves the tag to')
     .option('--dry-run', 'read and plan, write nothing')
     .option('--json', 'print one JSON object on one line instead of the MR URL')
     .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
@@ -111,6 +119,14 @@ Environment:
                                       the ops project. CI_JOB_TOKEN cannot write there.
   CI_PROJECT_PATH, CI_COMMIT_SHA, CI_PIPELINE_URL, CI_PIPELINE_IID, CI_PROJECT_URL
                                       source facts shown in the merge request (set by GitLab CI)
+  GITOPS_BOT_REGISTRY_USER, GITOPS_BOT_REGISTRY_PASSWORD
+                                      registry credentials (GITOPS_BOT_REGISTRY limits them
+                                      to one host); in GitLab CI, CI_REGISTRY_USER and
+                                      CI_REGISTRY_PASSWORD are used for CI_REGISTRY
+
+The registry: promote asks it whether the tag exists and which digest it is, reads the
+org.opencontainers.image.revision label of the deployed and the new image (the build
+template sets it), and lists the app commits and merge requests between them in the MR.
 
 What it does: reads each --file at the target branch, sets the image's tag (only those
 bytes change), and opens - or updates in place - one merge request per app and
@@ -124,7 +140,9 @@ Output: progress on stderr, the merge request URL on stdout; with --json one lin
 Exit codes: 0 done (or nothing to do); 1 failure; 2 bad arguments or configuration
 (missing file, unknown user, no token); 3 the image is not referenced in a --file;
 4 a --file is not valid YAML; 5 refused: the tag is older than the one deployed or
-proposed (--allow-downgrade); 8 the token was rejected or lacks access.
+proposed (--allow-downgrade); 7 the image tag does not exist in the registry (or could
+not be verified with --verify-image or --pin-digest); 8 the token was rejected or lacks
+access.
 
 Example (in an app pipeline):
   $ GITOPS_BOT_TOKEN=... gitops-bot promote --project root/helloworld-ops \\
@@ -152,6 +170,8 @@ Example (in an app pipeline):
         labels: opts.label ?? [],
         targetBranch: opts.targetBranch,
         allowDowngrade: opts.allowDowngrade,
+        verifyImage: opts.verifyImage,
+        pinDigest: opts.pinDigest,
         dryRun: opts.dryRun,
         source: {
           project: opts.sourceProject ?? env.CI_PROJECT_PATH,
@@ -161,15 +181,22 @@ Example (in an app pipeline):
           projectUrl: opts.sourceProject ? undefined : env.CI_PROJECT_URL,
         },
       };
-      const [{ GitLab }, { log }, { PromoteError, PromoteExit, promote }] = await Promise.all([
+      const [
+        { GitLab },
+        { log },
+        { PromoteError, PromoteExit, promote },
+        { RegistryClient, credentialsFromEnv },
+      ] = await Promise.all([
         import('../gitlab/client.js'),
         import('../log.js'),
         import('../promote/promote.js'),
+        import('../registry/client.js'),
       ]);
       const gitlab = new GitLab({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
       try {
         const result = await promote(req, {
           gitlab,
+          registry: new RegistryClient({ credentials: credentialsFromEnv(env) }),
           progress: (line) => {
             if (!opts.json) process.stderr.write(`gitops-bot: ${line}\n`);
           },

@@ -1,8 +1,10 @@
 // Every GitLab call gitops-bot makes goes through here, over @gitbeaker/rest. Each method
 // is one HTTP request (lists are capped at one page), so `requests` is an exact count and
 // the request budget of a promotion can be read off the code.
+import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
 import { log } from '../log.js';
+import { replaceRef } from './git-push.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from './retry.js';
 import { requesterFn } from './transport.js';
 
@@ -229,6 +231,75 @@ export class GitLab {
     return String(c.id);
   }
 
+  /**
+   * A branch made of one new commit on top of `startBranch`, written only if the branch is
+   * still at `expected` (null: only if it does not exist): a compare-and-swap, which the
+   * Commits API's `force` is not. A new branch is one Commits API call (GitLab refuses it
+   * when the branch exists). Replacing one commits to a scratch branch through the API (so
+   * GitLab authors the commit, as for any other), then moves the branch with an atomic
+   * `git push --force-with-lease` that also deletes the scratch branch (4 git requests).
+   * Returns the new head, or null when someone else moved the branch first.
+   */
+  async writeBranch(
+    project: string,
+    branch: string,
+    expected: string | null,
+    message: string,
+    actions: CommitAction[],
+    startBranch: string,
+  ): Promise<string | null> {
+    if (expected === null) {
+      try {
+        return await this.createCommit(project, branch, message, actions, { startBranch });
+      } catch (e) {
+        if (e instanceof GitLabError && e.status === 400 && /already exists/.test(e.gitlabMessage))
+          return null;
+        throw e;
+      }
+    }
+    const scratch = `gitops-bot-next/${branch}/${randomBytes(4).toString('hex')}`;
+    const sha = await this.createCommit(project, scratch, message, actions, { startBranch });
+    this.requests += 4; // git: info/refs + upload-pack, info/refs + receive-pack
+    let moved: 'moved' | 'stale';
+    try {
+      moved = await replaceRef({
+        url: this.opts.url,
+        token: this.opts.token,
+        project,
+        ref: branch,
+        sha,
+        expected,
+        from: scratch,
+      });
+    } catch (e) {
+      await this.deleteBranch(project, scratch).catch(() => {});
+      throw new GitLabError(`moving ${branch} of ${project}: ${(e as Error).message}`, 0, '');
+    }
+    if (moved === 'stale') await this.deleteBranch(project, scratch);
+    return moved === 'moved' ? sha : null;
+  }
+
+  async branchHead(project: string, branch: string): Promise<string | null> {
+    try {
+      const b = (await this.call(`read branch ${branch}`, () =>
+        this.api.Branches.show(project, branch),
+      )) as Raw;
+      return String(b.commit.id);
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  /** Deletes a branch; one that is already gone is fine. */
+  async deleteBranch(project: string, branch: string): Promise<void> {
+    try {
+      await this.call(`delete branch ${branch}`, () => this.api.Branches.remove(project, branch));
+    } catch (e) {
+      if (!(e instanceof GitLabError && e.status === 404)) throw e;
+    }
+  }
+
   /** A commit's id, message and parents; null when the ref does not exist. */
   async commitInfo(
     project: string,
@@ -301,6 +372,38 @@ export class GitLab {
       }),
     )) as Raw;
     return toMergeRequest(m);
+  }
+
+  /**
+   * The commits from `from` to `to` in `project`, oldest first (GitLab's compare: from the
+   * merge base), with GitLab's link to the comparison. Null when either commit is unknown
+   * there; a project the token cannot read is a GitLabError 404.
+   */
+  async compare(
+    project: string,
+    from: string,
+    to: string,
+  ): Promise<{
+    webUrl: string;
+    commits: Array<{ id: string; title: string; message: string; webUrl: string }>;
+  } | null> {
+    try {
+      const c = (await this.call(`compare ${from.slice(0, 8)}...${to.slice(0, 8)} in ${project}`, () =>
+        this.api.Repositories.compare(project, from, to),
+      )) as Raw;
+      return {
+        webUrl: String(c.web_url ?? ''),
+        commits: ((c.commits ?? []) as Raw[]).map((x) => ({
+          id: String(x.id),
+          title: String(x.title ?? ''),
+          message: String(x.message ?? ''),
+          webUrl: String(x.web_url ?? ''),
+        })),
+      };
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404 && /Ref|Commit/i.test(e.gitlabMessage)) return null;
+      throw e;
+    }
   }
 
   /** The first 100 notes, oldest first: the bot's sticky comment is among the first. */
@@ -547,18 +650,6 @@ export class GitLabGate extends GitLab {
       },
     );
     return this.mergeRequest(project, iid);
-  }
-
-  async branchHead(project: string, branch: string): Promise<string | null> {
-    try {
-      const b = (await this.call(`read branch ${branch}`, () =>
-        this.api.Branches.show(project, branch),
-      )) as Raw;
-      return String(b.commit.id);
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404) return null;
-      throw e;
-    }
   }
 
   async commitMergeRequests(

@@ -53,3 +53,67 @@ export async function fastForward(o: FastForward): Promise<'moved' | 'already' |
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+export interface ReplaceRef {
+  url: string;
+  token: string;
+  project: string;
+  /** the branch to move */
+  ref: string;
+  /** the commit it should point at (already on the server, on branch `from`) */
+  sha: string;
+  /** the head we read, or null when the branch must not exist yet */
+  expected: string | null;
+  /** a scratch branch holding `sha`, deleted in the same atomic push */
+  from: string;
+}
+
+/**
+ * Points `ref` at `sha` and deletes the scratch branch `from`, in one atomic push with
+ * --force-with-lease=<ref>:<expected>: GitLab's Commits API can reset a branch (`force`),
+ * but not on the condition that nobody moved it since we read it. Without the lease, a slow
+ * promotion of an older tag can overwrite a newer one that landed meanwhile. Returns
+ * 'moved', or 'stale' when the branch is no longer at `expected` (nothing was changed).
+ * Four git HTTP requests: a shallow fetch of `sha` (git needs the object locally to push
+ * it) and the push.
+ */
+export async function replaceRef(o: ReplaceRef): Promise<'moved' | 'stale'> {
+  const dir = await mkdtemp(join(tmpdir(), 'gitops-bot-push-'));
+  const remote = `${o.url.replace(/\/+$/, '')}/${o.project}.git`;
+  const auth = `Authorization: Basic ${Buffer.from(`gitops-bot:${o.token}`).toString('base64')}`;
+  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: dir };
+  const git = (...args: string[]) =>
+    run('git', ['-c', `http.extraHeader=${auth}`, '-c', 'protocol.version=2', ...args], { cwd: dir, env });
+  try {
+    await run('git', ['init', '-q', '--bare', dir], { env });
+    await git('fetch', '-q', '--depth=1', '--no-tags', remote, o.sha);
+    const lease = `--force-with-lease=refs/heads/${o.ref}:${o.expected ?? ''}`;
+    try {
+      await git(
+        'push',
+        '-q',
+        '--atomic',
+        lease,
+        remote,
+        `${o.sha}:refs/heads/${o.ref}`,
+        `:refs/heads/${o.from}`,
+      );
+      return 'moved';
+    } catch (e) {
+      const msg = String((e as { stderr?: string }).stderr ?? '');
+      // The lease failed when git compared the advertised head, or the server's own
+      // compare-and-swap failed because the branch moved between advertisement and update.
+      if (
+        /stale info|non-fast-forward|fetch first|already exists|cannot lock ref|failed to update ref/.test(
+          msg,
+        )
+      )
+        return 'stale';
+      throw new Error(
+        `pushing ${o.ref} failed: ${msg.split('\n').find((l) => l.trim()) ?? 'git push failed'}`,
+      );
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

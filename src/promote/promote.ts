@@ -1,12 +1,16 @@
 // promote: propose an image bump as a merge request in the ops repository, idempotently.
 //
 // Request budget (one file): a new promotion reads the file, lists open MRs, resolves the
-// assignees, commits, opens the MR and comments (6); a run with nothing to do reads the file
-// and lists MRs (2); an update reads, lists, commits, finds the comment, edits it and edits
-// the MR (6). Races: the Commits API cannot compare-and-swap a forced branch reset, so the
-// bot's commit message carries the promotion record and the branch head is the truth; the
-// MR description and the comment are projections that any run checks (the `sha` in GitLab's
-// answers) and rebuilds when they are out of step.
+// assignees, commits, opens the MR, comments and checks the comment is the only one (7); a
+// run with nothing to do reads the file and lists MRs (2); an update reads, lists, commits,
+// finds the comment, edits it and edits the MR (6 API requests), and moves the branch with a
+// git fetch and push (4 git HTTP requests). Races: GitLab's Commits API cannot compare-and-
+// swap a forced branch reset, so an update commits to a scratch branch and moves the MR
+// branch with `git push --force-with-lease` (see GitLab.writeBranch): a run that read an
+// older head loses the swap, reads again and decides again. The bot's commit message carries
+// the promotion record and the branch head is the truth; the MR description and the comment
+// are projections that any run checks (the `sha` in GitLab's answers) and rebuilds when out
+// of step.
 
 import { type GitLab, GitLabError, type MergeRequest } from '../gitlab/client.js';
 import {
@@ -19,9 +23,12 @@ import {
   YamlSyntaxError,
 } from '../manifests/index.js';
 import { digestProblem, repositoryProblem, tagProblem } from '../manifests/reference.js';
+import { type RegistryClient, RegistryError } from '../registry/client.js';
 import { mrDescription, mrTitle } from '../render/description.js';
 import { diffComment, type FileDiff, isDiffComment } from '../render/diff-comment.js';
+import { describeChanges, inspectNew, type VerifyMode } from './image-facts.js';
 import {
+  type ImageFacts,
   type PromotionRecord,
   readRecordComment,
   readRecordTrailer,
@@ -38,6 +45,7 @@ export const PromoteExit = {
   NOT_REFERENCED: 3,
   INVALID_YAML: 4,
   REFUSED: 5,
+  IMAGE: 7,
   AUTH: 8,
 } as const;
 
@@ -67,6 +75,14 @@ export interface PromoteRequest {
   source?: SourceFacts;
   allowDowngrade?: boolean;
   dryRun?: boolean;
+  /**
+   * Ask the registry whether the tag exists (needs `deps.registry`). 'auto' (the default):
+   * refuse a missing tag, go on with a note when the registry cannot be reached or asked;
+   * true: refuse unless verified; false: do not ask.
+   */
+  verifyImage?: VerifyMode;
+  /** write the digest the tag resolves to: repo:tag@sha256:… */
+  pinDigest?: boolean;
 }
 
 export type PromoteAction = 'created' | 'updated' | 'noop' | 'refused';
@@ -79,6 +95,8 @@ export interface PromoteResult {
   commit: string | null;
   changes: Array<Change & { file: string }>;
   requests: number;
+  /** what the registry said: the digest that will run, or why it was not verified */
+  image?: { digest?: string; verified: boolean; note?: string };
   dryRun?: boolean;
 }
 
@@ -230,6 +248,8 @@ function commitMessage(r: PromotionRecord): string {
 
 export interface PromoteDeps {
   gitlab: GitLab;
+  /** the image registry; without it nothing is verified and the changes are not listed */
+  registry?: RegistryClient;
   progress?: (line: string) => void;
 }
 
@@ -239,20 +259,58 @@ export async function promote(req: PromoteRequest, deps: PromoteDeps): Promise<P
   const gl = deps.gitlab;
   const say = deps.progress ?? (() => {});
   try {
-    return await run(req, gl, say);
+    return await run(req, gl, say, deps.registry);
   } catch (e) {
     if (e instanceof GitLabError) throw explain(e, req);
+    if (e instanceof RegistryError) throw new PromoteError(e.message, PromoteExit.IMAGE);
     throw e;
   }
 }
 
-async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): Promise<PromoteResult> {
+async function run(
+  req: PromoteRequest,
+  gl: GitLab,
+  say: (l: string) => void,
+  registry: RegistryClient | undefined,
+): Promise<PromoteResult> {
   const project = req.project;
   const target = req.targetBranch ?? (await gl.projectDefaultBranch(project));
   const app = req.app ?? defaultApp(req.image);
   const env = req.env ?? target;
   const branch = `gitops-bot/${env}/${app}`;
   const image = { image: req.image, tag: req.tag, digest: req.digest };
+  const reference = req.tag ?? req.digest ?? '';
+  let checked: Awaited<ReturnType<typeof inspectNew>> | null = null;
+  if (req.pinDigest && (!registry || req.verifyImage === false))
+    throw new PromoteError(
+      '--pin-digest asks the registry for the digest: it cannot go with --no-verify-image',
+      PromoteExit.USAGE,
+    );
+  if (registry && req.verifyImage !== false) {
+    say(`checking ${req.image}:${reference} in the registry`);
+    checked = await inspectNew(
+      registry,
+      req.image,
+      reference,
+      req.pinDigest ? true : (req.verifyImage ?? 'auto'),
+    );
+    if ('unverified' in checked) say(`not verified: ${checked.unverified}`);
+    else say(`${req.image}:${reference} is ${checked.info.digest}`);
+    if (req.pinDigest && 'info' in checked) {
+      if (req.digest && req.digest !== checked.info.digest)
+        throw new PromoteError(
+          `--digest ${req.digest} is not what ${req.image}:${reference} resolves to (${checked.info.digest})`,
+          PromoteExit.IMAGE,
+        );
+      image.digest = checked.info.digest;
+    }
+  }
+  const imageResult = checked
+    ? 'info' in checked
+      ? { image: { digest: checked.info.digest, verified: true } }
+      : { image: { verified: false, note: checked.unverified } }
+    : {};
+  let facts: ImageFacts | undefined;
   const result = (
     action: PromoteAction,
     reason: string,
@@ -265,9 +323,13 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
     commit: null,
     changes: [],
     requests: gl.requests,
+    ...imageResult,
     ...extra,
   });
 
+  // The branch head when GitLab showed it to be other than the MR's `sha` (a lost
+  // compare-and-swap, or a branch left behind by a run that stopped before opening the MR).
+  let branchHead: string | null | undefined;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     if (attempt > 1)
       say(`someone else changed ${branch} or ${target} meanwhile; reading again (attempt ${attempt})`);
@@ -290,8 +352,9 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
       say(`${target} already runs ${req.image}:${req.tag ?? req.digest}`);
       return result('noop', 'already deployed', { mr: mrRef, requests: gl.requests });
     }
+    const head = branchHead === undefined ? (mr?.sha ?? null) : branchHead;
     const described = mr ? readRecordComment(mr.description) : null;
-    const consistent = !!mr && !!described && described.commit === mr.sha;
+    const consistent = !!mr && !!described && described.commit === mr.sha && head === mr.sha;
     if (mr && consistent && described && sameProposal(described, plan.record)) {
       if (mr.userNotesCount === 0 && !req.dryRun) {
         // A run that stopped between opening the MR and commenting: finish its work.
@@ -312,13 +375,13 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
     let proposed: PromotionRecord | null = consistent ? described : null;
     let onBranch: PromotionRecord | null = proposed;
     if (mr && !consistent) {
-      onBranch = readRecordTrailer(await gl.commitMessage(project, mr.sha));
+      onBranch = head ? readRecordTrailer(await gl.commitMessage(project, head)) : null;
       proposed = newest(onBranch, described);
     }
     const refusal = downgrade(req, plan.deployedTag, proposed, mr);
     if (refusal) {
       if (mr && proposed && !consistent && !req.dryRun) {
-        await restoreNewest(gl, req, mr, proposed, files, say, proposed !== onBranch);
+        await restoreNewest(gl, req, mr, proposed, files, say);
       }
       say(`refused: ${refusal}`);
       return result('refused', refusal, { mr: mrRef, changes: plan.changes });
@@ -331,23 +394,33 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
         dryRun: true,
       });
     }
+    if (checked && !facts) {
+      facts =
+        'info' in checked
+          ? await describeChanges({
+              registry: registry!,
+              gitlab: gl,
+              image: req.image,
+              newInfo: checked.info,
+              fromTag: plan.deployedTag,
+              source: req.source ?? {},
+            })
+          : { unverified: checked.unverified };
+    }
+    if (facts) plan.record.registry = facts;
     // People are resolved before anything is written: a typo must not leave a branch behind.
     const people = await resolvePeople(gl, req, mr);
 
     say(`committing ${req.image}:${req.tag ?? req.digest} to ${branch}`);
-    let commit: string;
+    let commit: string | null;
     try {
-      commit = await gl.createCommit(
+      commit = await gl.writeBranch(
         project,
         branch,
+        head,
         commitMessage(plan.record),
-        [...plan.contents].map(([filePath, content]) => ({
-          action: 'update' as const,
-          filePath,
-          content,
-          lastCommitId: files.find((f) => f.path === filePath)!.lastCommitId,
-        })),
-        { startBranch: target, force: true },
+        editActions(plan, files),
+        target,
       );
     } catch (e) {
       if (
@@ -359,6 +432,12 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
       }
       throw e;
     }
+    if (!commit) {
+      // Someone moved the branch after we read it: read again, and decide again.
+      branchHead = await gl.branchHead(project, branch);
+      continue;
+    }
+    branchHead = undefined;
     const record = { ...plan.record, commit };
     const title = mrTitle(record);
     const description = mrDescription(record, gl.opts.url);
@@ -396,20 +475,16 @@ async function run(req: PromoteRequest, gl: GitLab, say: (l: string) => void): P
     const notes = await gl.notes(project, mr.iid);
     const sticky = notes.find((n) => isDiffComment(n.body));
     const shown = readRecordComment(sticky?.body);
-    // A newer promotion finished after our read, and our forced commit replaced it: put it back.
+    // A newer promotion moved the branch after ours (its commit is on top of ours, since the
+    // move is a compare-and-swap) and has shown itself already: leave its comment alone.
     if (
       shown?.tag &&
       req.tag &&
-      shown.commit !== described?.commit &&
+      shown.commit !== commit &&
       compareTags(req.tag, shown.tag) === -1 &&
       !req.allowDowngrade
-    ) {
-      say(`a newer tag ${shown.tag} was proposed meanwhile; restoring it`);
-      await restoreNewest(gl, req, mr, shown, files, say, true);
-      return result('refused', `a newer tag ${shown.tag} was proposed in !${mr.iid} meanwhile`, {
-        mr: mrRef,
-      });
-    }
+    )
+      continue;
     if (sticky) await updateDiffComment(gl, project, mr.iid, sticky.id, comment);
     else await createDiffComment(gl, project, mr.iid, comment);
     const updated = await gl.updateMergeRequest(project, mr.iid, {
@@ -538,11 +613,10 @@ async function resolvePeople(
 }
 
 /**
- * The repair after a race, made safe against a third run: put back the newest proposal
- * that anyone can see right now (the description and the comment are read again first:
- * what this run read earlier may be stale), then look once more. If a newer proposal
- * landed meanwhile, the next round restores that one. A run that restored an older tag
- * over a newer one was what the chaos test caught.
+ * The repair after a race: make the branch, the description and the comment show the
+ * newest proposal anyone can see right now (what this run read earlier may be stale), then
+ * look once more. The branch is only ever moved by compare-and-swap, so a repair cannot
+ * overwrite a newer commit that landed meanwhile; it loses the swap and looks again.
  */
 async function restoreNewest(
   gl: GitLab,
@@ -551,38 +625,39 @@ async function restoreNewest(
   candidate: PromotionRecord,
   files: Array<{ path: string; text: string; lastCommitId: string }>,
   say: (l: string) => void,
-  recommit: boolean,
 ): Promise<void> {
   let record = candidate;
   for (let round = 0; round < 3; round++) {
     const seen = await visibleProposal(gl, req.project, mr);
-    const pick = seen ? (newest(record, seen) ?? record) : record;
-    await reconcile(gl, req, mr, pick, files, say, recommit || round > 0 || pick !== candidate);
+    if (!seen.head) return; // merged or closed meanwhile: nothing left to repair
+    const pick = seen.record ? (newest(record, seen.record) ?? record) : record;
     record = pick;
+    if (!(await reconcile(gl, req, mr, pick, files, say, seen.head))) continue;
     const after = await visibleProposal(gl, req.project, mr);
-    if (!after || newest(record, after) === record) return;
-    record = after;
+    if (!after.record || newest(record, after.record) === record) return;
+    record = after.record;
   }
 }
 
-/** The newest of what the MR's description and its diff comment propose, read now. */
+/** The newest of what the MR's description and its diff comment propose, and its head, read now. */
 async function visibleProposal(
   gl: GitLab,
   project: string,
   mr: MergeRequest,
-): Promise<PromotionRecord | null> {
+): Promise<{ record: PromotionRecord | null; head: string | null }> {
   const [fresh, notes] = await Promise.all([
     gl.openMergeRequest(project, mr.sourceBranch),
     gl.notes(project, mr.iid),
   ]);
   const described = readRecordComment(fresh?.description);
   const shown = readRecordComment(notes.find((n) => isDiffComment(n.body))?.body);
-  return newest(described, shown);
+  return { record: newest(described, shown), head: fresh?.sha ?? null };
 }
 
 /**
- * Makes the branch, the description and the comment describe `record` again: the repair
- * after a race. With `recommit`, the branch is first reset to that record's edit.
+ * Makes the branch, the description and the comment describe `record` again. The branch
+ * is reset to that record's edit when its head (`head`) holds another proposal. False
+ * when the branch moved meanwhile (nothing written).
  */
 async function reconcile(
   gl: GitLab,
@@ -591,33 +666,27 @@ async function reconcile(
   record: PromotionRecord,
   files: Array<{ path: string; text: string; lastCommitId: string }>,
   say: (l: string) => void,
-  recommit = false,
-): Promise<void> {
+  head: string,
+): Promise<boolean> {
   const plan = planEdits(
     req,
     files,
     { app: record.app, env: record.env, target: record.target },
-    {
-      image: record.image,
-      tag: record.tag,
-      digest: record.digest,
-    },
+    { image: record.image, tag: record.tag, digest: record.digest },
   );
   const fixed: PromotionRecord = { ...record, files: plan.record.files, fromTag: plan.record.fromTag };
-  let sha = mr.sha;
-  if (recommit && plan.contents.size) {
-    sha = await gl.createCommit(
+  let sha: string | null = head;
+  const onBranch = readRecordTrailer(await gl.commitMessage(req.project, head));
+  if (plan.contents.size && !(onBranch && sameProposal(onBranch, fixed))) {
+    sha = await gl.writeBranch(
       req.project,
       mr.sourceBranch,
+      head,
       commitMessage(fixed),
-      [...plan.contents].map(([filePath, content]) => ({
-        action: 'update' as const,
-        filePath,
-        content,
-        lastCommitId: files.find((f) => f.path === filePath)!.lastCommitId,
-      })),
-      { startBranch: record.target, force: true },
+      editActions(plan, files),
+      record.target,
     );
+    if (!sha) return false;
   }
   const withCommit = { ...fixed, commit: sha };
   say(`bringing !${mr.iid} back in step with its branch (${record.tag ?? record.digest})`);
@@ -630,6 +699,17 @@ async function reconcile(
     title: mrTitle(withCommit),
     description: mrDescription(withCommit, gl.opts.url),
   });
+  return true;
+}
+
+/** The Commits API actions for a plan, each guarded by the file's last commit as read. */
+function editActions(plan: Plan, files: Array<{ path: string; lastCommitId: string }>) {
+  return [...plan.contents].map(([filePath, content]) => ({
+    action: 'update' as const,
+    filePath,
+    content,
+    lastCommitId: files.find((f) => f.path === filePath)!.lastCommitId,
+  }));
 }
 
 /** GitLab's refusals, in words that say what to fix. */

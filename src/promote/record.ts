@@ -19,6 +19,36 @@ export interface SourceFacts {
   projectUrl?: string;
 }
 
+/** The app changes an image bump carries: the commits between the two images' revisions. */
+export interface DeployedChanges {
+  /** the source project, and its web URL */
+  project: string;
+  projectUrl: string;
+  /** `org.opencontainers.image.revision` of the deployed and of the new image */
+  from: string;
+  to: string;
+  compareUrl: string;
+  /** oldest first, at most MAX_LISTED */
+  commits: Array<{ sha: string; title: string; url: string }>;
+  /** commits beyond those listed */
+  more: number;
+  /** merge requests merged in that range (from GitLab's merge commit messages) */
+  mergeRequests: Array<{ ref: string; url: string }>;
+}
+
+/** What the registry says about the images, when it was asked. */
+export interface ImageFacts {
+  /** the digest the new tag resolved to */
+  digest?: string;
+  /** the digest the deployed tag resolves to now */
+  fromDigest?: string;
+  /** why the image was not verified (registry unreachable, no access) */
+  unverified?: string;
+  changes?: DeployedChanges;
+  /** why the changes cannot be known */
+  changesUnknown?: string;
+}
+
 export interface PromotionRecord {
   v: 1;
   app: string;
@@ -32,6 +62,8 @@ export interface PromotionRecord {
   target: string;
   files: FileRecord[];
   source: SourceFacts;
+  /** from the registry and the source project (absent when the registry was not asked) */
+  registry?: ImageFacts;
   /** the bot commit this description or comment describes (not in the commit itself) */
   commit?: string;
 }

@@ -3,7 +3,7 @@
 
 import { type PromotionRecord, recordComment } from '../promote/record.js';
 import { changeKind } from '../promote/version-order.js';
-import { code, link } from './markdown.js';
+import { code, link, plain } from './markdown.js';
 
 export function mrTitle(r: PromotionRecord): string {
   const what = r.tag ?? (r.digest ? r.digest.slice(0, 19) : 'image');
@@ -17,7 +17,14 @@ export function mrDescription(r: PromotionRecord, gitlabUrl: string): string {
     ['Image', code(r.image)],
     ['Tag', arrow(r.fromTag, r.tag ?? r.fromTag)],
   ];
+  const reg = r.registry;
   if (r.digest || r.fromDigest) rows.push(['Digest', arrow(r.fromDigest, r.digest)]);
+  else if (reg?.digest) rows.push(['Digest (registry)', arrow(reg.fromDigest, reg.digest)]);
+  if (reg)
+    rows.push([
+      'Image verified',
+      reg.unverified ? `no: ${plain(reg.unverified)}` : 'yes, the tag exists in the registry',
+    ]);
   rows.push(['Kind of change', changeKind(r.fromTag, r.tag)]);
   rows.push(['Files', r.files.map((f) => code(f.path)).join(', ')]);
   const s = r.source;
@@ -38,6 +45,7 @@ export function mrDescription(r: PromotionRecord, gitlabUrl: string): string {
     '|---|---|',
     ...rows.map(([k, v]) => `| ${k} | ${v} |`),
     '',
+    ...whatIsDeployed(r),
     `Merging this merge request changes ${code(r.target)}, which the in-cluster agent deploys.`,
     '',
     '<sub>Opened by gitops-bot. A newer tag for this app and environment updates this merge request in place; ' +
@@ -46,4 +54,38 @@ export function mrDescription(r: PromotionRecord, gitlabUrl: string): string {
     recordComment(r),
     '',
   ].join('\n');
+}
+
+/** The app changes the bump carries, or plainly why they cannot be known. */
+function whatIsDeployed(r: PromotionRecord): string[] {
+  const reg = r.registry;
+  if (!reg) return [];
+  const out = ['### What is being deployed', ''];
+  const c = reg.changes;
+  if (!c) {
+    out.push(
+      `Which app changes this carries cannot be known: ${plain(reg.unverified ?? reg.changesUnknown ?? 'no registry facts')}.`,
+      '',
+    );
+    return out;
+  }
+  const n = c.commits.length + c.more;
+  const between = `${link(code(c.from.slice(0, 8)), `${c.projectUrl}/-/commit/${c.from}`)} (${code(r.fromTag ?? '?')}) and ${link(code(c.to.slice(0, 8)), `${c.projectUrl}/-/commit/${c.to}`)} (${code(r.tag ?? '?')})`;
+  if (n === 0) {
+    out.push(
+      `No app commits: both images were built from the same commit of ${link(code(c.project), c.projectUrl)}.`,
+      '',
+    );
+    return out;
+  }
+  out.push(
+    `${n} commit${n === 1 ? '' : 's'} in ${link(code(c.project), c.projectUrl)} between ${between} (${link('compare', c.compareUrl)}):`,
+    '',
+  );
+  for (const x of c.commits) out.push(`- ${link(code(x.sha.slice(0, 8)), x.url)} ${plain(x.title)}`);
+  if (c.more) out.push(`- … and ${c.more} older (see ${link('the comparison', c.compareUrl)})`);
+  if (c.mergeRequests.length)
+    out.push('', `Merge requests: ${c.mergeRequests.map((m) => link(code(m.ref), m.url)).join(', ')}`);
+  out.push('');
+  return out;
 }

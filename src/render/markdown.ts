@@ -20,3 +20,14 @@ export function fence(content: string): string {
   const longest = Math.max(2, ...(content.match(/`+/g) ?? []).map((m) => m.length));
   return '`'.repeat(longest + 1);
 }
+
+/**
+ * Text from elsewhere (an app's commit titles) as inert Markdown: no formatting, links,
+ * HTML or references, and no `@mention` that would notify people.
+ */
+export function plain(value: string): string {
+  return value
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/[\\`*_[\]<>|~]/g, (c) => `\\${c}`)
+    .replace(/([@%$^#!])(?=\w)/g, '$1\u200b');
+}

@@ -35,10 +35,13 @@ export async function handleGit(
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
+  /** told who is asking before the answer goes out (the request log is written on finish) */
+  setUser: (username: string | null) => void = () => {},
 ): Promise<{ status: number; user: User | null }> {
   const m = GIT_PATH.exec(url.pathname)!;
   const [, projectPath, rest] = m;
   const user = basicAuthUser(core, req.headers.authorization);
+  setUser(user?.username ?? null);
   const project = core.store.project(projectPath);
   const push = rest === 'git-receive-pack' || url.searchParams.get('service') === 'git-receive-pack';
   const challenge = { 'WWW-Authenticate': 'Basic realm="GitLab"' };

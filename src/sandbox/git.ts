@@ -456,7 +456,9 @@ export class Repo {
     range: string[],
     opts: { path?: string; skip?: number; max?: number; since?: string; until?: string } = {},
   ): Promise<CommitInfo[]> {
-    const args = ['log', '-z', `--format=${COMMIT_FORMAT}`];
+    // --date-order: never a parent before its children, even when commits share a timestamp
+    // (the sandbox makes several a second; GitLab's lists are in that order too)
+    const args = ['log', '-z', '--date-order', `--format=${COMMIT_FORMAT}`];
     if (opts.skip) args.push(`--skip=${opts.skip}`);
     if (opts.max !== undefined) args.push(`--max-count=${opts.max}`);
     if (opts.since) args.push(`--since=${opts.since}`);

@@ -159,7 +159,8 @@ export async function seed(core: SandboxCore, name: SeedName): Promise<void> {
     root,
     'helloworld',
     STORY_FILES.helloworld,
-    { developer: DEVELOPER, reviewer: MAINTAINER },
+    // gitops-bot reads the app's history to list what an image bump deploys (issue 8).
+    { developer: DEVELOPER, reviewer: MAINTAINER, 'gitops-bot': REPORTER },
     'Hello World!!! served by nginx',
   );
   await addProject(

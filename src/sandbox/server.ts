@@ -24,6 +24,7 @@ import {
   sendJson,
   unauthorized,
 } from './http.js';
+import { handleJwtAuth, type RegistryTokenOptions } from './registry-auth.js';
 import { addUser, type SeedName, seed } from './seed.js';
 import { Store, type User } from './state.js';
 import { Webhooks } from './webhooks.js';
@@ -41,6 +42,8 @@ export interface SandboxOptions {
   rateLimit?: number;
   /** inject faults into API answers (see faults.ts), e.g. `rate=0.2,seed=7` */
   faults?: string | FaultSpec;
+  /** serve GitLab's registry token service at /jwt/auth, signing with this key */
+  registryTokens?: RegistryTokenOptions;
 }
 
 export interface RequestLogEntry {
@@ -146,9 +149,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const url = new URL(req.url ?? '/', core.baseUrl);
     if (url.pathname.startsWith('/api/v4/')) return api(req, res, url, setUser);
     if (url.pathname.startsWith('/-/sandbox/')) return admin(req, res, url);
+    if (url.pathname === '/jwt/auth' && opts.registryTokens)
+      return handleJwtAuth(core, opts.registryTokens, req, res, url, setUser);
     if (isGitRequest(url.pathname)) {
-      const { user } = await handleGit(core, req, res, url);
-      setUser(user?.username ?? null);
+      await handleGit(core, req, res, url, setUser);
       return;
     }
     sendJson(res, 404, { error: '404 Not Found' });

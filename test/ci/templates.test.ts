@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { client, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
-import { MANIFEST_ACCEPT, type Registry, startRegistry } from './registry.js';
+import { MANIFEST_ACCEPT, type Registry, startRegistry } from '../registry/docker-registry.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli.js');

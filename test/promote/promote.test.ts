@@ -114,7 +114,10 @@ describe('promote', () => {
     assert.ok(again.requests <= 2, `noop: ${again.requests} requests`);
     const update = await counted(() => promote(request({ env: 'budget', tag: 'ci-35' }), { gitlab: bot() }));
     assert.equal(update.value.action, 'updated');
-    assert.ok(update.requests <= 6, `update: ${update.requests} requests`);
+    // 6 API requests, plus the compare-and-swap move of the branch: a shallow fetch and a
+    // push, 2 git HTTP requests each (issue 7: a forced reset must not lose a newer tag)
+    assert.ok(update.requests <= 10, `update: ${update.requests} requests`);
+    assert.equal(update.value.requests, update.requests, 'the JSON count matches the sandbox log');
   });
 
   test('1. the target already runs the tag: "already deployed", nothing written', async () => {
@@ -236,7 +239,7 @@ describe('promote', () => {
     }
   });
 
-  test('7. a stale older run that commits after the newer one finished puts the newer one back', async () => {
+  test('7. a stale older run whose commit comes after the newer one finished loses the swap: the newer stays', async () => {
     await promote(request({ env: 'stale-race', tag: 'ci-35' }), { gitlab: bot() });
     let done = false;
     class SlowOld extends GitLab {

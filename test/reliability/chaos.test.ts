@@ -30,15 +30,8 @@ before(async () => {
 });
 after(() => sb?.close());
 
-// Not yet part of `npm test`: some runs still end with an older run's restore overwriting
-// the newest tag (see the issue 7 notes). Run it with GITOPS_BOT_CHAOS=1.
-const skip = process.env.GITOPS_BOT_CHAOS
-  ? false
-  : 'set GITOPS_BOT_CHAOS=1 to run (known to fail sometimes, issue 7)';
-
 test('chaos: 100 promotions under 20 % faults end with one correct MR per app', {
   timeout: 300_000,
-  skip,
 }, async () => {
   // Every app gets ci-2 .. ci-11, interleaved across apps and shuffled within the stream
   // (seeded), so older tags sometimes arrive after newer ones, as racing pipelines do.

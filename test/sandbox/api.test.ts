@@ -88,6 +88,7 @@ describe('instance, users, projects, members', () => {
       root: 50,
       developer: 30,
       reviewer: 40,
+      'gitops-bot': 20, // reads the app's history for "what is being deployed"
     });
     const one = await ops().ProjectMembers.show(OPS, members.find((m) => m.username === 'operator')!.id, {
       includeInherited: true,
