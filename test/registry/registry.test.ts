@@ -3,13 +3,16 @@
 // GitLab's registry does). All three serve the same storage; test images are pushed to the
 // anonymous one.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { imageName, RegistryClient, type RegistryError } from '../../src/registry/client.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { sandboxFixture } from '../helpers.js';
+import { run, sandboxFixture } from '../helpers.js';
 import { htpasswd, type Registry, startRegistry, tokenKeys } from './docker-registry.js';
 import { pushImage } from './images.js';
 
+const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli.js');
 let sb: Sandbox;
 let open: Registry & { storage: string };
 let basic: Registry;
@@ -138,4 +141,39 @@ describe('Bearer tokens from the sandbox /jwt/auth (GitLab registry flow)', () =
     assert.ok(await bot.resolve(name, 'bearer-3'));
     await assert.rejects(bot.tag(name, 'bearer-3', 'bearer-3-x'), (e: RegistryError) => e.kind === 'auth');
   });
+});
+
+test('CLI in GitLab CI: retag authenticates with CI_REGISTRY_USER / CI_REGISTRY_PASSWORD (a job token)', async () => {
+  await pushImage(open.url, 'root/helloworld', 'ci-env-1');
+  const job = await fetch(`${sb.url}/-/sandbox/job-tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Private-Token': 'root-token' },
+    body: JSON.stringify({ project: 'root/helloworld', username: 'developer' }),
+  });
+  const { token } = (await job.json()) as { token: string };
+  const env = {
+    ...process.env,
+    CI_REGISTRY: bearer.host,
+    CI_REGISTRY_USER: 'gitlab-ci-token',
+    CI_REGISTRY_PASSWORD: token,
+    GITOPS_BOT_LOG_LEVEL: 'debug',
+  };
+  const image = `${bearer.host}/root/helloworld`;
+  const r = await run(
+    'node',
+    [CLI, 'retag', '--image', image, '--from', 'ci-env-1', '--to', 'ci-env-1-prod'],
+    { env },
+  );
+  assert.match(r.stdout, new RegExp(`^${image.replace(/\./g, '\\.')}:ci-env-1-prod sha256:[0-9a-f]{64}\\n$`));
+  assert.ok(!`${r.stdout}${r.stderr}`.includes(token), 'the job token is never printed');
+  // another registry host never gets CI_REGISTRY's credentials
+  const other = await run(
+    'node',
+    [CLI, 'retag', '--image', `${basic.host}/root/helloworld`, '--from', 'ci-env-1', '--to', 'x'],
+    {
+      env,
+    },
+  ).catch((e: { code: number; stderr: string }) => e);
+  assert.equal((other as { code: number }).code, 7);
+  assert.match((other as { stderr: string }).stderr, /refused anonymous access/);
 });

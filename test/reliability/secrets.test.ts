@@ -8,14 +8,18 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { client, OPS, sandboxFixture, tempDir } from '../helpers.js';
+import { htpasswd, type Registry, startRegistry } from '../registry/docker-registry.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const TOKEN = 'glpat-SeCrEtToKeN0123456789';
 const WRONG = 'glpat-WrOnGtOkEn9876543210';
 const HOOK_SECRET = 'hook-SeCrEt-4242424242';
 const SIGNING = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
-const SECRETS = [TOKEN, WRONG, HOOK_SECRET, SIGNING, SIGNING.slice(6)];
+const REGISTRY_PASSWORD = 'reg-SeCrEt-7777777';
+const REGISTRY_WRONG = 'reg-WrOnG-8888888';
+const SECRETS = [TOKEN, WRONG, HOOK_SECRET, SIGNING, SIGNING.slice(6), REGISTRY_PASSWORD, REGISTRY_WRONG];
 let sb: Sandbox;
+let registry: Registry;
 let dir: string;
 const seen: string[] = [];
 
@@ -52,6 +56,7 @@ function cli(
 
 before(async () => {
   sb = await sandboxFixture();
+  registry = await startRegistry({ htpasswd: await htpasswd({ ci: REGISTRY_PASSWORD }) });
   dir = await tempDir();
   await writeFile(join(dir, 'secret'), HOOK_SECRET);
   await writeFile(join(dir, 'signing'), SIGNING);
@@ -63,7 +68,9 @@ before(async () => {
   const user = (await r.json()) as { id: number };
   await client(sb, 'root').ProjectMembers.add(OPS, 40, { userId: user.id });
 });
-after(() => sb?.close());
+after(async () => {
+  await Promise.all([sb?.close(), registry?.close()]);
+});
 
 test('no command prints, logs or writes a token or webhook secret', { timeout: 120_000 }, async () => {
   const promote = [
@@ -89,6 +96,15 @@ test('no command prints, logs or writes a token or webhook secret', { timeout: 1
     ).code,
     2,
   );
+  // the registry password: a retag of a missing tag (the registry accepts the login), and a wrong password
+  const retag = ['retag', '--image', `${registry.host}/root/helloworld`, '--from', 'ci-1', '--to', 'prod'];
+  const registryEnv = { GITOPS_BOT_REGISTRY_USER: 'ci', GITOPS_BOT_REGISTRY_PASSWORD: REGISTRY_PASSWORD };
+  const missing = await cli(retag, registryEnv);
+  assert.equal(missing.code, 7, missing.out);
+  assert.match(missing.out, /has no tag or digest 'ci-1'/);
+  const refused = await cli(retag, { ...registryEnv, GITOPS_BOT_REGISTRY_PASSWORD: REGISTRY_WRONG });
+  assert.equal(refused.code, 7, refused.out);
+  assert.match(refused.out, /refused user 'ci'/);
   const mrs = await client(sb, 'operator').MergeRequests.all({ projectId: OPS, state: 'opened' });
   const iid = String(mrs[0].iid);
   assert.equal((await cli(['gate', '--project', OPS, '--mr', iid, '--json'])).code, 6);
