@@ -25,6 +25,8 @@ const gitEnv = {
 let sb: Sandbox;
 let registry: Registry;
 let checkout: string;
+/** the commit ci-34 was built from */
+let built34 = '';
 
 function gcl(args: string[], cwd: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
@@ -44,10 +46,19 @@ function gcl(args: string[], cwd: string): Promise<{ code: number; output: strin
 async function pipeline(
   ci: string,
   variables: Record<string, string> = {},
+  opts: { push?: boolean } = {},
 ): Promise<{ code: number; output: string }> {
   await writeFile(join(checkout, '.gitlab-ci.yml'), ci);
   await run('git', ['add', '-A'], { cwd: checkout, env: gitEnv });
   await run('git', ['commit', '-qm', 'ci', '--allow-empty'], { cwd: checkout, env: gitEnv });
+  // As on GitLab, the pipeline's commit is in the project (the bot compares revisions there).
+  if (opts.push) {
+    const auth = `Authorization: Basic ${Buffer.from('reviewer:reviewer-token').toString('base64')}`;
+    await run('git', ['-c', `http.extraHeader=${auth}`, 'push', '-q', 'origin', 'HEAD:main'], {
+      cwd: checkout,
+      env: gitEnv,
+    });
+  }
   return gcl(
     Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]),
     checkout,
@@ -129,6 +140,7 @@ describe('CI templates', () => {
       ),
       // gitlab-ci-local counts pipelines from 0; the story's pipeline is #34 (ci-33 runs now).
       { GITOPS_BOT_TOKEN: 'gitops-bot-token', CI_PIPELINE_IID: '34' },
+      { push: true },
     );
     assert.equal(code, 0, output);
     const env = Object.fromEntries(
@@ -139,6 +151,7 @@ describe('CI templates', () => {
     assert.match(env.IMAGE_DIGEST, /^sha256:[0-9a-f]{64}$/);
     const sha = (await run('git', ['rev-parse', 'HEAD'], { cwd: checkout })).stdout.trim();
     assert.equal(env.SOURCE_SHA, sha);
+    built34 = sha;
     for (const tag of [env.IMAGE_TAG, sha.slice(0, 8), 'latest']) {
       const res = await fetch(`${registry.url}/v2/root/helloworld/manifests/${tag}`, {
         headers: { Accept: MANIFEST_ACCEPT },
@@ -225,6 +238,38 @@ describe('CI templates', () => {
       output,
       /gitops-bot build: tag '\.bad' is invalid: 1 to 128 of \[A-Za-z0-9_.-\], not starting with '\.' or '-'/,
     );
+  });
+
+  test('the next build: its MR lists exactly the app commits between the deployed image and the new one', async () => {
+    assert.ok(built34, 'the first pipeline ran');
+    const op = client(sb, 'operator');
+    const open = () => op.MergeRequests.all({ projectId: OPS, state: 'opened', labels: 'gitops-bot' });
+    const [first] = await open();
+    await op.MergeRequests.merge(OPS, first.iid); // ci-34 is deployed now
+    const { code, output } = await pipeline(
+      include(
+        `      image: ${registry.host}/root/helloworld\n      tls_verify: false\n      registry: ''`,
+        `      ops_project: ${OPS}\n      assignees: operator\n      target_branch: main\n      command: node ${CLI}`,
+      ),
+      { GITOPS_BOT_TOKEN: 'gitops-bot-token', CI_PIPELINE_IID: '35' },
+      { push: true },
+    );
+    assert.equal(code, 0, output);
+    assert.match(output, /is sha256:[0-9a-f]{64}/, 'promote verified ci-35 in the registry');
+    const expected = (
+      await run('git', ['rev-list', '--reverse', `${built34}..HEAD`], { cwd: checkout })
+    ).stdout
+      .trim()
+      .split('\n');
+    assert.ok(expected.length >= 4, 'the tests in between committed too');
+    const [mr] = await open();
+    assert.equal(mr.title, 'Deploy helloworld ci-35 to main');
+    const description = String(mr.description);
+    const section = description.slice(description.indexOf('### What is being deployed'));
+    const listed = [...section.matchAll(/\/-\/commit\/([0-9a-f]{40})\)/g)].map((m) => m[1]);
+    assert.deepEqual(listed.slice(0, 2), [built34, expected.at(-1)], 'the range: ci-34 and ci-35 revisions');
+    assert.deepEqual(listed.slice(2), expected, 'exactly the commits between, oldest first');
+    assert.match(section, new RegExp(`^${expected.length} commits in \\[\`root/helloworld\`\\]`, 'm'));
   });
 });
 
