@@ -4,12 +4,14 @@ import { benchManifests } from './manifests.js';
 import { benchPromote } from './promote.js';
 import { benchSandbox } from './sandbox.js';
 import { benchServe } from './serve.js';
+import { benchStartup } from './startup.js';
 
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
   manifests: benchManifests,
   promote: benchPromote,
   sandbox: benchSandbox,
   serve: benchServe,
+  startup: benchStartup,
 };
 
 const wanted = process.argv.slice(2);

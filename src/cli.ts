@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // gitops-bot's command line. Each command lives in src/cli/<name>.ts; this file wires them
 // up and turns errors into one line on stderr and a documented exit code.
+import './startup.js';
 import { Command, CommanderError } from 'commander';
 import { CliError, ExitCode } from './cli/errors.js';
 import { registerGate } from './cli/gate.js';
@@ -73,4 +74,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// Not a top-level await: the bundle (scripts/bundle.mjs) is CommonJS. main() catches all.
+void main(process.argv);

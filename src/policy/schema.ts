@@ -2,7 +2,7 @@
 // branch. The schema is the single source of truth for validation and for the published
 // JSON Schema (`gitops-bot schema policy`), so editors complete what the bot accepts.
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 
 const ACCESS_LEVELS = {
   guest: 10,

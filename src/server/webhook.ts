@@ -44,6 +44,14 @@ function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
+// Set by the bundler (scripts/bundle.mjs): the bundle is one file, which also runs the worker.
+declare const GITOPS_BOT_BUNDLED: boolean | undefined;
+
+function workerScript(): URL {
+  const bundled = typeof GITOPS_BOT_BUNDLED !== 'undefined' && GITOPS_BOT_BUNDLED;
+  return bundled ? new URL(import.meta.url) : new URL('./worker.js', import.meta.url);
+}
+
 export function createWebhookServer(opts: ServeOptions): WebhookServer {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gitops_bot_' });
@@ -117,8 +125,8 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
   let dispatch: (job: JobSpec) => void;
   let worker: Worker | null = null;
   if (opts.worker) {
-    worker = new Worker(new URL('./worker.js', import.meta.url), {
-      workerData: { ...opts.worker, concurrency },
+    worker = new Worker(workerScript(), {
+      workerData: { ...opts.worker, concurrency, gitopsBotWorker: true },
       // Small generations keep the worker's memory down (96 MB old space still fits a 10 MB
       // manifest, 6.3x its size at peak); its collections no longer
       // delay acknowledgements, which happen on this thread.
