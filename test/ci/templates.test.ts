@@ -3,13 +3,14 @@
 // builds and pushes to Debian's docker-registry; promote opens the MR in the ops repo.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { client, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
 import { MANIFEST_ACCEPT, type Registry, startRegistry } from '../registry/docker-registry.js';
+import { readmeExample } from '../ship/runner.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli.js');
@@ -28,12 +29,16 @@ let checkout: string;
 /** the commit ci-34 was built from */
 let built34 = '';
 
-function gcl(args: string[], cwd: string): Promise<{ code: number; output: string }> {
+function gcl(
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile(
       GCL,
       ['--shell-executor-no-image', '--force-shell-executor', ...args],
-      { cwd, env: process.env, maxBuffer: 64 * 1024 * 1024 },
+      { cwd, env, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) =>
         resolve({
           code: err ? Number((err as { code?: number }).code ?? 1) : 0,
@@ -46,7 +51,7 @@ function gcl(args: string[], cwd: string): Promise<{ code: number; output: strin
 async function pipeline(
   ci: string,
   variables: Record<string, string> = {},
-  opts: { push?: boolean } = {},
+  opts: { push?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number; output: string }> {
   await writeFile(join(checkout, '.gitlab-ci.yml'), ci);
   await run('git', ['add', '-A'], { cwd: checkout, env: gitEnv });
@@ -62,6 +67,7 @@ async function pipeline(
   return gcl(
     Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]),
     checkout,
+    opts.env,
   );
 }
 
@@ -270,6 +276,40 @@ describe('CI templates', () => {
     assert.deepEqual(listed.slice(0, 2), [built34, expected.at(-1)], 'the range: ci-34 and ci-35 revisions');
     assert.deepEqual(listed.slice(2), expected, 'exactly the commits between, oldest first');
     assert.match(section, new RegExp(`^${expected.length} commits in \\[\`root/helloworld\`\\]`, 'm'));
+  });
+
+  test('the README\'s "1. GitLab CI" example runs as written (templates project and ref aside)', async () => {
+    const example = await readmeExample('gitlab-ci');
+    // The reader keeps the templates in gitops/gitops-bot at a release tag; here they are
+    // in root/gitops-bot on main. Nothing else changes.
+    const ci = example
+      .replaceAll('project: gitops/gitops-bot', 'project: root/gitops-bot')
+      .replaceAll('ref: v0.1.0', 'ref: main');
+    assert.notEqual(ci, example);
+    // `gitops-bot` on PATH, as in the bot image the promote job runs in
+    const bin = await tempDir();
+    await writeFile(join(bin, 'gitops-bot'), `#!/bin/sh\nexec node ${CLI} "$@"\n`);
+    await chmod(join(bin, 'gitops-bot'), 0o755);
+    const { code, output } = await pipeline(
+      ci,
+      {
+        GITOPS_BOT_TOKEN: 'gitops-bot-token',
+        CI_PIPELINE_IID: '36',
+        CI_REGISTRY_IMAGE: `${registry.host}/root/helloworld`,
+        CI_REGISTRY: '',
+      },
+      { push: true, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } },
+    );
+    assert.equal(code, 0, output);
+    const mrs = await client(sb, 'operator').MergeRequests.all({
+      projectId: OPS,
+      state: 'opened',
+      labels: 'gitops-bot',
+    });
+    assert.deepEqual(
+      mrs.map((m) => m.title),
+      ['Deploy helloworld ci-36 to main'],
+    );
   });
 });
 

@@ -2,75 +2,19 @@
 // INPUT_<NAME> variables (defaults from action.yml filled in), outputs read back from the
 // GITHUB_OUTPUT file, against the sandbox.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture, tempDir } from '../helpers.js';
+import { client, OPS, sandboxFixture } from '../helpers.js';
+import { actionYml, ROOT, runAction } from './runner.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const ACTION = join(ROOT, 'action');
 let sb: Sandbox;
-
-interface ActionYml {
-  inputs: Record<string, { required?: boolean; default?: string }>;
-  outputs: Record<string, unknown>;
-  runs: { using: string; main: string };
-}
 
 before(async () => {
   sb = await sandboxFixture();
 });
 after(() => sb?.close());
-
-/** What the runner does for `uses: …/action@v1` with `with: inputs`. */
-async function runAction(
-  inputs: Record<string, string>,
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; outputs: Record<string, string> }> {
-  const yml = parse(await readFile(join(ACTION, 'action.yml'), 'utf8')) as ActionYml;
-  assert.equal(yml.runs.using, 'node20');
-  const workspace = await tempDir();
-  const outputFile = join(workspace, 'github_output');
-  await writeFile(outputFile, '');
-  const inputEnv: Record<string, string> = {};
-  for (const [name, spec] of Object.entries(yml.inputs)) {
-    inputEnv[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = inputs[name] ?? spec.default ?? '';
-  }
-  const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      [join(ACTION, yml.runs.main)],
-      {
-        cwd: workspace,
-        env: {
-          PATH: process.env.PATH,
-          HOME: workspace,
-          GITHUB_ACTIONS: 'true',
-          GITHUB_OUTPUT: outputFile,
-          GITHUB_REPOSITORY: 'acme/helloworld',
-          GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567',
-          GITHUB_SERVER_URL: 'https://github.com',
-          GITHUB_RUN_ID: '4242',
-          GITHUB_RUN_NUMBER: '34',
-          RUNNER_TEMP: workspace,
-          ...inputEnv,
-          ...env,
-        },
-      },
-      (err, out) =>
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: String(out) }),
-    );
-  });
-  // GITHUB_OUTPUT: name<<DELIMITER / value / DELIMITER
-  const outputs: Record<string, string> = {};
-  const text = await readFile(outputFile, 'utf8');
-  for (const m of text.matchAll(/^([\w-]+)<<(\S+)\n([\s\S]*?)\n\2\n/gm)) outputs[m[1]] = m[3];
-  return { code, stdout, outputs };
-}
 
 const inputs = (extra: Record<string, string> = {}) => ({
   'ops-project': OPS,
@@ -121,7 +65,7 @@ test('failures are ::error annotations with the CLI exit codes, and never show t
 });
 
 test('action.yml declares exactly the inputs the entry reads, and the outputs it writes', async () => {
-  const yml = parse(await readFile(join(ACTION, 'action.yml'), 'utf8')) as ActionYml;
+  const yml = await actionYml();
   const source = await readFile(join(ROOT, 'src/action/main.ts'), 'utf8');
   const read = new Set([...source.matchAll(/(?:input|list)\('([\w-]+)'\)/g)].map((m) => m[1]));
   assert.deepEqual(Object.keys(yml.inputs).sort(), [...read].sort());
