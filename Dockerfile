@@ -1,18 +1,13 @@
-# The gitops-bot image: what ci-templates/promote.yml runs (its bot_image input).
-FROM node:20-alpine AS build
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json ./
-COPY src ./src
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
-
-FROM node:20-alpine
-WORKDIR /app
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist/src ./dist/src
-RUN ln -s /app/dist/src/cli.js /usr/local/bin/gitops-bot && chmod +x /app/dist/src/cli.js
+# The gitops-bot image: what ci-templates/promote.yml runs (its bot_image input). The
+# single-file bundle (npm run bundle: dist/gitops-bot.mjs, no node_modules) on a small Node
+# base, run as the base's unprivileged `node` user. Built by this project's own pipeline
+# with ci-templates/build.yml (job build-bot-image, after the bundle job).
+ARG NODE_IMAGE=node:20-alpine
+FROM ${NODE_IMAGE}
+# git: promote and serve move branches with `git push --force-with-lease` (compare-and-swap).
+RUN command -v git >/dev/null 2>&1 || apk add --no-cache git
+COPY --chmod=755 dist/gitops-bot.mjs /usr/local/bin/gitops-bot
 USER node
+WORKDIR /home/node
 ENTRYPOINT ["gitops-bot"]
 CMD ["--help"]

@@ -330,7 +330,7 @@ test("the project's own pipeline parses, with the build template included", asyn
   await run('git', ['commit', '-qm', 'ci'], { cwd: dir, env: gitEnv });
   const { code, output } = await gcl(['--list'], dir);
   assert.equal(code, 0, output);
-  for (const job of ['lint', 'typecheck', 'test', 'build-bot-image'])
+  for (const job of ['lint', 'typecheck', 'test', 'bundle', 'build-bot-image'])
     assert.match(output, new RegExp(`^${job}\\s`, 'm'));
 });
 
