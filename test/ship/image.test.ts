@@ -66,8 +66,11 @@ before(async () => {
   registry = await startRegistry();
   await buildBase();
 });
+const built: string[] = [];
 after(async () => {
   await registry?.close();
+  // vfs keeps a full copy per layer: leave nothing behind in the machine's image store
+  await run('buildah', ['rmi', '-f', BASE, ...built], { env: buildahEnv }).catch(() => undefined);
 });
 
 test("the project's pipeline builds the bot image: the bundle only, non-root, and it runs", {
@@ -117,6 +120,7 @@ test("the project's pipeline builds the bot image: the bundle only, non-root, an
   });
   assert.equal(code, 0, output);
   const tag = /build-bot-image > IMAGE_TAG=(\S+)/.exec(output)![1];
+  built.push(`${image}:${tag}`);
 
   const c = new RegistryClient();
   const name = imageName(image);
