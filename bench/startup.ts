@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GitLab } from '../src/gitlab/client.js';
 import { type PromoteRequest, type PromoteResult, promote } from '../src/promote/promote.js';
+import { RegistryClient } from '../src/registry/client.js';
 import { startSandbox } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
@@ -79,7 +80,11 @@ export async function benchStartup(): Promise<Record<string, number | string>> {
         // a new environment each time opens an MR; the same one updates it
         const env = (where: string) => (kind === 'created' ? `${where}-${kind}-${i}` : `${where}-${kind}`);
         let t = performance.now();
-        const a = await promote({ ...base, env: env('lib'), tag: `ci-${100 + i}` }, { gitlab: gitlab() });
+        // the same work as the CLI, registry check included (registry.example.com: not found)
+        const a = await promote(
+          { ...base, env: env('lib'), tag: `ci-${100 + i}` },
+          { gitlab: gitlab(), registry: new RegistryClient() },
+        );
         inProcess.push(performance.now() - t);
         t = performance.now();
         const { stdout } = await run(process.execPath, cli(`ci-${100 + i}`, env('cli')), { env: cliEnv });
