@@ -1,5 +1,6 @@
 // Shared test helpers: a sandbox per test file, gitbeaker clients per user, git in temp dirs.
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +20,18 @@ export async function sandboxFixture(opts: SandboxOptions = {}): Promise<Sandbox
   return startSandbox({ port: 0, seed: 'story', ...opts });
 }
 
+const made: string[] = [];
+// Each test file is its own process: its temp dirs go when it exits (a test that fails
+// keeps nothing either; rerun it with GITOPS_BOT_KEEP_TMP=1 to look inside).
+process.once('exit', () => {
+  if (process.env.GITOPS_BOT_KEEP_TMP) return;
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 export async function tempDir(prefix = 'gitops-bot-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** The status and GitLab message of a failed gitbeaker call. */
