@@ -8,19 +8,45 @@ import { type PromoteRequest, type PromoteResult, promote } from '../src/promote
 import { startSandbox } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
+
+/** The story's promotion (tag and environment left to each run). */
+export const STORY_PROMOTION: PromoteRequest = {
+  project: 'root/helloworld-ops',
+  files: ['deployment.yml'],
+  image: 'registry.example.com/root/helloworld',
+  assignees: ['operator'],
+  targetBranch: 'main',
+};
+
+/** The argv of `gitops-bot promote` for `req`, as a pipeline would run it (shared with bench/startup). */
+export function promoteArgs(cli: string, req: PromoteRequest, tag: string, env: string): string[] {
+  return [
+    cli,
+    'promote',
+    '--project',
+    req.project,
+    '--file',
+    req.files.join(','),
+    '--image',
+    req.image,
+    '--tag',
+    tag,
+    '--env',
+    env,
+    '--assignee',
+    (req.assignees ?? []).join(','),
+    '--target-branch',
+    req.targetBranch ?? 'main',
+    '--json',
+  ];
+}
 const N = 20;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchPromote(): Promise<Record<string, number | string>> {
   const sb = await startSandbox({ port: 0, seed: 'story' });
   const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
-  const base: PromoteRequest = {
-    project: 'root/helloworld-ops',
-    files: ['deployment.yml'],
-    image: 'registry.example.com/root/helloworld',
-    assignees: ['operator'],
-    targetBranch: 'main',
-  };
+  const base = STORY_PROMOTION;
   try {
     const inProcess: number[] = [];
     const requests: number[] = [];
@@ -38,29 +64,9 @@ export async function benchPromote(): Promise<Record<string, number | string>> {
     const fresh: number[] = [];
     for (let i = 0; i < N; i++) {
       const t = performance.now();
-      const { stdout } = await run(
-        process.execPath,
-        [
-          cli,
-          'promote',
-          '--project',
-          base.project,
-          '--file',
-          'deployment.yml',
-          '--image',
-          base.image,
-          '--tag',
-          `ci-${200 + i}`,
-          '--env',
-          `cli${i % 2}`,
-          '--assignee',
-          'operator',
-          '--target-branch',
-          'main',
-          '--json',
-        ],
-        { env: { ...process.env, GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' } },
-      );
+      const { stdout } = await run(process.execPath, promoteArgs(cli, base, `ci-${200 + i}`, `cli${i % 2}`), {
+        env: { ...process.env, GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' },
+      });
       fresh.push(performance.now() - t);
       const r = JSON.parse(stdout) as PromoteResult;
       requests.push(r.requests);

@@ -7,9 +7,10 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GitLab } from '../src/gitlab/client.js';
-import { type PromoteRequest, type PromoteResult, promote } from '../src/promote/promote.js';
+import { type PromoteResult, promote } from '../src/promote/promote.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { startSandbox } from '../src/sandbox/index.js';
+import { promoteArgs, STORY_PROMOTION } from './promote.js';
 
 const run = promisify(execFile);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -42,33 +43,9 @@ export async function benchStartup(): Promise<Record<string, number | string>> {
 
   const sb = await startSandbox({ port: 0, seed: 'story' });
   try {
-    const base: PromoteRequest = {
-      project: 'root/helloworld-ops',
-      files: ['deployment.yml'],
-      image: 'registry.example.com/root/helloworld',
-      assignees: ['operator'],
-      targetBranch: 'main',
-    };
+    const base = STORY_PROMOTION;
     const gitlab = () => new GitLab({ url: sb.url, token: 'gitops-bot-token' });
-    const cli = (tag: string, env: string) => [
-      BUNDLE,
-      'promote',
-      '--project',
-      base.project,
-      '--file',
-      'deployment.yml',
-      '--image',
-      base.image,
-      '--tag',
-      tag,
-      '--env',
-      env,
-      '--assignee',
-      'operator',
-      '--target-branch',
-      'main',
-      '--json',
-    ];
+    const cli = (tag: string, env: string) => promoteArgs(BUNDLE, base, tag, env);
     const cliEnv = { ...process.env, GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' };
     // warm the in-process path (JIT, connections) as a long-lived process would be
     for (let i = 0; i < 3; i++)

@@ -45,7 +45,8 @@ async function main(): Promise<number> {
   if (!token) {
     throw Object.assign(
       new Error(
-        'the token input is empty: pass a GitLab token from a secret (token: ${{ secrets.GITLAB_TOKEN }})',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, shown to the user
+        'the token input is empty: pass a GitLab token from a secret (token: ${{ secrets.GITOPS_BOT_TOKEN }})',
       ),
       { exitCode: 2 },
     );

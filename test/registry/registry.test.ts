@@ -34,6 +34,17 @@ after(async () => {
   await Promise.all([open?.close(), basic?.close(), bearer?.close(), sb?.close()]);
 });
 
+/** A CI_JOB_TOKEN of a job in root/helloworld run by `username` (the sandbox mints it). */
+async function jobToken(username: string): Promise<string> {
+  const res = await fetch(`${sb.url}/-/sandbox/job-tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Private-Token': 'root-token' },
+    body: JSON.stringify({ project: 'root/helloworld', username }),
+  });
+  assert.equal(res.status, 201);
+  return ((await res.json()) as { token: string }).token;
+}
+
 const anonymous = () => new RegistryClient();
 const as = (username: string, password: string) =>
   new RegistryClient({ credentials: () => ({ username, password }) });
@@ -116,13 +127,7 @@ describe('Bearer tokens from the sandbox /jwt/auth (GitLab registry flow)', () =
 
   test('CI_JOB_TOKEN style: gitlab-ci-token with a job token is the job user', async () => {
     await pushImage(open.url, 'root/helloworld', 'bearer-2');
-    const job = await fetch(`${sb.url}/-/sandbox/job-tokens`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Private-Token': 'root-token' },
-      body: JSON.stringify({ project: 'root/helloworld', username: 'developer' }),
-    });
-    assert.equal(job.status, 201);
-    const { token } = (await job.json()) as { token: string };
+    const token = await jobToken('developer');
     const c = as('gitlab-ci-token', token);
     assert.ok(await c.resolve(imageName(`${bearer.host}/root/helloworld`), 'bearer-2'));
   });
@@ -145,12 +150,7 @@ describe('Bearer tokens from the sandbox /jwt/auth (GitLab registry flow)', () =
 
 test('CLI in GitLab CI: retag authenticates with CI_REGISTRY_USER / CI_REGISTRY_PASSWORD (a job token)', async () => {
   await pushImage(open.url, 'root/helloworld', 'ci-env-1');
-  const job = await fetch(`${sb.url}/-/sandbox/job-tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'Private-Token': 'root-token' },
-    body: JSON.stringify({ project: 'root/helloworld', username: 'developer' }),
-  });
-  const { token } = (await job.json()) as { token: string };
+  const token = await jobToken('developer');
   const env = {
     ...process.env,
     CI_REGISTRY: bearer.host,
