@@ -48,7 +48,8 @@ function sourceProject(labels: Record<string, string>, source: SourceFacts, gitl
     const path = url.slice(base.length + 1).replace(/\.git$|\/+$/g, '');
     if (path) return { project: path, projectUrl: `${base}/${path}` };
   }
-  if (source.project)
+  // The pipeline's own project, when it is in this GitLab (not a GitHub repository, say).
+  if (source.project && (!source.projectUrl || source.projectUrl.startsWith(`${base}/`)))
     return { project: source.project, projectUrl: source.projectUrl ?? `${base}/${source.project}` };
   return null;
 }
@@ -88,7 +89,7 @@ export async function describeChanges(o: {
   const src = sourceProject(o.newInfo.labels, o.source, o.gitlab.opts.url);
   if (!src)
     return unknown(
-      `the source project is not known (no ${SOURCE} label in this GitLab, no --source-project)`,
+      `the app's source is not a project of this GitLab (${o.newInfo.labels[SOURCE] || o.source.projectUrl || `no ${SOURCE} label, no --source-project`})`,
     );
   let compared: Awaited<ReturnType<GitLab['compare']>>;
   try {
