@@ -8,7 +8,7 @@ import { run, tempDir } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-test('npm pack: only dist/src (no tests, benchmarks or source maps), README and package.json', async () => {
+test('npm pack: only dist/src (no tests, benchmarks or source maps), LICENSE, README and package.json', async () => {
   const dest = await tempDir();
   // --ignore-scripts: `npm test` has just built dist; prepack would build it again
   const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dest], {
@@ -16,10 +16,11 @@ test('npm pack: only dist/src (no tests, benchmarks or source maps), README and 
   });
   const [pack] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = pack.files.map((f) => f.path);
-  assert.deepEqual(
-    files.filter((f) => !f.startsWith('dist/src/')),
-    ['README.md', 'package.json'],
-  );
+  assert.deepEqual(files.filter((f) => !f.startsWith('dist/src/')).sort(), [
+    'LICENSE',
+    'README.md',
+    'package.json',
+  ]);
   assert.deepEqual(
     files.filter((f) => /\.map$|(^|\/)test\/|(^|\/)bench\//.test(f)),
     [],
