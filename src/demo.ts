@@ -4,12 +4,15 @@
 import { Gitlab } from '@gitbeaker/rest';
 import { GitLab, GitLabGate } from './gitlab/client.js';
 import { promote } from './promote/promote.js';
+import { RegistryClient } from './registry/client.js';
+import { startDockerRegistry } from './sandbox/docker-registry.js';
+import { pushImage } from './sandbox/images.js';
 import { startSandbox } from './sandbox/index.js';
 import { createWebhookServer } from './server/webhook.js';
 
 const APP = 'root/helloworld';
 const OPS = 'root/helloworld-ops';
-const IMAGE = 'registry.example.com/root/helloworld';
+const STORY_IMAGE = 'registry.example.com/root/helloworld';
 
 const keep = process.argv.includes('--keep');
 const POLICY = `version: 1
@@ -33,6 +36,20 @@ const indent = (text: string) =>
 const sb = await startSandbox({ port: keep ? 8929 : 0, seed: 'story' }).catch(() =>
   startSandbox({ port: 0 }),
 );
+// With Debian's docker-registry installed, the pipeline really pushes its image, and promote
+// checks it and lists the app commits it carries. Without it, the story's image is a name.
+const registry = await startDockerRegistry();
+const IMAGE = registry ? `${registry.host}/root/helloworld` : STORY_IMAGE;
+/** an image of root/helloworld built from `sha`, as the build template labels it */
+const build = async (tag: string, sha: string) =>
+  registry
+    ? pushImage(registry.url, 'root/helloworld', tag, {
+        labels: {
+          'org.opencontainers.image.revision': sha,
+          'org.opencontainers.image.source': `${sb.url}/${APP}`,
+        },
+      })
+    : null;
 try {
   out('gitops-bot demo: the GitOps story, played on an embedded GitLab sandbox');
   step(1, `sandbox ready: ${sb.url}`);
@@ -45,6 +62,15 @@ try {
     { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
   ]);
   await operatorApi.Branches.create(OPS, 'deploy/prod', 'main');
+  if (registry) {
+    // ci-33, what runs today, was built from the app's first commit
+    const appApi = new Gitlab({ host: sb.url, token: 'developer-token' });
+    await build('ci-33', (await appApi.Commits.show(APP, 'main')).id);
+    const dep = String(await operatorApi.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
+    await operatorApi.Commits.create(OPS, 'main', 'Images come from the local registry', [
+      { action: 'update', filePath: 'deployment.yml', content: dep.replace(STORY_IMAGE, IMAGE) },
+    ]);
+  }
   const gate = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
   const botUser = await gate.currentUser();
   for (const body of [
@@ -103,7 +129,12 @@ try {
 
   step(3, 'reviewer merges it; the app pipeline #34 builds and pushes the image');
   const merged = await reviewer.MergeRequests.merge(APP, appMr.iid);
-  out(`   merged as ${String(merged.merge_commit_sha).slice(0, 8)}; pushed ${IMAGE}:ci-34`);
+  const digest = await build('ci-34', String(merged.merge_commit_sha));
+  out(
+    `   merged as ${String(merged.merge_commit_sha).slice(0, 8)}; pushed ${IMAGE}:ci-34${digest ? ` (${digest.slice(0, 19)}…)` : ''}`,
+  );
+  if (!registry)
+    out("   (install Debian's docker-registry to see promote check the image and list its commits)");
 
   step(4, 'the pipeline runs gitops-bot promote with the gitops-bot token');
   out(
@@ -132,6 +163,7 @@ try {
     },
     {
       gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }),
+      ...(registry ? { registry: new RegistryClient() } : {}),
       progress: (l) => out(`   gitops-bot: ${l}`),
     },
   );
@@ -190,7 +222,12 @@ try {
    curl -s -H 'PRIVATE-TOKEN: operator-token' ${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/merge_requests/${mr.iid} | head -c 600
    git clone http://oauth2:operator-token@${host}/${OPS}.git
    GITLAB_URL=${sb.url} GITOPS_BOT_TOKEN=gitops-bot-token npx gitops-bot promote --project ${OPS} \\
-     --file deployment.yml --image ${IMAGE} --tag ci-35 --assignee operator --target-branch main`);
+     --file deployment.yml --image ${IMAGE} --tag ci-35 --assignee operator --target-branch main${
+       registry
+         ? ` \\
+     --no-verify-image   # ci-35 is not in the registry at ${registry.url}`
+         : ''
+     }`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -199,5 +236,5 @@ try {
     out('(npm run demo -- --keep leaves the sandbox running to explore it with git and curl)');
   }
 } finally {
-  await sb.close();
+  await Promise.all([sb.close(), registry?.close()]);
 }

@@ -10,11 +10,18 @@ test('npm run demo plays the story and shows the operator the MR', async () => {
   assert.match(stdout, /1\. sandbox ready: http:\/\/127\.0\.0\.1:\d+/);
   assert.match(
     stdout,
-    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(7 requests to GitLab\)/,
+    // 7, and one compare of the app commits for "What is being deployed"
+    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(8 requests to GitLab\)/,
   );
   assert.match(stdout, /!1 Deploy helloworld ci-34 to main\n\s+assigned to operator/);
   assert.match(stdout, /\| Tag \| `ci-33` → `ci-34` \|/);
-  assert.match(stdout, /\+\s+image: registry.example.com\/root\/helloworld:ci-34/);
+  // .ci/run installs docker-registry: the pipeline really pushes, and promote checks the image
+  assert.match(stdout, /\+\s+image: 127\.0\.0\.1:\d+\/root\/helloworld:ci-34/);
+  assert.match(stdout, /pushed 127\.0\.0\.1:\d+\/root\/helloworld:ci-34 \(sha256:/);
+  assert.match(stdout, /\| Image verified \| yes/);
+  assert.match(stdout, /2 commits in \[`root\/helloworld`\]/);
+  assert.match(stdout, /\) HW-001: greet louder\n/);
+  assert.match(stdout, /Merge requests: \[`root\/helloworld!1`\]/);
   assert.match(stdout, /-> noop \(already proposed\), 2 requests/);
   assert.match(stdout, /@reviewer \| not counted: not among the approvers of production \(operator\)/);
   assert.match(stdout, /!1 merged by gitops-bot as ([0-9a-f]{8})\n\s+deploy\/prod -> \1 \(the merge commit/);

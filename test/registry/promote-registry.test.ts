@@ -9,10 +9,10 @@ import { GitLab } from '../../src/gitlab/client.js';
 import { type PromoteRequest, promote } from '../../src/promote/promote.js';
 import { readRecordComment } from '../../src/promote/record.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { pushImage } from '../../src/sandbox/images.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { APP, type Client, client, OPS, run, sandboxFixture } from '../helpers.js';
 import { freePort, type Registry, startRegistry } from './docker-registry.js';
-import { pushImage } from './images.js';
 
 const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli.js');
 let sb: Sandbox;

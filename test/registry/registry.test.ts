@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { imageName, RegistryClient, type RegistryError } from '../../src/registry/client.js';
+import { pushImage } from '../../src/sandbox/images.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { run, sandboxFixture } from '../helpers.js';
 import { htpasswd, type Registry, startRegistry, tokenKeys } from './docker-registry.js';
-import { pushImage } from './images.js';
 
 const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli.js');
 let sb: Sandbox;

@@ -1,6 +1,7 @@
-// Test images pushed straight over the distribution API: a config with labels, one tiny
-// layer, as an OCI or Docker v2 manifest, or a two-platform index. What the registry
-// answers in Docker-Content-Digest is kept, to compare with what the bot resolves.
+// Small images pushed straight over the distribution API, standing in for what an app
+// pipeline builds (the demo and the tests): a config with labels, one tiny layer, as an OCI
+// or Docker v2 manifest, or a two-platform index. Returns the registry's
+// Docker-Content-Digest, to compare with what the bot resolves.
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 
