@@ -19,6 +19,12 @@ export const MANIFEST_TYPES = [
 ] as const;
 const INDEX_TYPES = new Set<string>([MANIFEST_TYPES[0], MANIFEST_TYPES[2]]);
 
+const RETRY_ATTEMPTS = 3;
+const RETRY_STATUS = new Set([429, 502, 503, 504]);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Exponential backoff with full jitter: up to 250 ms, then 500 ms. */
+const backoff = (attempt: number) => Math.random() * 250 * 2 ** (attempt - 1);
+
 export interface Credentials {
   username: string;
   password: string;
@@ -289,19 +295,37 @@ export class RegistryClient {
     return token;
   }
 
+  /**
+   * One request, repeated (3 attempts at most) when the answer is a passing failure: 429,
+   * 502, 503, 504 (after Retry-After, up to 10 s), a reset connection or a timeout. A host
+   * that is not there (no such name, nothing listening) is reported at once: in auto mode
+   * that is "not verified", and waiting would only slow the promotion down.
+   */
   private async fetch(image: ImageName, url: string, init: RequestInit): Promise<Response> {
-    this.requests++;
-    try {
-      return await fetch(url, {
-        ...init,
-        redirect: 'follow',
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
-      });
-    } catch (e) {
-      const err = e as Error & { cause?: { code?: string; message?: string } };
-      const why =
-        err.cause?.code ?? (err.name === 'TimeoutError' ? 'timed out' : (err.cause?.message ?? err.message));
-      throw new RegistryError(`cannot reach registry ${image.host} (${why})`, 'unreachable');
+    for (let attempt = 1; ; attempt++) {
+      this.requests++;
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          ...init,
+          redirect: 'follow',
+          signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+        });
+      } catch (e) {
+        const err = e as Error & { cause?: { code?: string; message?: string } };
+        const code = err.cause?.code;
+        const why = code ?? (err.name === 'TimeoutError' ? 'timed out' : (err.cause?.message ?? err.message));
+        const absent = code === 'ENOTFOUND' || code === 'ECONNREFUSED' || code === 'EAI_AGAIN';
+        if (absent || attempt >= RETRY_ATTEMPTS) {
+          throw new RegistryError(`cannot reach registry ${image.host} (${why})`, 'unreachable');
+        }
+        await sleep(backoff(attempt));
+        continue;
+      }
+      if (!RETRY_STATUS.has(res.status) || attempt >= RETRY_ATTEMPTS) return res;
+      await res.arrayBuffer().catch(() => undefined);
+      const after = Number(res.headers.get('retry-after'));
+      await sleep(Number.isFinite(after) && after >= 0 ? Math.min(after * 1000, 10_000) : backoff(attempt));
     }
   }
 }

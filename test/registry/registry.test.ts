@@ -3,6 +3,8 @@
 // GitLab's registry does). All three serve the same storage; test images are pushed to the
 // anonymous one.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -176,4 +178,39 @@ test('CLI in GitLab CI: retag authenticates with CI_REGISTRY_USER / CI_REGISTRY_
   ).catch((e: { code: number; stderr: string }) => e);
   assert.equal((other as { code: number }).code, 7);
   assert.match((other as { stderr: string }).stderr, /refused anonymous access/);
+});
+
+test('passing failures are retried: a 503 and a reset connection in front of the registry', async () => {
+  const digest = await pushImage(open.url, 'root/helloworld', 'flaky-1');
+  // A loopback proxy to the registry that fails each path's first request: 503 for GETs and
+  // HEADs of manifests, a dropped connection for blobs.
+  const seen = new Set<string>();
+  const proxy = createServer(async (req, res) => {
+    const key = `${req.method} ${req.url}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      if (req.url?.includes('/blobs/')) return req.socket.destroy();
+      res.writeHead(503, { 'Retry-After': '0' });
+      return res.end('busy');
+    }
+    const upstream = await fetch(`${open.url}${req.url}`, {
+      method: req.method,
+      headers: { accept: String(req.headers.accept ?? '') },
+    });
+    res.writeHead(upstream.status, Object.fromEntries(upstream.headers.entries()));
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  try {
+    const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const c = anonymous();
+    const name = imageName(`${host}/root/helloworld`);
+    assert.equal((await c.resolve(name, 'flaky-1'))?.digest, digest);
+    const info = await c.inspect(name, 'flaky-1');
+    assert.equal(info?.digest, digest);
+    // resolve: 503 + 200; inspect: manifest 503 + 200, config blob reset + 200
+    assert.equal(c.requests, 6);
+  } finally {
+    proxy.close();
+  }
 });
