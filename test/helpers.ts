@@ -66,6 +66,17 @@ export async function api(
 }
 
 export const OPS = 'root/helloworld-ops';
+
+/** `gitops-bot promote` for the story's app, without tag: the command line the tests build on. */
+export const PROMOTE_STORY = [
+  'promote',
+  '--project',
+  OPS,
+  '--file',
+  'deployment.yml',
+  '--image',
+  'registry.example.com/root/helloworld',
+];
 export const APP = 'root/helloworld';
 
 /** The strict-mode policy of the story: the operator approves, the bot merges and deploys. */

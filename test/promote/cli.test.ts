@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { OPS, sandboxFixture } from '../helpers.js';
+import { OPS, PROMOTE_STORY, sandboxFixture } from '../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const SECRET = 'glpat-SECRET-do-not-print-8d1f';
@@ -44,13 +44,7 @@ function cli(
 }
 
 const args = (tag: string, extra: string[] = []) => [
-  'promote',
-  '--project',
-  OPS,
-  '--file',
-  'deployment.yml',
-  '--image',
-  'registry.example.com/root/helloworld',
+  ...PROMOTE_STORY,
   '--tag',
   tag,
   '--assignee',

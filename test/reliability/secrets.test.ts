@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture, tempDir } from '../helpers.js';
+import { client, OPS, PROMOTE_STORY, sandboxFixture, tempDir } from '../helpers.js';
 import { htpasswd, type Registry, startRegistry } from '../registry/docker-registry.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -73,15 +73,7 @@ after(async () => {
 });
 
 test('no command prints, logs or writes a token or webhook secret', { timeout: 120_000 }, async () => {
-  const promote = [
-    'promote',
-    '--project',
-    OPS,
-    '--file',
-    'deployment.yml',
-    '--image',
-    'registry.example.com/root/helloworld',
-  ];
+  const promote = PROMOTE_STORY;
   assert.equal((await cli([...promote, '--tag', 'ci-34', '--json', '--assignee', 'operator'])).code, 0);
   assert.equal((await cli([...promote, '--tag', 'ci-35'])).code, 0);
   assert.equal((await cli([...promote, '--tag', 'ci-36', '--dry-run', '--json'])).code, 0);

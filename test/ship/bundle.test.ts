@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, run, sandboxFixture, tempDir, until } from '../helpers.js';
+import { client, OPS, PROMOTE_STORY, run, sandboxFixture, tempDir, until } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 let sb: Sandbox;
@@ -36,21 +36,7 @@ test('alone in a folder: --version, --help, and a promotion', async () => {
   assert.match((await run(process.execPath, [bundle, '--help'], { cwd })).stdout, /^Usage: gitops-bot/);
   const { stdout } = await run(
     process.execPath,
-    [
-      bundle,
-      'promote',
-      '--project',
-      OPS,
-      '--file',
-      'deployment.yml',
-      '--image',
-      'registry.example.com/root/helloworld',
-      '--tag',
-      'ci-34',
-      '--assignee',
-      'operator',
-      '--json',
-    ],
+    [bundle, ...PROMOTE_STORY, '--tag', 'ci-34', '--assignee', 'operator', '--json'],
     { cwd, env: env() },
   );
   const r = JSON.parse(stdout) as { action: string; mr: { iid: number } };
