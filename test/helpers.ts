@@ -79,6 +79,22 @@ export const PROMOTE_STORY = [
 ];
 export const APP = 'root/helloworld';
 
+/** Adds apps/app<i>.yml to the ops repo: the story's deployment, running `image(i)` instead. */
+export async function addApps(sandbox: Sandbox, count: number, image: (i: number) => string): Promise<void> {
+  const op = client(sandbox, 'operator');
+  const base = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
+  await op.Commits.create(
+    OPS,
+    'main',
+    `${count} apps`,
+    Array.from({ length: count }, (_, i) => ({
+      action: 'create' as const,
+      filePath: `apps/app${i}.yml`,
+      content: base.replace('root/helloworld:ci-33', image(i)),
+    })),
+  );
+}
+
 /** The strict-mode policy of the story: the operator approves, the bot merges and deploys. */
 export const STRICT_POLICY = `version: 1
 environments:

@@ -211,7 +211,7 @@ export async function afterMerge(
   const gl = ctx.gitlab;
   const mr = await gl.mergeRequest(project, iid);
   if (mr.state !== 'merged' || !mr.mergeCommitSha) return 'none';
-  const parent = (await gl.commitParents(project, mr.mergeCommitSha))[0] ?? mr.targetBranch;
+  const parent = (await gl.commitInfo(project, mr.mergeCommitSha))?.parentIds[0] ?? mr.targetBranch;
   const facts = await gatherFacts(ctx, project, mr, parent, parent);
   const verdict = evaluate(facts, DEFAULT_POLICY);
   if (!verdict.deployRef) return 'none';

@@ -198,13 +198,6 @@ export class GitLab {
     return list.length ? Number(list[0].id) : null;
   }
 
-  async commitMessage(project: string, sha: string): Promise<string> {
-    const c = (await this.call(`read commit ${sha.slice(0, 8)} of ${project}`, () =>
-      this.api.Commits.show(project, sha),
-    )) as Raw;
-    return String(c.message ?? '');
-  }
-
   async createCommit(
     project: string,
     branch: string,
@@ -306,7 +299,9 @@ export class GitLab {
     ref: string,
   ): Promise<{ id: string; message: string; parentIds: string[] } | null> {
     try {
-      const c = (await this.call(`read commit ${ref}`, () => this.api.Commits.show(project, ref))) as Raw;
+      const c = (await this.call(`read commit ${ref} of ${project}`, () =>
+        this.api.Commits.show(project, ref),
+      )) as Raw;
       return {
         id: String(c.id),
         message: String(c.message ?? ''),
@@ -439,13 +434,19 @@ export class GitLab {
   }
 
   /** The head commit of a merge request. */
-  async mergeRequestHead(project: string, iid: number): Promise<string> {
+  async mergeRequest(project: string, iid: number): Promise<MergeRequestDetail> {
     const m = (await this.call(`read !${iid} of ${project}`, () =>
       this.api.MergeRequests.show(project, iid),
     )) as Raw;
-    return String(m.sha);
+    return {
+      ...toMergeRequest(m),
+      state: String(m.state),
+      draft: !!(m.draft ?? m.work_in_progress),
+      author: { id: Number(m.author?.id), username: String(m.author?.username) },
+      mergeCommitSha: (m.merge_commit_sha as string) ?? null,
+      mergedBy: (m.merged_by?.username as string) ?? null,
+    };
   }
-
   /** Deletes a note; one already gone is fine (another run deleted it). */
   async deleteNote(project: string, iid: number, noteId: number): Promise<void> {
     try {
@@ -514,20 +515,6 @@ export class GitLabGate extends GitLab {
     };
     this.userCache.set(id, info);
     return info;
-  }
-
-  async mergeRequest(project: string, iid: number): Promise<MergeRequestDetail> {
-    const m = (await this.call(`read !${iid} of ${project}`, () =>
-      this.api.MergeRequests.show(project, iid),
-    )) as Raw;
-    return {
-      ...toMergeRequestPublic(m),
-      state: String(m.state),
-      draft: !!(m.draft ?? m.work_in_progress),
-      author: { id: Number(m.author?.id), username: String(m.author?.username) },
-      mergeCommitSha: (m.merge_commit_sha as string) ?? null,
-      mergedBy: (m.merged_by?.username as string) ?? null,
-    };
   }
 
   /** IIDs of the open MRs of a project, only those into `targetBranch` when given. */
@@ -678,13 +665,6 @@ export class GitLabGate extends GitLab {
     }
   }
 
-  async commitParents(project: string, sha: string): Promise<string[]> {
-    const c = (await this.call(`read commit ${sha.slice(0, 8)}`, () =>
-      this.api.Commits.show(project, sha),
-    )) as Raw;
-    return (c.parent_ids as string[]) ?? [];
-  }
-
   async commitComment(project: string, sha: string, note: string): Promise<void> {
     await this.call(
       `comment on ${sha.slice(0, 8)}`,
@@ -743,8 +723,6 @@ export class GitLabGate extends GitLab {
     return { id: Number(h.id), action: 'created' };
   }
 }
-
-const toMergeRequestPublic = (m: Raw) => toMergeRequest(m);
 
 function toGitLabError(what: string, e: unknown): GitLabError {
   if (e instanceof GitLabError) return e;

@@ -375,7 +375,7 @@ async function run(
     let proposed: PromotionRecord | null = consistent ? described : null;
     let onBranch: PromotionRecord | null = proposed;
     if (mr && !consistent) {
-      onBranch = head ? readRecordTrailer(await gl.commitMessage(project, head)) : null;
+      onBranch = head ? readRecordTrailer((await gl.commitInfo(project, head))?.message) : null;
       proposed = newest(onBranch, described);
     }
     const refusal = downgrade(req, plan.deployedTag, proposed, mr);
@@ -525,7 +525,7 @@ async function createDiffComment(gl: GitLab, project: string, iid: number, body:
     .sort((a, b) => a.id - b.id);
   if (comments.length < 2) return;
   const [keep, ...extra] = comments;
-  const head = await gl.mergeRequestHead(project, iid);
+  const head = (await gl.mergeRequest(project, iid)).sha;
   const current = comments.find((c) => readRecordComment(c.body)?.commit === head);
   if (current && current !== keep) await gl.updateNote(project, iid, keep.id, current.body);
   for (const c of extra) await gl.deleteNote(project, iid, c.id);
@@ -632,7 +632,7 @@ async function restoreNewest(
     if (!seen.head) return; // merged or closed meanwhile: nothing left to repair
     const pick = seen.record ? (newest(record, seen.record) ?? record) : record;
     record = pick;
-    if (!(await reconcile(gl, req, mr, pick, files, say, seen.head))) continue;
+    if (!(await reconcile(gl, req, mr, pick, files, say, seen.head, seen.commentId))) continue;
     const after = await visibleProposal(gl, req.project, mr);
     if (!after.record || newest(record, after.record) === record) return;
     record = after.record;
@@ -644,14 +644,15 @@ async function visibleProposal(
   gl: GitLab,
   project: string,
   mr: MergeRequest,
-): Promise<{ record: PromotionRecord | null; head: string | null }> {
+): Promise<{ record: PromotionRecord | null; head: string | null; commentId: number | null }> {
   const [fresh, notes] = await Promise.all([
     gl.openMergeRequest(project, mr.sourceBranch),
     gl.notes(project, mr.iid),
   ]);
   const described = readRecordComment(fresh?.description);
-  const shown = readRecordComment(notes.find((n) => isDiffComment(n.body))?.body);
-  return { record: newest(described, shown), head: fresh?.sha ?? null };
+  const sticky = notes.find((n) => isDiffComment(n.body));
+  const shown = readRecordComment(sticky?.body);
+  return { record: newest(described, shown), head: fresh?.sha ?? null, commentId: sticky?.id ?? null };
 }
 
 /**
@@ -667,6 +668,8 @@ async function reconcile(
   files: Array<{ path: string; text: string; lastCommitId: string }>,
   say: (l: string) => void,
   head: string,
+  /** the diff comment, as visibleProposal just read it */
+  commentId: number | null,
 ): Promise<boolean> {
   const plan = planEdits(
     req,
@@ -676,7 +679,7 @@ async function reconcile(
   );
   const fixed: PromotionRecord = { ...record, files: plan.record.files, fromTag: plan.record.fromTag };
   let sha: string | null = head;
-  const onBranch = readRecordTrailer(await gl.commitMessage(req.project, head));
+  const onBranch = readRecordTrailer((await gl.commitInfo(req.project, head))?.message);
   if (plan.contents.size && !(onBranch && sameProposal(onBranch, fixed))) {
     sha = await gl.writeBranch(
       req.project,
@@ -690,10 +693,8 @@ async function reconcile(
   }
   const withCommit = { ...fixed, commit: sha };
   say(`bringing !${mr.iid} back in step with its branch (${record.tag ?? record.digest})`);
-  const notes = await gl.notes(req.project, mr.iid);
-  const sticky = notes.find((n) => isDiffComment(n.body));
   const body = diffComment(withCommit, plan.diffs);
-  if (sticky) await updateDiffComment(gl, req.project, mr.iid, sticky.id, body);
+  if (commentId !== null) await updateDiffComment(gl, req.project, mr.iid, commentId, body);
   else await createDiffComment(gl, req.project, mr.iid, body);
   await gl.updateMergeRequest(req.project, mr.iid, {
     title: mrTitle(withCommit),

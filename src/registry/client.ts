@@ -9,6 +9,7 @@
 // - Auth: the registry says how in its 401 (`WWW-Authenticate`). Basic gets the credentials;
 //   Bearer sends us to a token endpoint (GitLab's is /jwt/auth) with them, for a scope.
 import { createHash } from 'node:crypto';
+import { backoff, type RetryPolicy, serverWait } from '../gitlab/retry.js';
 import { splitDomain } from '../manifests/reference.js';
 
 export const MANIFEST_TYPES = [
@@ -19,11 +20,11 @@ export const MANIFEST_TYPES = [
 ] as const;
 const INDEX_TYPES = new Set<string>([MANIFEST_TYPES[0], MANIFEST_TYPES[2]]);
 
-const RETRY_ATTEMPTS = 3;
+// GitLab's retry policy (src/gitlab/retry.ts: its backoff and its reading of Retry-After),
+// shorter: a registry check must not hold a promotion up for long.
+const RETRY: RetryPolicy = { attempts: 3, budgetMs: 20_000, baseDelayMs: 250, maxDelayMs: 2_000 };
 const RETRY_STATUS = new Set([429, 502, 503, 504]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Exponential backoff with full jitter: up to 250 ms, then 500 ms. */
-const backoff = (attempt: number) => Math.random() * 250 * 2 ** (attempt - 1);
 
 export interface Credentials {
   username: string;
@@ -316,16 +317,15 @@ export class RegistryClient {
         const code = err.cause?.code;
         const why = code ?? (err.name === 'TimeoutError' ? 'timed out' : (err.cause?.message ?? err.message));
         const absent = code === 'ENOTFOUND' || code === 'ECONNREFUSED' || code === 'EAI_AGAIN';
-        if (absent || attempt >= RETRY_ATTEMPTS) {
+        if (absent || attempt >= RETRY.attempts) {
           throw new RegistryError(`cannot reach registry ${image.host} (${why})`, 'unreachable');
         }
-        await sleep(backoff(attempt));
+        await sleep(backoff(attempt - 1, RETRY));
         continue;
       }
-      if (!RETRY_STATUS.has(res.status) || attempt >= RETRY_ATTEMPTS) return res;
+      if (!RETRY_STATUS.has(res.status) || attempt >= RETRY.attempts) return res;
       await res.arrayBuffer().catch(() => undefined);
-      const after = Number(res.headers.get('retry-after'));
-      await sleep(Number.isFinite(after) && after >= 0 ? Math.min(after * 1000, 10_000) : backoff(attempt));
+      await sleep(Math.min(serverWait(res.headers) ?? backoff(attempt - 1, RETRY), 10_000));
     }
   }
 }

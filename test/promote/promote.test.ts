@@ -6,7 +6,7 @@ import { type PromoteRequest, promote } from '../../src/promote/promote.js';
 import { readRecordComment } from '../../src/promote/record.js';
 import { DIFF_MARKER, diffComment } from '../../src/render/diff-comment.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture } from '../helpers.js';
+import { addApps, client, OPS, sandboxFixture } from '../helpers.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';
 let sb: Sandbox;
@@ -263,17 +263,7 @@ describe('promote', () => {
 
   test('7. promotions of ten different apps at once end with ten MRs', async () => {
     const op = client(sb, 'operator');
-    const base = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
-    await op.Commits.create(
-      OPS,
-      'main',
-      'Ten apps',
-      Array.from({ length: 10 }, (_, i) => ({
-        action: 'create' as const,
-        filePath: `apps/app${i}.yml`,
-        content: base.replace('root/helloworld:ci-33', `root/app${i}:ci-1`),
-      })),
-    );
+    await addApps(sb, 10, (i) => `root/app${i}:ci-1`);
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         promote(

@@ -7,7 +7,7 @@ import { GitLab } from '../../src/gitlab/client.js';
 import { type PromoteResult, promote } from '../../src/promote/promote.js';
 import { isDiffComment } from '../../src/render/diff-comment.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture } from '../helpers.js';
+import { addApps, client, OPS, sandboxFixture } from '../helpers.js';
 
 const APPS = 10;
 const TAGS = 10;
@@ -15,18 +15,7 @@ let sb: Sandbox;
 
 before(async () => {
   sb = await sandboxFixture();
-  const op = client(sb, 'operator');
-  const base = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
-  await op.Commits.create(
-    OPS,
-    'main',
-    'Ten apps',
-    Array.from({ length: APPS }, (_, i) => ({
-      action: 'create' as const,
-      filePath: `apps/app${i}.yml`,
-      content: base.replace('root/helloworld:ci-33', `team/app${i}:ci-1`),
-    })),
-  );
+  await addApps(sb, APPS, (i) => `team/app${i}:ci-1`);
 });
 after(() => sb?.close());
 
