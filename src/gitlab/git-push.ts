@@ -92,16 +92,7 @@ export async function fastForward(o: FastForward): Promise<'moved' | 'already' |
   return moved === 'moved' ? 'moved' : 'diverged';
 }
 
-export interface ReplaceRef {
-  url: string;
-  token: string;
-  project: string;
-  /** the branch to move */
-  ref: string;
-  /** the commit it should point at (already on the server, on branch `from`) */
-  sha: string;
-  /** the head we read, or null when the branch must not exist yet */
-  expected: string | null;
+export interface ReplaceRef extends Omit<LeasedPush, 'alsoDelete'> {
   /** a scratch branch holding `sha`, deleted in the same atomic push */
   from: string;
 }
