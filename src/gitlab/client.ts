@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
 import { log } from '../log.js';
 import { replaceRef } from './git-push.js';
+import { isPushNote } from './push-notes.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from './retry.js';
 import { requesterFn } from './transport.js';
 
@@ -41,12 +42,27 @@ export interface MergeRequest {
   assignees: Array<{ id: number; username: string }>;
   reviewers: Array<{ id: number; username: string }>;
   labels: string[];
+  /** who opened it (gitops-bot, for its own proposals) */
+  authorUsername: string;
 }
 
 export interface Note {
   id: number;
   body: string;
+  /** the author's username */
   author: string;
+  authorId: number;
+  /** GitLab's own notes ("added 1 commit"): their author is who did it, not free text */
+  system: boolean;
+  createdAt: string;
+}
+
+/** GitLab's push system note on an MR: who pushed which commits (GitLab's record, not git's). */
+export interface PushNote {
+  username: string;
+  userId: number;
+  at: string;
+  body: string;
 }
 
 export interface CommitAction {
@@ -84,6 +100,7 @@ function toMergeRequest(m: Raw): MergeRequest {
     assignees: people(m.assignees),
     reviewers: people(m.reviewers),
     labels: Array.isArray(m.labels) ? m.labels.map(String) : [],
+    authorUsername: String(m.author?.username ?? ''),
   };
 }
 
@@ -380,7 +397,9 @@ export class GitLab {
     to: string,
   ): Promise<{
     webUrl: string;
-    commits: Array<{ id: string; title: string; message: string; webUrl: string }>;
+    commits: Array<{ id: string; title: string; message: string; webUrl: string; parentIds: string[] }>;
+    /** the paths the comparison changes (old and new names) */
+    paths: string[];
   } | null> {
     try {
       const c = (await this.call(`compare ${from.slice(0, 8)}...${to.slice(0, 8)} in ${project}`, () =>
@@ -393,7 +412,11 @@ export class GitLab {
           title: String(x.title ?? ''),
           message: String(x.message ?? ''),
           webUrl: String(x.web_url ?? ''),
+          parentIds: ((x.parent_ids ?? []) as unknown[]).map(String),
         })),
+        paths: [
+          ...new Set(((c.diffs ?? []) as Raw[]).flatMap((d) => [String(d.old_path), String(d.new_path)])),
+        ],
       };
     } catch (e) {
       if (e instanceof GitLabError && e.status === 404 && /Ref|Commit/i.test(e.gitlabMessage)) return null;
@@ -411,11 +434,26 @@ export class GitLab {
         maxPages: 1,
       }),
     )) as Raw[];
-    return list.map((n) => ({
-      id: Number(n.id),
-      body: String(n.body ?? ''),
-      author: String(n.author?.username ?? ''),
-    }));
+    return list.map(toNote);
+  }
+
+  /**
+   * GitLab's "added N commits" system notes of an MR, newest first (one page of 100): who
+   * pushed to its source branch since it was opened, as GitLab recorded it.
+   */
+  async pushNotes(project: string, iid: number): Promise<PushNote[]> {
+    const list = (await this.call(`list pushes to !${iid}`, () =>
+      this.api.MergeRequestNotes.all(project, iid, {
+        sort: 'desc',
+        orderBy: 'created_at',
+        perPage: 100,
+        maxPages: 1,
+      }),
+    )) as Raw[];
+    return list
+      .map(toNote)
+      .filter((n) => n.system && isPushNote(n.body))
+      .map((n) => ({ username: n.author, userId: n.authorId, at: n.createdAt, body: n.body }));
   }
 
   async createNote(project: string, iid: number, body: string): Promise<number> {
@@ -445,6 +483,9 @@ export class GitLab {
       author: { id: Number(m.author?.id), username: String(m.author?.username) },
       mergeCommitSha: (m.merge_commit_sha as string) ?? null,
       mergedBy: (m.merged_by?.username as string) ?? null,
+      baseSha: (m.diff_refs?.base_sha as string) ?? null,
+      mergedById: m.merged_by?.id ? Number(m.merged_by.id) : null,
+      mergedAt: (m.merged_at as string) ?? null,
     };
   }
   /** Deletes a note; one already gone is fine (another run deleted it). */
@@ -472,6 +513,10 @@ export interface MergeRequestDetail extends MergeRequest {
   author: { id: number; username: string };
   mergeCommitSha: string | null;
   mergedBy: string | null;
+  /** the merge base the MR's latest diff version is computed from (diff_refs.base_sha) */
+  baseSha: string | null;
+  mergedById: number | null;
+  mergedAt: string | null;
 }
 
 export interface Approval {
@@ -642,14 +687,85 @@ export class GitLabGate extends GitLab {
   async commitMergeRequests(
     project: string,
     sha: string,
-  ): Promise<Array<{ iid: number; mergeCommitSha: string | null; state: string }>> {
+  ): Promise<
+    Array<{
+      iid: number;
+      mergeCommitSha: string | null;
+      squashCommitSha: string | null;
+      sha: string;
+      state: string;
+      targetBranch: string;
+      mergedBy: string | null;
+    }>
+  > {
     const list = (await this.call(`read merge requests of ${sha.slice(0, 8)}`, () =>
       this.api.Commits.allMergeRequests(project, sha),
     )) as Raw[];
     return list.map((m) => ({
       iid: Number(m.iid),
       mergeCommitSha: (m.merge_commit_sha as string) ?? null,
+      squashCommitSha: (m.squash_commit_sha as string) ?? null,
+      sha: String(m.sha),
       state: String(m.state),
+      targetBranch: String(m.target_branch),
+      mergedBy: (m.merged_by?.username as string) ?? null,
+    }));
+  }
+
+  /** A branch's head and whether it is protected; null when there is no such branch. */
+  async branch(project: string, name: string): Promise<{ head: string; protected: boolean } | null> {
+    try {
+      const b = (await this.call(`read branch ${name}`, () => this.api.Branches.show(project, name))) as Raw;
+      return { head: String(b.commit.id), protected: !!b.protected };
+    } catch (e) {
+      if (e instanceof GitLabError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * The project's newest push events (one page of 100): who pushed what to which branch, as
+   * GitLab recorded it. Reporter access is enough.
+   */
+  async pushEvents(
+    project: string,
+  ): Promise<Array<{ username: string; userId: number; ref: string; from: string; to: string; at: string }>> {
+    const list = (await this.call(`read push events of ${project}`, () =>
+      this.api.Events.all({ projectId: project, action: 'pushed', perPage: 100, maxPages: 1 } as never),
+    )) as Raw[];
+    return list
+      .filter((e) => e.push_data)
+      .map((e) => ({
+        username: String(e.author_username ?? e.author?.username ?? ''),
+        userId: Number(e.author_id ?? e.author?.id ?? 0),
+        ref: String(e.push_data.ref ?? ''),
+        from: String(e.push_data.commit_from ?? ''),
+        to: String(e.push_data.commit_to ?? ''),
+        at: String(e.created_at ?? ''),
+      }));
+  }
+
+  /** The files a commit changes, with GitLab's diff text (a merge commit: against its first parent). */
+  async commitDiff(project: string, sha: string): Promise<Array<{ path: string; diff: string }>> {
+    const list = (await this.call(`read the diff of ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.showDiff(project, sha),
+    )) as Raw[];
+    return list.map((d) => ({ path: String(d.new_path ?? d.old_path), diff: String(d.diff ?? '') }));
+  }
+
+  /** Comments on a commit with their authors, oldest first. */
+  async commitNotes(
+    project: string,
+    sha: string,
+  ): Promise<Array<{ username: string; userId: number; body: string; at: string }>> {
+    const list = (await this.call(`read comments of ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.allComments(project, sha),
+    )) as Raw[];
+    return list.map((c) => ({
+      username: String(c.author?.username ?? ''),
+      userId: Number(c.author?.id ?? 0),
+      body: String(c.note ?? ''),
+      at: String(c.created_at ?? ''),
     }));
   }
 
@@ -722,6 +838,17 @@ export class GitLabGate extends GitLab {
     )) as Raw;
     return { id: Number(h.id), action: 'created' };
   }
+}
+
+function toNote(n: Raw): Note {
+  return {
+    id: Number(n.id),
+    body: String(n.body ?? ''),
+    author: String(n.author?.username ?? ''),
+    authorId: Number(n.author?.id ?? 0),
+    system: !!n.system,
+    createdAt: String(n.created_at ?? ''),
+  };
 }
 
 function toGitLabError(what: string, e: unknown): GitLabError {

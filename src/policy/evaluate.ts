@@ -29,8 +29,18 @@ export interface Facts {
   groups?: Map<string, Set<number> | null>;
   /** access level of each member of the ops project, by user id */
   accessLevels: Map<number, number>;
-  /** e-mail addresses and names of the MR's commit authors and committers */
-  committers: { emails: Set<string>; names: Set<string> };
+  /**
+   * Ids of the users GitLab recorded as pushing to the MR's source branch (its "added N
+   * commits" system notes and push events). Not commit author or committer fields: anyone
+   * writes those.
+   */
+  pushers: Set<number>;
+  /** What the bot may trust about where the rules came from and the target branch. */
+  trust: Trust;
+  /** For gitops-bot's own MRs: what the MR changes beyond its promotion record (null: nothing). */
+  foreign?: Foreign | null;
+  /** A file the bot refused to read (over the size limit): nothing can be judged. */
+  unreadable?: string | null;
   /** when the MR's latest push landed (server time) */
   lastPushAt: string | null;
   /** the largest image tag change the MR makes, read from the files themselves */
@@ -38,6 +48,28 @@ export interface Facts {
   /** the bot's own account: its approval never counts */
   botUserId: number;
   now: Date;
+}
+
+export interface Trust {
+  /** where the rules were read from, e.g. `main` or `main (as deployed at deploy/prod)` */
+  source: string;
+  /** the ops project's default branch: environments without target_branches govern it alone */
+  defaultBranch: string;
+  /** the default branch is protected (else no rule read from it can be trusted) */
+  defaultProtected: boolean;
+  /** the MR's target branch is protected */
+  targetProtected: boolean;
+  /** one-line notes for the verdict: a policy found elsewhere and ignored, a change not yet in force */
+  notes: string[];
+}
+
+/** Changes in one of gitops-bot's MRs that its promotion record does not account for. */
+export interface Foreign {
+  /** who pushed them, as GitLab recorded it (usernames); empty when unknown */
+  pushedBy: string[];
+  /** why the MR is foreign, when it is not about files (e.g. the head is not gitops-bot's commit) */
+  reason?: string;
+  files: Array<{ path: string; hunks: string[] }>;
 }
 
 export interface ApprovalVerdict {
@@ -59,6 +91,10 @@ export interface Verdict {
   blockers: string[];
   merge: 'manual' | 'bot';
   deployRef?: string;
+  /** notes on where the rules came from (shown in the verdict comment) */
+  notes: string[];
+  /** set when gitops-bot's own MR carries changes it did not write */
+  foreign?: Foreign;
 }
 
 const DEFAULT_ENV_NAME = 'default';
@@ -78,10 +114,20 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-export function selectEnvironment(policy: Policy, targetBranch: string, paths: string[]): Environment | null {
+/**
+ * The environment governing an MR into `targetBranch`. An environment without
+ * target_branches governs the default branch only: an MR author picks the target branch,
+ * so a rule that matched any branch would govern branches a Developer creates.
+ */
+export function selectEnvironment(
+  policy: Policy,
+  targetBranch: string,
+  paths: string[],
+  defaultBranch: string,
+): Environment | null {
   for (const env of policy.environments) {
     const m = env.match;
-    if (m.target_branches && !m.target_branches.includes(targetBranch)) continue;
+    if (!(m.target_branches ?? [defaultBranch]).includes(targetBranch)) continue;
     if (m.files && !paths.some((p) => m.files!.some((g) => globToRegExp(g).test(p)))) continue;
     return env;
   }
@@ -110,7 +156,12 @@ export function activeFreeze(windows: FreezeWindow[], now: Date): FreezeWindow |
   return null;
 }
 
-function blocked(reason: string, env: string | null): Verdict {
+/** The target branches a policy governs, for messages. */
+export function governedBranches(policy: Policy, defaultBranch: string): string[] {
+  return [...new Set(policy.environments.flatMap((e) => e.match.target_branches ?? [defaultBranch]))];
+}
+
+function blocked(reason: string, env: string | null, notes: string[] = [], foreign?: Foreign): Verdict {
   return {
     pass: false,
     state: 'failed',
@@ -121,17 +172,54 @@ function blocked(reason: string, env: string | null): Verdict {
     approvals: [],
     blockers: [reason],
     merge: 'manual',
+    notes,
+    ...(foreign ? { foreign } : {}),
   };
 }
 
+/** One sentence on a foreign MR, for the summary. */
+export function foreignSummary(f: Foreign): string {
+  const who = f.pushedBy.length ? `${f.pushedBy.map((u) => `@${u}`).join(', ')} pushed ` : '';
+  const files = f.files.map(
+    (x) => `${x.path} (${x.hunks.length} ${x.hunks.length === 1 ? 'hunk' : 'hunks'})`,
+  );
+  const what = files.length
+    ? `changes gitops-bot did not write: ${files.join(', ')}`
+    : (f.reason ?? 'foreign commits');
+  return `${who}${what}; approvals cannot make this deployable, run the promotion again to discard them`;
+}
+
 export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
-  if (f.policy && 'error' in f.policy) return blocked(`invalid policy: ${f.policy.error}`, null);
+  const t = f.trust;
+  const notes = t.notes;
+  if (!t.defaultProtected)
+    return blocked(
+      `the default branch ${t.defaultBranch} is not protected, so its rules cannot be trusted (protect it: Settings > Repository > Protected branches)`,
+      null,
+      notes,
+    );
+  if (f.policy && 'error' in f.policy) return blocked(`invalid policy: ${f.policy.error}`, null, notes);
   const policy = f.policy ?? defaultPolicy;
-  const env = selectEnvironment(policy, f.mr.targetBranch, f.mr.changedPaths);
-  if (!env) return blocked(`no environment in the policy matches target branch ${f.mr.targetBranch}`, null);
+  const env = selectEnvironment(policy, f.mr.targetBranch, f.mr.changedPaths, t.defaultBranch);
+  if (!env) {
+    const governed = governedBranches(policy, t.defaultBranch).join(', ');
+    return blocked(
+      `target branch ${f.mr.targetBranch} is not governed by the rules on ${t.source} (they govern ${governed}); gitops-bot never merges into it`,
+      null,
+      notes,
+    );
+  }
   const name = f.policy ? env.name : DEFAULT_ENV_NAME;
+  if (!t.targetProtected)
+    return blocked(
+      `target branch ${f.mr.targetBranch} is not protected, so a Developer could push to it: gitops-bot does not deploy from unprotected branches`,
+      name,
+      notes,
+    );
   if (f.mr.state !== 'opened' && f.mr.state !== 'merged')
-    return blocked(`the merge request is ${f.mr.state}`, name);
+    return blocked(`the merge request is ${f.mr.state}`, name, notes);
+  if (f.unreadable) return blocked(f.unreadable, name, notes);
+  if (f.foreign) return blocked(foreignSummary(f.foreign), name, notes, f.foreign);
 
   const a = env.approvals;
   let required = a.required;
@@ -157,9 +245,7 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
     if (seen.has(user.id)) continue;
     seen.add(user.id);
     const level = f.accessLevels.get(user.id) ?? 0;
-    const isCommitter =
-      (!!user.email && f.committers.emails.has(user.email.toLowerCase())) ||
-      (!!user.name && f.committers.names.has(user.name));
+    const isCommitter = f.pushers.has(user.id);
     let reason = '';
     if (user.id === f.botUserId) reason = 'gitops-bot cannot approve its own proposals';
     else if (user.id === f.mr.author.id && !a.count_author) reason = 'the author of the merge request';
@@ -197,6 +283,7 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
     blockers,
     merge: env.merge,
     ...(env.deploy_ref ? { deployRef: env.deploy_ref } : {}),
+    notes,
   };
 }
 

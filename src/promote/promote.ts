@@ -13,6 +13,7 @@
 // of step.
 
 import { type GitLab, GitLabError, type MergeRequest } from '../gitlab/client.js';
+import { pushesAfter } from '../gitlab/push-notes.js';
 import {
   type Change,
   type ImageRef,
@@ -217,6 +218,7 @@ function planEdits(
     image: image.image,
     ...(image.tag ? { tag: image.tag } : {}),
     ...(image.digest ? { digest: image.digest } : {}),
+    ...(req.container ? { container: req.container } : {}),
     ...(fromRef.tag ? { fromTag: fromRef.tag } : {}),
     ...(fromRef.digest ? { fromDigest: fromRef.digest } : {}),
     target: meta.target,
@@ -330,6 +332,8 @@ async function run(
   // The branch head when GitLab showed it to be other than the MR's `sha` (a lost
   // compare-and-swap, or a branch left behind by a run that stopped before opening the MR).
   let branchHead: string | null | undefined;
+  /** who pushed commits gitops-bot did not write to the MR's branch (discarded by the update) */
+  let foreign: string[] = [];
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     if (attempt > 1)
       say(`someone else changed ${branch} or ${target} meanwhile; reading again (attempt ${attempt})`);
@@ -375,8 +379,17 @@ async function run(
     let proposed: PromotionRecord | null = consistent ? described : null;
     let onBranch: PromotionRecord | null = proposed;
     if (mr && !consistent) {
-      onBranch = head ? readRecordTrailer((await gl.commitInfo(project, head))?.message) : null;
+      // GitLab's push notes say who pushed since the MR's author (gitops-bot) last did: the
+      // head's record is trusted only when nobody else did (anyone can write a trailer).
+      const [info, pushes] = await Promise.all([
+        head ? gl.commitInfo(project, head) : null,
+        gl.pushNotes(project, mr.iid),
+      ]);
+      foreign = pushesAfter(pushes, mr.authorUsername);
+      onBranch = head && !foreign.length ? readRecordTrailer(info?.message) : null;
       proposed = newest(onBranch, described);
+      if (foreign.length)
+        say(`!${mr.iid} has commits pushed by ${foreign.join(', ')}; they will be discarded`);
     }
     const refusal = downgrade(req, plan.deployedTag, proposed, mr);
     if (refusal) {
@@ -496,7 +509,8 @@ async function run(
     });
     if (updated.sha !== commit) continue;
     say(`updated !${mr.iid}: ${mr.webUrl}`);
-    return result('updated', 'updated the open merge request', {
+    const discarded = foreign.length ? `; discarded foreign commits pushed by ${foreign.join(', ')}` : '';
+    return result('updated', `updated the open merge request${discarded}`, {
       mr: mrRef,
       commit,
       changes: plan.changes,

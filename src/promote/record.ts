@@ -56,6 +56,8 @@ export interface PromotionRecord {
   image: string;
   tag?: string;
   digest?: string;
+  /** the container the edit was narrowed to (--container), so that the edit can be recomputed */
+  container?: string;
   /** the tag (and digest) deployed on the target branch before this change */
   fromTag?: string;
   fromDigest?: string;

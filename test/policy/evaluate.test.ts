@@ -28,6 +28,20 @@ environments:
     match: { target_branches: [grouped] }
     approvals: { required: 1, users: [someone], groups: [Operators] }
 `);
+const TRUSTED = {
+  source: 'main',
+  defaultBranch: 'main',
+  defaultProtected: true,
+  targetProtected: true,
+  notes: [],
+};
+const ANY_BRANCH = parsePolicy(
+  'version: 1\nenvironments: [{ name: everywhere, approvals: { users: [operator] } }]\n',
+);
+const FOREIGN = {
+  pushedBy: ['reviewer'],
+  files: [{ path: 'evil.yml', hunks: ['@@ -0,0 +1,1 @@\n+privileged: true'] }],
+};
 const GROUPS = new Map([['operators', new Set([OPERATOR.id])]]);
 
 function facts(over: Partial<Facts> = {}, mr: Partial<Facts['mr']> = {}): Facts {
@@ -45,7 +59,8 @@ function facts(over: Partial<Facts> = {}, mr: Partial<Facts['mr']> = {}): Facts 
     policy: POLICY,
     approvals: [],
     accessLevels: levels,
-    committers: { emails: new Set(['gitops-bot@example.com']), names: new Set(['gitops-bot']) },
+    pushers: new Set([BOT.id]),
+    trust: TRUSTED,
     lastPushAt: '2026-11-24T10:00:00.000Z',
     botUserId: BOT.id,
     now: new Date('2026-11-25T10:00:00Z'), // a Wednesday
@@ -81,12 +96,56 @@ const rows: Array<[string, Facts, { pass: boolean; state: string; summary?: RegE
     { pass: false, state: 'pending', reason: /approved before the latest push/ },
   ],
   [
-    'a committer approves',
-    facts({
-      approvals: [approved(OPERATOR)],
-      committers: { emails: new Set(['operator@example.com']), names: new Set() },
-    }),
+    'someone GitLab recorded as pushing to the MR approves',
+    facts({ approvals: [approved(OPERATOR)], pushers: new Set([BOT.id, OPERATOR.id]) }),
     { pass: false, state: 'pending', reason: /pushed commits/ },
+  ],
+  [
+    "a git identity is no push: only GitLab's push records say who pushed",
+    facts({ approvals: [approved(OPERATOR)], pushers: new Set([BOT.id]) }),
+    { pass: true, state: 'success' },
+  ],
+  [
+    'the default branch is not protected: no rule read from it is trusted',
+    facts({ approvals: [approved(OPERATOR)], trust: { ...TRUSTED, defaultProtected: false } }),
+    { pass: false, state: 'failed', summary: /^the default branch main is not protected/ },
+  ],
+  [
+    'the target branch is not protected',
+    facts({ approvals: [approved(OPERATOR)], trust: { ...TRUSTED, targetProtected: false } }),
+    {
+      pass: false,
+      state: 'failed',
+      summary: /^target branch main is not protected, so a Developer could push/,
+    },
+  ],
+  [
+    'an environment without target_branches governs the default branch',
+    facts({ policy: ANY_BRANCH, approvals: [approved(OPERATOR)] }),
+    { pass: true, state: 'success' },
+  ],
+  [
+    'an environment without target_branches does not govern a branch an MR author picks',
+    facts({ policy: ANY_BRANCH, approvals: [approved(OPERATOR)] }, { targetBranch: 'evil-base' }),
+    {
+      pass: false,
+      state: 'failed',
+      summary: /^target branch evil-base is not governed by the rules on main \(they govern main\)/,
+    },
+  ],
+  [
+    "gitops-bot's MR with changes it did not write: approvals cannot pass it",
+    facts({ approvals: [approved(OPERATOR)], foreign: FOREIGN }),
+    {
+      pass: false,
+      state: 'failed',
+      summary: /^@reviewer pushed changes gitops-bot did not write: evil\.yml \(1 hunk\); approvals cannot/,
+    },
+  ],
+  [
+    'a file over the size limit: nothing is judged',
+    facts({ approvals: [approved(OPERATOR)], unreadable: 'big.yml at abc is over the 16 MiB limit' }),
+    { pass: false, state: 'failed', summary: /big\.yml at abc is over the 16 MiB limit/ },
   ],
   [
     'a major bump needs a second approval',
@@ -120,7 +179,12 @@ const rows: Array<[string, Facts, { pass: boolean; state: string; summary?: RegE
   [
     'no environment matches the target branch',
     facts({ approvals: [approved(OPERATOR)] }, { targetBranch: 'release' }),
-    { pass: false, state: 'failed', summary: /no environment in the policy matches target branch release/ },
+    {
+      pass: false,
+      state: 'failed',
+      summary:
+        /^target branch release is not governed by the rules on main \(they govern main, staging, grouped\); gitops-bot never merges into it$/,
+    },
   ],
   [
     'staging: a Developer counts',
@@ -174,6 +238,14 @@ describe('evaluate: table', () => {
       if (want.reason) assert.match(v.approvals.map((a) => a.reason).join('\n'), want.reason);
     });
   }
+  test('notes on where the rules came from are carried into the verdict', () => {
+    const note = 'The .gitops-bot.yml on staging is ignored';
+    const v = evaluate(
+      facts({ trust: { ...TRUSTED, notes: [note] } }, { targetBranch: 'staging' }),
+      DEFAULT_POLICY,
+    );
+    assert.deepEqual(v.notes, [note]);
+  });
   test('strict-mode facts are carried in the verdict', () => {
     const v = evaluate(facts({ approvals: [approved(OPERATOR)] }), DEFAULT_POLICY);
     assert.equal(v.merge, 'bot');

@@ -83,6 +83,9 @@ before(async () => {
       body: JSON.stringify(body),
     });
   await protect({ name: 'main', push_access_level: 40, merge_access_level: 30 });
+  // gitops-bot governs protected branches only.
+  for (const name of ['staging', 'frozen', 'grouped'])
+    await protect({ name, push_access_level: 40, merge_access_level: 30 });
   await protect({
     name: 'deploy/prod',
     push_access_level: 60,
@@ -174,7 +177,7 @@ describe('the approval rules, enforced through webhooks', () => {
     assert.match(await verdictNote(mr.iid), /@gitops-bot \| not counted: gitops-bot cannot approve/);
   });
 
-  test('an MR that edits .gitops-bot.yml to need 0 approvals is judged by the target branch policy', async () => {
+  test("an MR that edits .gitops-bot.yml to need 0 approvals is judged by the default branch's policy", async () => {
     const r = client(sb, 'reviewer');
     await r.Commits.create(
       OPS,

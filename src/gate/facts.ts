@@ -1,0 +1,210 @@
+// Observe: what GitLab holds about one MR, read into the plain Facts that evaluate() judges.
+// Everything here is a GitLab fact a Developer cannot forge: approvals and system notes
+// carry their real authors, file contents come from the commits themselves.
+import type { Approval, GitLabGate, MergeRequestDetail } from '../gitlab/client.js';
+import { pushesAfter } from '../gitlab/push-notes.js';
+import { findImages } from '../manifests/index.js';
+import type { Facts, Foreign, Trust } from '../policy/evaluate.js';
+import { MAX_MANIFEST_BYTES } from '../promote/promote.js';
+import { readRecordTrailer } from '../promote/record.js';
+import { type ChangeKind, changeKind } from '../promote/version-order.js';
+import { foreignFiles } from './integrity.js';
+import type { ParsedPolicy } from './trust.js';
+
+const SEVERITY: Record<string, number> = { major: 3, minor: 2, patch: 1, prerelease: 1, 'build number': 1 };
+/** Files read to judge one MR; beyond these, a bot MR's extra files are listed without hunks. */
+const MAX_FILES = 20;
+
+export interface GateContext {
+  gitlab: GitLabGate;
+  botUserId: number;
+  /** the bot's username, to recognise its own pushes (read once at startup) */
+  botUsername?: string;
+  /** rules given to gitops-bot outside the repository (`--policy FILE`) */
+  policy?: { policy: import('../policy/schema.js').Policy | null; source: string };
+  now?: () => Date;
+  /** called for alerts about bypasses (metrics) */
+  onAlert?: (kind: 'merge' | 'push', project: string, detail: string) => void;
+  onDeployRefMove?: (project: string, ref: string, sha: string) => void;
+}
+
+/** A file over the size limit: the gate refuses to judge what it will not read. */
+export function isTooLarge(e: unknown): e is Error {
+  return e instanceof Error && e.name === 'FileTooLargeError';
+}
+
+/** Reads files once per evaluation: bumpKind and the integrity check look at the same ones. */
+function fileReader(gl: GitLabGate, project: string) {
+  const cache = new Map<string, Promise<string | null>>();
+  return (path: string, ref: string): Promise<string | null> => {
+    const key = `${ref}\0${path}`;
+    let p = cache.get(key);
+    if (!p) {
+      p = gl.rawFile(project, path, ref).then((t) => {
+        if (t !== null && Buffer.byteLength(t) > MAX_MANIFEST_BYTES) {
+          const e = new Error(
+            `${path} at ${ref.slice(0, 12)} is over the ${MAX_MANIFEST_BYTES >> 20} MiB limit`,
+          );
+          e.name = 'FileTooLargeError';
+          throw e;
+        }
+        return t;
+      });
+      cache.set(key, p);
+    }
+    return p;
+  };
+}
+
+type Read = ReturnType<typeof fileReader>;
+
+/** The largest tag change between `base` and `head`, read from the YAML files. */
+async function bumpKind(read: Read, base: string, head: string, paths: string[]): Promise<ChangeKind | null> {
+  let worst: ChangeKind | null = null;
+  for (const path of paths.filter((p) => /\.ya?ml$/.test(p)).slice(0, MAX_FILES)) {
+    const [before, after] = await Promise.all([read(path, base), read(path, head)]);
+    if (before === null || after === null) continue;
+    try {
+      const old = new Map(
+        findImages(before, path).map((r) => [`${r.document}${r.path.join('/')}${r.normalized}`, r.tag]),
+      );
+      for (const r of findImages(after, path)) {
+        const prev = old.get(`${r.document}${r.path.join('/')}${r.normalized}`);
+        if (prev === undefined || prev === r.tag) continue;
+        const kind = changeKind(prev, r.tag);
+        if (!worst || (SEVERITY[kind] ?? 0) > (SEVERITY[worst] ?? 0)) worst = kind;
+      }
+    } catch {
+      // not YAML we can read: no bump known
+    }
+  }
+  return worst;
+}
+
+/** gitops-bot's own MR: opened by the bot from its branch namespace. */
+export function isBotMergeRequest(mr: MergeRequestDetail, botUserId: number): boolean {
+  return mr.author.id === botUserId && mr.sourceBranch.startsWith('gitops-bot/');
+}
+
+/**
+ * For gitops-bot's own MR: what it changes beyond its promotion record. The record is read
+ * from the head commit, and trusted only when GitLab shows that gitops-bot pushed last; the
+ * edit is recomputed from the MR's base and compared with every changed file.
+ */
+async function foreignChanges(
+  ctx: GateContext,
+  project: string,
+  mr: MergeRequestDetail,
+  changedPaths: string[],
+  pushNotes: Awaited<ReturnType<GitLabGate['pushNotes']>>,
+  read: Read,
+): Promise<Foreign | null> {
+  const bot = ctx.botUsername ?? (await ctx.gitlab.user(ctx.botUserId)).username;
+  const pushedBy = pushesAfter(pushNotes, bot);
+  const head = await ctx.gitlab.commitInfo(project, mr.sha);
+  const record = readRecordTrailer(head?.message);
+  const base = mr.baseSha;
+  if (!record || !base) {
+    return {
+      pushedBy,
+      reason: `the head commit ${mr.sha.slice(0, 8)} is not a gitops-bot promotion`,
+      files: [],
+    };
+  }
+  const paths = [...new Set(changedPaths)];
+  const versions = await Promise.all(
+    paths.slice(0, MAX_FILES).map(async (path) => ({
+      path,
+      base: await read(path, base),
+      head: await read(path, mr.sha),
+    })),
+  );
+  const files = [
+    ...foreignFiles(record, versions),
+    ...paths.slice(MAX_FILES).map((path) => ({ path, hunks: [`changed ${path} (not shown)`] })),
+  ];
+  if (!files.length && !pushedBy.length) return null;
+  return {
+    pushedBy,
+    ...(files.length ? {} : { reason: 'commits pushed after gitops-bot’s own' }),
+    files,
+  };
+}
+
+/**
+ * The facts of one MR for evaluate(). `policy` and `trust` are the rules in force;
+ * `diffBase` is where tag bumps are measured from (the target, or a merge's first parent).
+ */
+export async function gatherFacts(
+  ctx: GateContext,
+  project: string,
+  mr: MergeRequestDetail,
+  policy: ParsedPolicy,
+  trust: Trust,
+  diffBase: string,
+): Promise<Facts> {
+  const gl = ctx.gitlab;
+  const read = fileReader(gl, project);
+  const [approvals, lastPushAt, pushNotes, events, changedPaths, accessLevels] = await Promise.all([
+    gl.approvals(project, mr.iid),
+    gl.lastPushAt(project, mr.iid),
+    gl.pushNotes(project, mr.iid),
+    gl.pushEvents(project),
+    gl.changedPaths(project, mr.iid),
+    gl.accessLevels(project),
+  ]);
+  const groupPaths = [
+    ...new Set(
+      policy && !('error' in policy)
+        ? policy.environments.flatMap((e) => e.approvals.groups ?? []).map((g) => g.toLowerCase())
+        : [],
+    ),
+  ];
+  const [people, groupMembers] = await Promise.all([
+    Promise.all(approvals.map((a: Approval) => gl.user(a.user.id))),
+    Promise.all(groupPaths.map((g) => gl.groupMembers(g))),
+  ]);
+  // Who pushed: GitLab's push notes on the MR, and its push events for the source branch
+  // (the pushes before the MR was opened).
+  const pushers = new Set<number>([
+    ...pushNotes.map((n) => n.userId),
+    ...events.filter((e) => e.ref === mr.sourceBranch).map((e) => e.userId),
+  ]);
+  let unreadable: string | null = null;
+  let kind: ChangeKind | null = null;
+  let foreign: Foreign | null = null;
+  try {
+    kind = await bumpKind(read, diffBase, mr.sha, changedPaths);
+    if (isBotMergeRequest(mr, ctx.botUserId))
+      foreign = await foreignChanges(ctx, project, mr, changedPaths, pushNotes, read);
+  } catch (e) {
+    if (!isTooLarge(e)) throw e;
+    unreadable = `${e.message}: gitops-bot does not judge what it will not read`;
+  }
+  return {
+    mr: {
+      iid: mr.iid,
+      state: mr.state,
+      draft: mr.draft,
+      author: mr.author,
+      sha: mr.sha,
+      targetBranch: mr.targetBranch,
+      changedPaths,
+    },
+    policy,
+    approvals: approvals.map((a, i) => ({
+      user: { id: a.user.id, username: a.user.username, bot: people[i].bot },
+      approvedAt: a.approvedAt,
+    })),
+    groups: new Map(groupPaths.map((g, i) => [g, groupMembers[i]])),
+    accessLevels,
+    pushers,
+    trust,
+    foreign,
+    unreadable,
+    lastPushAt,
+    bumpKind: kind,
+    botUserId: ctx.botUserId,
+    now: ctx.now?.() ?? new Date(),
+  };
+}
