@@ -56,12 +56,12 @@ try {
   out('   users: developer, reviewer, operator, argocd, gitops-bot (token: <username>-token)');
   out(`   projects: ${APP} (the app), ${OPS} (deployment.yml runs ${IMAGE}:ci-33)`);
 
-  out('   operator adds the approval policy to the ops repo and starts gitops-bot serve:');
+  out('   operator adds the approval policy to main (protected: the only place rules are read)');
+  out('   and starts gitops-bot serve:');
   const operatorApi = new Gitlab({ host: sb.url, token: 'operator-token' });
   await operatorApi.Commits.create(OPS, 'main', 'Approval policy', [
     { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
   ]);
-  await operatorApi.Branches.create(OPS, 'deploy/prod', 'main');
   if (registry) {
     // ci-33, what runs today, was built from the app's first commit
     const appApi = new Gitlab({ host: sb.url, token: 'developer-token' });
@@ -71,6 +71,9 @@ try {
       { action: 'update', filePath: 'deployment.yml', content: dep.replace(STORY_IMAGE, IMAGE) },
     ]);
   }
+  // deploy/prod starts at what runs today: history up to it is trusted as it stands, and
+  // every later commit on main must come through an approved merge request.
+  await operatorApi.Branches.create(OPS, 'deploy/prod', 'main');
   const gate = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
   const botUser = await gate.currentUser();
   for (const body of [
@@ -213,6 +216,35 @@ try {
   out(
     `   deploy/prod -> ${deployed.slice(0, 8)}${deployed === done.merge_commit_sha ? ' (the merge commit: Argo CD deploys ci-34)' : ''}`,
   );
+
+  step(9, 'reviewer tries his own rules: a branch he creates, with a policy needing 0 approvals');
+  const evilPolicy = POLICY.replace('[main]', '[evil-base]').replace('required: 1', 'required: 0');
+  await reviewer.Branches.create(OPS, 'evil-base', 'main');
+  await reviewer.Commits.create(OPS, 'evil-base', 'My rules', [
+    { action: 'update', filePath: '.gitops-bot.yml', content: evilPolicy },
+  ]);
+  const dep = String(await reviewer.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'evil-base'));
+  await reviewer.Commits.create(
+    OPS,
+    'evil-head',
+    'Five replicas',
+    [{ action: 'update', filePath: 'deployment.yml', content: dep.replace(/replicas: \d+/, 'replicas: 5') }],
+    { startBranch: 'evil-base' },
+  );
+  const evil = await reviewer.MergeRequests.create(OPS, 'evil-head', 'evil-base', 'Five replicas');
+  await settle();
+  const evilVerdict = (await operator.MergeRequestNotes.all(OPS, evil.iid)).find((n) =>
+    n.body.startsWith('<!-- gitops-bot:verdict'),
+  )?.body;
+  out(
+    indent(
+      String(evilVerdict ?? '')
+        .split('\n')
+        .filter((l) => /Not ready|ignored/.test(l))
+        .join('\n'),
+    ),
+  );
+  out(`   !${evil.iid} stays open; deploy/prod stays at ${deployed.slice(0, 8)}`);
   await server.close();
 
   out('\nEvery change records who made it, who approved it and when it was deployed.');

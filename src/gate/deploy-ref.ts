@@ -82,7 +82,8 @@ async function acceptance(
     const s = acceptedSha(n.body);
     return !!s && sha.startsWith(s);
   });
-  if (!notes.length) return { by: [], required: 1, pass: false };
+  if (!notes.length)
+    return { by: [], required: requiredAcceptances(policy, w.target, w.trust.defaultBranch), pass: false };
   const [levels, people] = await Promise.all([
     gl.accessLevels(w.project),
     Promise.all(notes.map((n) => gl.user(n.id))),
@@ -170,6 +171,13 @@ async function evidence(
     accepted: { by: a.by, required: a.required },
   };
   return a.pass ? { accounted: true, how: 'accepted', bypass } : { accounted: false, bypass };
+}
+
+/** Acceptances a bypass needs: as many as the approvals the rules require, at least one. */
+function requiredAcceptances(policy: ParsedPolicy, target: string, defaultBranch: string): number {
+  const p = policy && !('error' in policy) ? policy : DEFAULT_POLICY;
+  const env = p.environments.find((e) => (e.match.target_branches ?? [defaultBranch]).includes(target));
+  return Math.max(1, env?.approvals.required ?? 1);
 }
 
 function eligibleText(policy: ParsedPolicy, target: string, defaultBranch: string): string {

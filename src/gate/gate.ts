@@ -20,7 +20,7 @@ import { code, fence } from '../render/markdown.js';
 import { type AdvanceResult, advance } from './deploy-ref.js';
 import { type GateContext, gatherFacts } from './facts.js';
 import { ensureNote } from './notify.js';
-import { deployRefs, POLICY_FILE, type RulesInForce, rulesInForce, trustFor } from './trust.js';
+import { deployRefs, POLICY_FILE, parse, type RulesInForce, rulesInForce, trustFor } from './trust.js';
 
 export type { GateContext } from './facts.js';
 export { POLICY_FILE };
@@ -159,6 +159,13 @@ export async function afterPush(
 ): Promise<'direct' | 'merge' | 'none'> {
   if (/^0+$/.test(after)) return 'none';
   const gl = ctx.gitlab;
+  // Most pushes are to MR branches: two reads tell that no rule deploys from this one.
+  if (!ctx.policy) {
+    const defaultBranch = await gl.projectDefaultBranch(project);
+    const atHead = parse(await gl.rawFile(project, POLICY_FILE, defaultBranch));
+    if (branch !== defaultBranch && !deployRefs(atHead, defaultBranch).some((d) => d.branch === branch))
+      return 'none';
+  }
   const rules = await rulesInForce(gl, project, ctx.policy);
   const d = deployRefs(rules.policy, rules.defaultBranch).find((x) => x.branch === branch);
   if (!d) return 'none';

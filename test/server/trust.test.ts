@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gate } from '../../src/gate/gate.js';
 import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
@@ -122,16 +123,15 @@ after(async () => {
 });
 
 describe('trust only what a Developer cannot write', () => {
-  test('control: an honest promotion approved by operator is merged and deployed', async () => {
-    const before = sb.requests.length;
+  test('control: an honest promotion approved by operator is merged and deployed', async (t) => {
     const { mr } = await promoteTag('ci-34');
-    const { verdict: pending } = await (await import('../../src/gate/gate.js')).gate(
-      { gitlab: new GitLabGate({ url: sb.url, token: 'gitops-bot-token' }), botUserId: botId },
-      OPS,
-      mr.iid,
-    );
+    // The gate's request budget, on the bot's own MR into main in strict mode (unchanged
+    // verdict: the status and the comment are already there).
+    const gitlab = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
+    const { verdict: pending, requests } = await gate({ gitlab, botUserId: botId }, OPS, mr.iid);
     assert.equal(pending.state, 'pending');
-    const gateRequests = sb.requests.slice(before).length;
+    t.diagnostic(`gate requests: ${requests}`);
+    assert.ok(requests <= 20, `${requests} requests`);
     await op().MergeRequestApprovals.approve(OPS, mr.iid, { sha: mr.sha });
     await settle();
     const merged = await op().MergeRequests.show(OPS, mr.iid);
@@ -139,7 +139,6 @@ describe('trust only what a Developer cannot write', () => {
     assert.equal(await head('deploy/prod'), merged.merge_commit_sha);
     assert.match(await deployed(), /helloworld:ci-34/);
     assert.match(await verdictNote(mr.iid), /rules read from `main`; evaluated at `[0-9a-f]{8}`/);
-    assert.ok(gateRequests > 0);
   });
 
   test('attack 1: a policy on a branch the attacker created is ignored; the MR is never merged', async () => {
