@@ -2,7 +2,7 @@
 // Everything here is a GitLab fact a Developer cannot forge: approvals and system notes
 // carry their real authors, file contents come from the commits themselves.
 import type { Approval, GitLabGate, MergeRequestDetail } from '../gitlab/client.js';
-import { pushesAfter } from '../gitlab/push-notes.js';
+import { noteCommits, pushesAfter } from '../gitlab/push-notes.js';
 import { findImages } from '../manifests/index.js';
 import type { Facts, Foreign, Trust } from '../policy/evaluate.js';
 import { MAX_MANIFEST_BYTES } from '../promote/promote.js';
@@ -101,8 +101,21 @@ async function foreignChanges(
 ): Promise<Foreign | null> {
   const bot = ctx.botUsername ?? (await ctx.gitlab.user(ctx.botUserId)).username;
   const pushedBy = pushesAfter(pushNotes, bot);
-  const head = await ctx.gitlab.commitInfo(project, mr.sha);
-  const record = readRecordTrailer(head?.message);
+  // The record of the commit gitops-bot itself pushed last: the one its latest push note
+  // lists, or (never updated) the MR's first commit, which gitops-bot made with the branch.
+  // A trailer in anyone else's commit is free text.
+  let record = pushedBy.length
+    ? null
+    : readRecordTrailer((await ctx.gitlab.commitInfo(project, mr.sha))?.message);
+  if (!record) {
+    const commits = await ctx.gitlab.mergeRequestCommits(project, mr.iid);
+    const ours = pushNotes.find((n) => n.username === bot);
+    const listed = ours ? noteCommits(ours.body) : [];
+    const mine = listed.length
+      ? commits.find((c) => listed.some((id) => c.id.startsWith(id)))
+      : commits.at(-1);
+    record = readRecordTrailer(mine?.message);
+  }
   const base = mr.baseSha;
   if (!record || !base) {
     return {

@@ -179,14 +179,16 @@ function blocked(reason: string, env: string | null, notes: string[] = [], forei
 
 /** One sentence on a foreign MR, for the summary. */
 export function foreignSummary(f: Foreign): string {
-  const who = f.pushedBy.length ? `${f.pushedBy.map((u) => `@${u}`).join(', ')} pushed ` : '';
+  const who = f.pushedBy.map((u) => `@${u}`).join(', ');
   const files = f.files.map(
     (x) => `${x.path} (${x.hunks.length} ${x.hunks.length === 1 ? 'hunk' : 'hunks'})`,
   );
   const what = files.length
-    ? `changes gitops-bot did not write: ${files.join(', ')}`
-    : (f.reason ?? 'foreign commits');
-  return `${who}${what}; approvals cannot make this deployable, run the promotion again to discard them`;
+    ? `${who ? `${who} pushed ` : ''}changes gitops-bot did not write: ${files.join(', ')}`
+    : who
+      ? `${who} pushed commits after gitops-bot's own${f.reason ? ` (${f.reason})` : ''}`
+      : (f.reason ?? 'commits gitops-bot did not write');
+  return `${what}; approvals cannot make this deployable: run the promotion again to discard them`;
 }
 
 export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
