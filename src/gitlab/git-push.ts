@@ -2,15 +2,25 @@
 // nobody moved it since we read it, so the bot pushes over HTTPS with
 // --force-with-lease=<ref>:<head read>: a compare-and-swap. Two users: deploy_ref moves only
 // ever forward (fastForward), and promote's MR branch is replaced by one new commit
-// (replaceRef). The token travels in an HTTP header given on the command line of a private
-// process, never in a URL or a log.
+// (replaceRef).
+//
+// The token never reaches git's command line (which every local user can read in the
+// process list): git gets its Authorization header through the environment
+// (GIT_CONFIG_COUNT/KEY/VALUE, private to our user), scoped to the GitLab URL. Whatever git
+// prints is scrubbed of the token, its base64 forms and URL credentials before it leaves this
+// file, in the one kind of error thrown here (GitPushError, no stderr or argv attached).
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-const run = promisify(execFile);
+/** Each git command is killed after this long (a hung connection must not hold a job forever). */
+export const GIT_TIMEOUT_MS = 60_000;
+
+/** A git command that failed; the message is scrubbed of credentials. */
+export class GitPushError extends Error {
+  override name = 'GitPushError';
+}
 
 interface LeasedPush {
   url: string;
@@ -24,6 +34,104 @@ interface LeasedPush {
   expected: string | null;
   /** a branch deleted in the same atomic push */
   alsoDelete?: string;
+  /** per git command, ms (default GIT_TIMEOUT_MS) */
+  timeoutMs?: number;
+}
+
+// Variables a git child has no use for and that hold credentials of ours.
+const SECRET_ENV = [
+  'GITOPS_BOT_TOKEN',
+  'GITLAB_TOKEN',
+  'CI_JOB_TOKEN',
+  'GITOPS_BOT_WEBHOOK_SECRET',
+  'GITOPS_BOT_WEBHOOK_SIGNING_TOKEN',
+  'GITOPS_BOT_REGISTRY_PASSWORD',
+  'CI_REGISTRY_PASSWORD',
+];
+
+/** The forms in which `token` could show up in git's output. */
+function secretForms(token: string): string[] {
+  const forms = new Set<string>();
+  for (const user of ['gitops-bot', 'oauth2', '']) {
+    const plain = user ? `${user}:${token}` : token;
+    forms.add(Buffer.from(plain).toString('base64'));
+    forms.add(Buffer.from(plain).toString('base64').replace(/=+$/, ''));
+  }
+  forms.add(encodeURIComponent(token));
+  forms.add(token);
+  // longest first, so that a form containing another is replaced whole
+  return [...forms].filter((f) => f.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * `text` without `token` (raw, URL-encoded, base64 alone or as basic-auth credentials),
+ * without any Authorization header value and without URL userinfo.
+ */
+export function scrubSecrets(text: string, token: string): string {
+  let out = text;
+  for (const form of secretForms(token)) out = out.split(form).join('[REDACTED]');
+  return out
+    .replace(/(authorization:\s*)(\S+)(\s+\S+)?/gi, (_, h: string, scheme: string, rest?: string) =>
+      rest ? `${h}${scheme} [REDACTED]` : `${h}[REDACTED]`,
+    )
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, '$1');
+}
+
+/** git's environment: our header in GIT_CONFIG_*, after any the caller already set. */
+function gitEnv(o: LeasedPush, home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of SECRET_ENV) delete env[k];
+  // traces print headers (GIT_TRACE_CURL redacts them, unless told not to): none of that
+  for (const k of Object.keys(env)) if (/^GIT_(TRACE|CURL_VERBOSE)/.test(k)) delete env[k];
+  const auth = `Authorization: Basic ${Buffer.from(`gitops-bot:${o.token}`).toString('base64')}`;
+  const config: Array<[string, string]> = [
+    // only for requests to this GitLab: never sent along a redirect to another host
+    [`http.${o.url.replace(/\/+$/, '')}/.extraHeader`, auth],
+    ['protocol.version', '2'],
+  ];
+  const start = Math.max(0, Number(env.GIT_CONFIG_COUNT) || 0);
+  config.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${start + i}`] = key;
+    env[`GIT_CONFIG_VALUE_${start + i}`] = value;
+  });
+  env.GIT_CONFIG_COUNT = String(start + config.length);
+  return { ...env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: home };
+}
+
+interface GitFailure {
+  /** what git printed, scrubbed */
+  stderr: string;
+  message: string;
+}
+
+/**
+ * Runs git; rejects with a GitFailure whose texts are scrubbed (execFile's own error carries
+ * the command line and the raw output, and must not travel).
+ */
+function runGit(args: string[], cwd: string, env: NodeJS.ProcessEnv, o: LeasedPush): Promise<void> {
+  const timeout = o.timeoutMs ?? GIT_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    execFile(
+      'git',
+      args,
+      { cwd, env, timeout, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 },
+      (error, _stdout, stderr) => {
+        if (!error) return resolve();
+        const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: string };
+        const err = scrubSecrets(String(stderr ?? ''), o.token);
+        const first =
+          err
+            .split('\n')
+            .map((l) => l.trim())
+            .find(Boolean) ?? '';
+        let why: string;
+        if (e.code === 'ENOENT') why = 'git is not installed (or not on PATH)';
+        else if (e.killed) why = `git ${args[0]} did not finish in ${Math.round(timeout / 1000)} s`;
+        else why = first || `git ${args[0]} failed (${e.signal ?? `exit ${e.code}`})`;
+        reject({ stderr: err, message: why } satisfies GitFailure);
+      },
+    );
+  });
 }
 
 /**
@@ -36,13 +144,16 @@ interface LeasedPush {
 async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
   const dir = await mkdtemp(join(tmpdir(), 'gitops-bot-push-'));
   const remote = `${o.url.replace(/\/+$/, '')}/${o.project}.git`;
-  const auth = `Authorization: Basic ${Buffer.from(`gitops-bot:${o.token}`).toString('base64')}`;
-  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: dir };
-  const git = (...args: string[]) =>
-    run('git', ['-c', `http.extraHeader=${auth}`, '-c', 'protocol.version=2', ...args], { cwd: dir, env });
+  const env = gitEnv(o, dir);
+  const git = (...args: string[]) => runGit(args, dir, env, o);
+  const fail = (what: string, f: GitFailure): never => {
+    throw new GitPushError(scrubSecrets(`${what}: ${f.message}`, o.token));
+  };
   try {
-    await run('git', ['init', '-q', '--bare', dir], { env });
-    await git('fetch', '-q', '--depth=1', '--no-tags', remote, o.sha);
+    await git('init', '-q', '--bare', dir).catch((f: GitFailure) => fail('preparing a git directory', f));
+    await git('fetch', '-q', '--depth=1', '--no-tags', remote, o.sha).catch((f: GitFailure) =>
+      fail(`fetching ${o.sha.slice(0, 12)} of ${o.project}`, f),
+    );
     const lease = `--force-with-lease=refs/heads/${o.ref}:${o.expected ?? ''}`;
     const refspecs = [
       `${o.sha}:refs/heads/${o.ref}`,
@@ -52,16 +163,14 @@ async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
       await git('push', '-q', '--atomic', lease, remote, ...refspecs);
       return 'moved';
     } catch (e) {
-      const msg = String((e as { stderr?: string }).stderr ?? '');
+      const f = e as GitFailure;
       if (
         /stale info|non-fast-forward|fetch first|already exists|cannot lock ref|failed to update ref/.test(
-          msg,
+          f.stderr,
         )
       )
         return 'stale';
-      throw new Error(
-        `pushing ${o.ref} failed: ${msg.split('\n').find((l) => l.trim()) ?? 'git push failed'}`,
-      );
+      return fail(`pushing ${o.ref}`, f);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -78,6 +187,7 @@ export interface FastForward {
   current: string | null;
   /** whether `current` is an ancestor of `sha`, asked of GitLab (merge_base) */
   isAncestor: (ancestor: string, of: string) => Promise<boolean>;
+  timeoutMs?: number;
 }
 
 /**
