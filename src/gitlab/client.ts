@@ -9,6 +9,29 @@ import { isPushNote } from './push-notes.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from './retry.js';
 import { requesterFn } from './transport.js';
 
+/**
+ * A file over the size limit (16 MiB, promote's MAX_MANIFEST_BYTES): refused without reading
+ * it into memory, from GitLab's size header or by stopping the download at the limit.
+ */
+export class FileTooLargeError extends Error {
+  override name = 'FileTooLargeError';
+  /** the limit on every file `serve` reads (the same as promote's manifests) */
+  static readonly MAX_BYTES = 16 * 1024 * 1024;
+  constructor(
+    readonly path: string,
+    readonly ref: string,
+    readonly limit: number,
+    /** the size GitLab announced, or null when the download was cut at the limit */
+    readonly size: number | null,
+  ) {
+    super(
+      `${path} at ${ref}: ${size === null ? 'more than' : `${size} bytes is over`} the ${
+        limit >= 1024 * 1024 ? `${limit / 1024 / 1024} MiB` : `${limit} bytes`
+      } limit for a file gitops-bot reads`,
+    );
+  }
+}
+
 export class GitLabError extends Error {
   override name = 'GitLabError';
   constructor(
@@ -633,18 +656,55 @@ export class GitLabGate extends GitLab {
     }
   }
 
-  async rawFile(project: string, path: string, ref: string): Promise<string | null> {
+  /**
+   * A file's text at `ref`; null when there is no such file. Over `limit` bytes (GitLab's
+   * X-Gitlab-Size or Content-Length, else counted while streaming) the download stops and
+   * FileTooLargeError is thrown: a hostile MR's 50 MB file never sits in memory.
+   */
+  async rawFile(
+    project: string,
+    path: string,
+    ref: string,
+    limit = FileTooLargeError.MAX_BYTES,
+  ): Promise<string | null> {
+    let read: { text: string } | { tooLarge: number | null };
     try {
-      const text = await this.call(`read ${path} at ${ref}`, () =>
-        this.api.RepositoryFiles.showRaw(project, path, ref),
-      );
-      return typeof text === 'string'
-        ? text
-        : Buffer.from(await (text as Blob).arrayBuffer()).toString('utf8');
+      read = await this.call(`read ${path} at ${ref}`, async () => {
+        const r = (await this.api.RepositoryFiles.showRaw(project, path, ref, {
+          asStream: true,
+          showExpanded: true,
+        } as never)) as unknown as {
+          data: ReadableStream<Uint8Array> | null;
+          headers: Record<string, string>;
+        };
+        const announced = Number(r.headers['x-gitlab-size'] ?? r.headers['content-length']);
+        if (Number.isFinite(announced) && announced > limit) {
+          await r.data?.cancel().catch(() => {});
+          return { tooLarge: announced };
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        if (r.data) {
+          const reader = r.data.getReader();
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            size += value.byteLength;
+            if (size > limit) {
+              await reader.cancel().catch(() => {});
+              return { tooLarge: null };
+            }
+            chunks.push(Buffer.from(value));
+          }
+        }
+        return { text: Buffer.concat(chunks, size).toString('utf8') };
+      });
     } catch (e) {
       if (e instanceof GitLabError && e.status === 404) return null;
       throw e;
     }
+    if ('tooLarge' in read) throw new FileTooLargeError(path, ref, limit, read.tooLarge);
+    return read.text;
   }
 
   async setStatus(
