@@ -63,10 +63,21 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
     .option('--register-hook', 'create the project hook in each --project, pointing at --url, and exit')
     .option('--url <url>', 'public URL of this server, for --register-hook (e.g. https://bot.example.com)')
     .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
+    .option(
+      '--job-timeout <seconds>',
+      'a job running longer has failed: counted, alerted, /healthz 503',
+      '120',
+    )
+    .option('--worker-heap <MB>', "the worker thread's heap limit; past it the worker is restarted", '96')
     .addHelpText(
       'after',
       `
 Endpoints: POST /webhook, GET /healthz, GET /metrics (Prometheus).
+Each --project is resolved through the API at startup; deliveries are matched by their
+numeric project id, and the bot acts on the path GitLab gave for it.
+Logs: JSON lines on stderr, level info (GITOPS_BOT_LOG_LEVEL overrides); alerts (merges
+and pushes that bypassed the rules, failed or timed-out jobs, a dead worker) at error.
+/healthz answers 503 while the worker thread is down or a job runs past --job-timeout.
 Deliveries must carry the secret (X-Gitlab-Token, compared in constant time) and, when a
 signing token is configured, a valid webhook-signature no older than 5 minutes.
 Stateless: every fact lives in GitLab, so several replicas can run side by side.
@@ -87,7 +98,20 @@ Examples:
         registerHook?: boolean;
         url?: string;
         gitlabUrl?: string;
+        jobTimeout: string;
+        workerHeap: string;
       }) => {
+        const { log, useDefaultLevel } = await import('../log.js');
+        useDefaultLevel('info');
+        const jobTimeout = Number(opts.jobTimeout);
+        if (!(jobTimeout > 0))
+          throw new CliError(`--job-timeout '${opts.jobTimeout}' is not a positive number of seconds`, 2);
+        const heapMb = Number(opts.workerHeap);
+        if (!Number.isInteger(heapMb) || heapMb < 16)
+          throw new CliError(
+            `--worker-heap '${opts.workerHeap}' is not a whole number of MB, at least 16`,
+            2,
+          );
         const secret = await secretFrom(opts.secretFile, '--secret-file', 'GITOPS_BOT_WEBHOOK_SECRET');
         const signingToken = await secretFrom(
           opts.signingTokenFile,
@@ -122,18 +146,40 @@ Examples:
         }
         const m = /^(.*):(\d+)$/.exec(opts.listen);
         if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, 2);
-        const { createWebhookServer } = await import('../server/webhook.js');
+        const [{ createWebhookServer }, { ProjectDirectory, resolveProjects, UnknownProjectError }] =
+          await Promise.all([import('../server/webhook.js'), import('../server/projects.js')]);
         const bot = await gitlab.currentUser();
+        // The managed projects as GitLab knows them (id and canonical path), once.
+        let projects: Awaited<ReturnType<typeof resolveProjects>> | undefined;
+        if (opts.project?.length) {
+          try {
+            projects = await resolveProjects(new ProjectDirectory(gitlab.opts), opts.project);
+          } catch (e) {
+            if (e instanceof UnknownProjectError) throw new CliError(e.message, 8);
+            throw e;
+          }
+        }
         // Jobs run on a worker thread: GitLab calls and garbage collection there never delay
         // the acknowledgement of a delivery here.
         const server = createWebhookServer({
-          ctx: { gitlab, botUserId: bot.id },
+          ctx: { gitlab, botUserId: bot.id, botUsername: bot.username },
           secret,
           signingToken,
-          projects: opts.project,
-          worker: { url: conn.url, token: conn.token, botUserId: bot.id },
+          projects,
+          jobTimeoutMs: jobTimeout * 1000,
+          worker: { heapMb },
         });
         const url = await server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
+        log.info(
+          {
+            url,
+            bot: bot.username,
+            projects: projects ?? 'all',
+            jobTimeoutS: jobTimeout,
+            workerHeapMb: heapMb,
+          },
+          'serve listening',
+        );
         process.stdout.write(`gitops-bot serve: listening on ${url} as ${bot.username}\n`);
         const stop = async () => {
           process.stdout.write('gitops-bot serve: finishing work in flight\n');
