@@ -396,6 +396,13 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
     return { p, mr, note };
   };
 
+  const oneOf = (ctx: Ctx, name: string, values: string[]): string | undefined => {
+    const v = str(ctx, name);
+    if (v !== undefined && !values.includes(v))
+      throw new ApiError(400, { error: `${name} does not have a valid value` });
+    return v;
+  };
+
   const noteBody = (ctx: Ctx): string => {
     const body = str(ctx, 'body');
     if (body === undefined || body === '') throw missing('body');
@@ -410,10 +417,16 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
     '/projects/:id/merge_requests/:iid/notes',
     (ctx) => {
       const { p, mr } = findMr(ctx);
-      const orderBy = str(ctx, 'order_by') === 'updated_at' ? 'updatedAt' : 'createdAt';
-      const sort = str(ctx, 'sort') ?? 'desc';
+      const orderBy =
+        oneOf(ctx, 'order_by', ['created_at', 'updated_at']) === 'updated_at' ? 'updatedAt' : 'createdAt';
+      const sort = oneOf(ctx, 'sort', ['asc', 'desc']) ?? 'desc';
+      // UserPreference::NOTES_FILTERS: comments and system notes (default), or one of them
+      const filter = oneOf(ctx, 'activity_filter', ['all_notes', 'only_comments', 'only_activity']);
       const notes = store.data.notes
         .filter((n) => n.projectId === p.id && n.mrIid === mr.iid)
+        .filter((n) =>
+          filter === 'only_comments' ? !n.system : filter === 'only_activity' ? n.system : true,
+        )
         .sort((a, b) => {
           const cmp = a[orderBy] === b[orderBy] ? a.id - b.id : a[orderBy] < b[orderBy] ? -1 : 1;
           return sort === 'asc' ? cmp : -cmp;
@@ -456,6 +469,8 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
   router.on('PUT', '/projects/:id/merge_requests/:iid/notes/:note_id', (ctx) => {
     const user = authed(ctx);
     const { p, mr, note } = findNote(ctx);
+    // System notes are GitLab's record (who pushed): not editable by anyone (NotePolicy).
+    if (note.system) throw forbidden();
     if (note.authorId !== user.id && !user.isAdmin) throw forbidden();
     note.body = noteBody(ctx);
     note.updatedAt = new Date().toISOString();
@@ -467,6 +482,7 @@ export function registerMergeRequestRoutes(router: Router, { core, entities }: A
   router.on('DELETE', '/projects/:id/merge_requests/:iid/notes/:note_id', (ctx) => {
     const user = authed(ctx);
     const { p, note } = findNote(ctx);
+    if (note.system) throw forbidden();
     if (note.authorId !== user.id && core.accessLevel(user, p) < AccessLevel.MAINTAINER) throw forbidden();
     store.data.notes.splice(store.data.notes.indexOf(note), 1);
     store.changed();

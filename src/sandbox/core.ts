@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   ActionError,
   type CommitAction,
+  type CommitInfo,
   type FileChange,
   type Identity,
   isValidBranchName,
@@ -12,11 +13,13 @@ import {
   ZERO_SHA,
 } from './git.js';
 import { ApiError, badRequest, conflict, forbidden, notFound, unauthorized } from './http.js';
+import { isBlank, noteCommits, pushedCommits, pushNoteBody, pushPayload } from './pushes.js';
 import {
   AccessLevel,
   type MergeRequest,
   type Project,
   type Protection,
+  type PushPayload,
   type Store,
   type User,
 } from './state.js';
@@ -61,6 +64,15 @@ class KeyedMutex {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+}
+
+/** GitLab's push_event_hooks_limit and push_event_activities_limit (both 3 by default). */
+const PUSH_EVENT_LIMIT = 3;
+
+export interface RefChange {
+  branch: string;
+  before: string;
+  after: string;
 }
 
 export interface CreateCommitInput {
@@ -282,31 +294,123 @@ export class SandboxCore {
     await this.refUpdated(user, project, branch, sha, ZERO_SHA);
   }
 
-  /** Everything that follows a branch move, whoever made it (API, merge or git push). */
+  /**
+   * Several branches moved by one `git push`, as Git::ProcessRefChangesService takes them:
+   * grouped by kind (created, updated, removed); a group of more than three branches sends
+   * no push hooks (push_event_hooks_limit) and records one bulk push event instead of one
+   * per branch (push_event_activities_limit).
+   */
+  async refsUpdated(user: User, project: Project, changes: RefChange[]): Promise<void> {
+    const kind = (c: RefChange) => (isBlank(c.before) ? 'created' : isBlank(c.after) ? 'removed' : 'pushed');
+    const groups = new Map<PushPayload['action'], RefChange[]>();
+    for (const c of changes) groups.set(kind(c), [...(groups.get(kind(c)) ?? []), c]);
+    for (const [action, group] of groups) {
+      const bulk = group.length > PUSH_EVENT_LIMIT;
+      for (const c of group) {
+        await this.refUpdated(user, project, c.branch, c.before, c.after, { hooks: !bulk, event: !bulk });
+      }
+      if (bulk) {
+        this.recordPush(user, project, {
+          commitCount: 0,
+          action,
+          refType: 'branch',
+          commitFrom: null,
+          commitTo: null,
+          ref: null,
+          commitTitle: null,
+          refCount: group.length,
+        });
+      }
+    }
+  }
+
+  /**
+   * Everything that follows a branch move, whoever made it (API, merge or git push): the
+   * push event, the merge requests of that source branch (new version, "added N commits"
+   * system note by the pusher, Merge Request Hook `update`), the Push Hook.
+   */
   async refUpdated(
     user: User,
     project: Project,
     branch: string,
     before: string,
     after: string,
+    opts: { hooks?: boolean; event?: boolean } = {},
   ): Promise<void> {
     const repo = this.repo(project);
     const now = new Date().toISOString();
+    const pushed = await pushedCommits(repo, project, branch, before, after);
+    if (opts.event !== false) {
+      this.recordPush(user, project, pushPayload(branch, before, after, pushed.commits, pushed.count));
+    }
     for (const mr of this.store.data.mergeRequests) {
       if (mr.projectId !== project.id || mr.state !== 'opened' || mr.sourceBranch !== branch) continue;
       if (after === ZERO_SHA) continue;
+      const previousHead = mr.sha;
       mr.sha = after;
       mr.updatedAt = now;
       await this.addVersion(project, mr);
+      await this.notifyAboutPush(user, project, mr, previousHead, before, after, pushed);
       this.hooks.mergeRequest(project, mr, user, 'update', { oldrev: before });
     }
     this.store.changed();
-    if (!this.hooks.has(project, 'push')) return;
-    // A new branch's push event lists the commits no other branch has, as GitLab's does.
-    const others = (await repo.branches()).filter((b) => b.name !== branch).map((b) => `^${b.sha}`);
-    const range = before === ZERO_SHA ? [after, ...others] : [`${before}..${after}`];
-    const commits = after === ZERO_SHA ? [] : await repo.log(range, { max: 20 });
-    this.hooks.push(project, user, branch, before, after, commits);
+    if (opts.hooks === false || !this.hooks.has(project, 'push')) return;
+    this.hooks.push(project, user, {
+      branch,
+      before,
+      after,
+      // GitLab's Push Hook: the newest 20 commits, oldest first, and the whole count
+      commits: pushed.commits.slice(-20),
+      total: pushed.count,
+      refProtected: this.isProtected(project, branch),
+    });
+  }
+
+  private recordPush(user: User, project: Project, push: PushPayload): void {
+    this.store.data.events ??= [];
+    this.store.data.events.push({
+      id: this.store.nextId('event'),
+      projectId: project.id,
+      authorId: user.id,
+      action: 'pushed',
+      createdAt: new Date().toISOString(),
+      push,
+    });
+  }
+
+  /**
+   * MergeRequests::RefreshService#notify_about_push: a system note by the pusher listing the
+   * pushed commits (those the MR now has, and those it does not, which came from the target
+   * branch). None when the push added no commits (e.g. a reset to an ancestor).
+   */
+  private async notifyAboutPush(
+    user: User,
+    project: Project,
+    mr: MergeRequest,
+    previousHead: string,
+    before: string,
+    after: string,
+    pushed: { commits: CommitInfo[]; count: number },
+  ): Promise<void> {
+    const repo = this.repo(project);
+    const commits = await noteCommits(repo, previousHead, before, after, pushed);
+    if (!commits.length) return;
+    const version = mr.versions[0];
+    const inMr = new Set((await repo.logRange(version.baseCommitSha, after)).map((c) => c.id));
+    const added = commits.filter((c) => inMr.has(c.id));
+    const existing = commits.filter((c) => !inMr.has(c.id));
+    const now = new Date().toISOString();
+    this.store.data.notes.push({
+      id: this.store.nextId('note'),
+      projectId: project.id,
+      mrIid: mr.iid,
+      body: pushNoteBody(project, mr, version.id, before, added, existing),
+      authorId: user.id,
+      system: true,
+      internal: false,
+      createdAt: now,
+      updatedAt: now,
+    });
   }
 
   // ---------- merge requests ----------

@@ -2,7 +2,17 @@
 import type { SandboxCore } from './core.js';
 import { isDraft } from './core.js';
 import type { CommitInfo, FileDiff } from './git.js';
-import type { CommitStatus, Hook, MergeRequest, Note, Project, User } from './state.js';
+import { commitTitle, pushActionName } from './pushes.js';
+import type {
+  CommitComment,
+  CommitStatus,
+  Hook,
+  MergeRequest,
+  Note,
+  Project,
+  ProjectEvent,
+  User,
+} from './state.js';
 
 export class Entities {
   constructor(private readonly core: SandboxCore) {}
@@ -223,6 +233,60 @@ export class Entities {
     };
   }
 
+  /** API::Entities::CommitNote: a comment on a commit (no line: path, line and line_type are null). */
+  commitNote(c: CommitComment): Record<string, unknown> {
+    return {
+      note: c.note,
+      path: null,
+      line: null,
+      line_type: null,
+      author: this.userById(c.authorId),
+      created_at: c.createdAt,
+    };
+  }
+
+  /** Commit#hook_attrs, as Push and Note Hooks carry commits. */
+  hookCommit(p: Project, c: CommitInfo): Record<string, unknown> {
+    return {
+      id: c.id,
+      message: c.message,
+      title: commitTitle(c.message),
+      timestamp: c.committedDate,
+      url: `${this.webUrl(p)}/-/commit/${c.id}`,
+      author: { name: c.authorName, email: c.authorEmail },
+    };
+  }
+
+  /** API::Entities::Event of a push event, with its push_data (API::Entities::PushEventPayload). */
+  event(e: ProjectEvent): Record<string, unknown> {
+    const author = this.core.store.user(e.authorId);
+    return {
+      id: e.id,
+      project_id: e.projectId,
+      action_name: pushActionName(e.push),
+      target_id: null,
+      target_iid: null,
+      target_type: null,
+      author_id: e.authorId,
+      target_title: null,
+      created_at: e.createdAt,
+      ...(author ? { author: this.user(author) } : {}),
+      imported: false,
+      imported_from: 'none',
+      push_data: {
+        commit_count: e.push.commitCount,
+        action: e.push.action,
+        ref_type: e.push.refType,
+        commit_from: e.push.commitFrom,
+        commit_to: e.push.commitTo,
+        ref: e.push.ref,
+        commit_title: e.push.commitTitle,
+        ref_count: e.push.refCount,
+      },
+      author_username: author?.username ?? null,
+    };
+  }
+
   /** The fields every merge-request-shaped entity starts with (MR, approvals). */
   mergeRequestBasics(p: Project, mr: MergeRequest): Record<string, unknown> {
     return {
@@ -268,8 +332,10 @@ export class Entities {
       closed_at: mr.closedAt,
       target_branch: mr.targetBranch,
       source_branch: mr.sourceBranch,
-      user_notes_count: this.core.store.data.notes.filter((n) => n.projectId === p.id && n.mrIid === mr.iid)
-        .length,
+      // GitLab counts comments only (Note.user): system notes are not in user_notes_count
+      user_notes_count: this.core.store.data.notes.filter(
+        (n) => n.projectId === p.id && n.mrIid === mr.iid && !n.system,
+      ).length,
       upvotes: 0,
       downvotes: 0,
       author: this.userById(mr.authorId),

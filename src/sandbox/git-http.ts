@@ -1,12 +1,33 @@
 // Git over smart HTTP at `http_url_to_repo`, served by the real `git http-backend` (CGI).
 // Tokens are accepted as HTTP basic-auth passwords, as on GitLab. The protected default
 // branch is enforced by the repository's pre-receive hook, which reads the pusher's access
-// level from the environment we hand to http-backend.
+// level from the environment we hand to http-backend. Its post-receive hook writes down the
+// refs a push moved, which the sandbox then processes as that token's user's push.
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SandboxCore } from './core.js';
+import type { RefChange, SandboxCore } from './core.js';
 import { AccessLevel, type User } from './state.js';
+
+/** Appends `old new ref` of every ref the push moved to $SANDBOX_PUSH_LOG. */
+export const POST_RECEIVE_HOOK = `#!/bin/sh
+# gitops-bot sandbox: the refs this push moved, for the sandbox to process as GitLab's
+# post-receive does (push events, merge request refresh, push hooks).
+if [ -n "$SANDBOX_PUSH_LOG" ]; then cat >> "$SANDBOX_PUSH_LOG"; else cat > /dev/null; fi
+exit 0
+`;
+
+/** Repositories made by older sandboxes lack the hook; written atomically, as a push may be running it. */
+async function installPostReceive(repoDir: string): Promise<void> {
+  const path = join(repoDir, 'hooks', 'post-receive');
+  if ((await readFile(path, 'utf8').catch(() => null)) === POST_RECEIVE_HOOK) return;
+  const tmp = `${path}.${randomUUID()}.tmp`;
+  await writeFile(tmp, POST_RECEIVE_HOOK, { mode: 0o755 });
+  await rename(tmp, path);
+}
 
 const GIT_PATH = /^\/(.+?)\.git\/(info\/refs|git-upload-pack|git-receive-pack|HEAD|objects\/.+)$/;
 
@@ -58,8 +79,9 @@ export async function handleGit(
     text(res, 403, 'You are not allowed to push code to this project.\n');
     return { status: 403, user };
   }
-  const repo = core.repo(project);
-  const before = push && req.method === 'POST' ? await repo.branches() : null;
+  const receiving = push && req.method === 'POST';
+  const pushLog = receiving ? join(tmpdir(), `gitops-bot-sandbox-push-${randomUUID()}.log`) : null;
+  if (receiving) await installPostReceive(core.repoDir(project));
 
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
@@ -75,11 +97,13 @@ export async function handleGit(
     SANDBOX_DENIED_BRANCHES: core.deniedBranches(user, project).join(' '),
     SANDBOX_PROTECTED_BRANCH: project.defaultBranch,
   };
+  if (pushLog) env.SANDBOX_PUSH_LOG = pushLog;
   if (user) env.REMOTE_USER = user.username;
   if (req.headers['content-length']) env.CONTENT_LENGTH = req.headers['content-length'];
   if (req.headers['content-encoding']) env.HTTP_CONTENT_ENCODING = String(req.headers['content-encoding']);
   if (req.headers['git-protocol']) env.GIT_PROTOCOL = String(req.headers['git-protocol']);
 
+  let answered = false;
   const status = await new Promise<number>((resolve) => {
     const child = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let head: Buffer = Buffer.alloc(0);
@@ -117,23 +141,28 @@ export async function handleGit(
       if (!headersDone) {
         code = 500;
         text(res, 500, 'git http-backend failed\n');
-      } else res.end();
+      } else answered = true;
       resolve(code);
     });
     child.stdin.on('error', () => {});
     req.pipe(child.stdin);
   });
 
-  if (before && user) {
-    const after = await repo.branches();
-    const old = new Map(before.map((b) => [b.name, b.sha]));
-    const now = new Map(after.map((b) => [b.name, b.sha]));
-    const names = new Set([...old.keys(), ...now.keys()]);
-    for (const name of names) {
-      const a = old.get(name) ?? '0'.repeat(40);
-      const b = now.get(name) ?? '0'.repeat(40);
-      if (a !== b) await core.refUpdated(user, project, name, a, b);
+  if (pushLog) {
+    const log = await readFile(pushLog, 'utf8').catch(() => '');
+    await rm(pushLog, { force: true });
+    const changes: RefChange[] = [];
+    for (const line of log.split('\n')) {
+      const [before, after, ref] = line.split(' ');
+      if (ref?.startsWith('refs/heads/')) changes.push({ branch: ref.slice(11), before, after });
     }
-  }
+    // The pusher is the user the token belongs to, whatever the commits say.
+    // Processed before the answer ends, so that a client sees its push's effects at once.
+    try {
+      if (changes.length && user) await core.refsUpdated(user, project, changes);
+    } finally {
+      if (answered) res.end();
+    }
+  } else if (answered) res.end();
   return { status, user };
 }

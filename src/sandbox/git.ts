@@ -469,6 +469,12 @@ export class Repo {
     return parseCommitRecords(stdout.toString('utf8'));
   }
 
+  /** `git rev-list --count` of a range such as `[a..b]` or `[b, ^a]`. */
+  async countCommits(range: string[]): Promise<number> {
+    const { stdout } = await this.run(['rev-list', '--count', ...range, '--']);
+    return Number(stdout.toString('utf8').trim()) || 0;
+  }
+
   async tree(commit: string, path: string, recursive: boolean): Promise<TreeEntry[] | null> {
     const spec = path ? `${commit}:${path.replace(/\/+$/, '')}` : `${commit}^{tree}`;
     const obj = await this.reader.read(spec);

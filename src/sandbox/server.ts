@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { registerEventRoutes } from './api-events.js';
 import { registerGroupRoutes } from './api-groups.js';
 import { registerMergeRequestRoutes } from './api-merge-requests.js';
 import { RawBody, registerRepositoryRoutes } from './api-repository.js';
@@ -104,6 +105,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     user: (u) => entities.user(u),
     hookProject: (p) => entities.hookProject(p),
     hookMergeRequest: (p, mr) => entities.hookMergeRequest(p, mr),
+    hookCommit: (p, c) => entities.hookCommit(p, c),
   };
   if (store.data.users.length === 0) await seed(core, opts.seed ?? 'story');
 
@@ -111,6 +113,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   registerRepositoryRoutes(router, { core, entities });
   registerMergeRequestRoutes(router, { core, entities });
   registerGroupRoutes(router, { core, entities });
+  registerEventRoutes(router, { core, entities });
 
   const requests: RequestLogEntry[] = [];
   const rate = new Map<string, { windowStart: number; count: number }>();

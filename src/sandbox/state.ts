@@ -38,6 +38,8 @@ export interface Project {
   removeSourceBranchAfterMerge: boolean;
   /** protected branches besides the default branch (which is protected with 40/40) */
   protectedBranches?: Record<string, Protection>;
+  /** the id of the default branch's protection, which GitLab keeps as a protected branch */
+  defaultProtectionId?: number;
   /** GitLab's approval setting merge_requests_author_approval (off by default) */
   authorApproval?: boolean;
   /** user id → access level */
@@ -47,6 +49,8 @@ export interface Project {
 }
 
 export interface Protection {
+  /** GitLab's protected branch id (older state files have none; assigned when first shown) */
+  id?: number;
   pushAccessLevel: number;
   mergeAccessLevel: number;
   /** users allowed to push whatever their role (GitLab's allowed_to_push user_id) */
@@ -106,6 +110,36 @@ export interface Note {
   internal: boolean;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * A project event, as GitLab's `events` table keeps it. The sandbox records push events
+ * only (action `pushed`, with GitLab's push_event_payloads row in `push`).
+ */
+export interface ProjectEvent {
+  id: number;
+  projectId: number;
+  /** who pushed: the API user, or the user authenticated for `git push` */
+  authorId: number;
+  action: 'pushed';
+  createdAt: string;
+  push: PushPayload;
+}
+
+export interface PushPayload {
+  commitCount: number;
+  action: 'pushed' | 'created' | 'removed';
+  refType: 'branch';
+  /** null for a new branch and for a bulk push */
+  commitFrom: string | null;
+  /** null for a deleted branch and for a bulk push */
+  commitTo: string | null;
+  /** the branch name without refs/heads/; null for a bulk push */
+  ref: string | null;
+  /** the newest pushed commit's first line, at most 70 characters */
+  commitTitle: string | null;
+  /** how many refs a bulk push (more than 3 branches of one kind in one push) moved */
+  refCount: number | null;
 }
 
 export interface CommitStatus {
@@ -176,6 +210,7 @@ export interface StateData {
   jobTokens: JobToken[];
   commitComments?: CommitComment[];
   groups?: Group[];
+  events?: ProjectEvent[];
 }
 
 export function emptyState(): StateData {

@@ -3,7 +3,7 @@
 // them (`idle()`) and resend one with the same Idempotency-Key, as "Resend request" does.
 import { createHmac, randomUUID } from 'node:crypto';
 import type { CommitInfo } from './git.js';
-import type { Hook, MergeRequest, Note, Project, Store, User } from './state.js';
+import type { CommitComment, Hook, MergeRequest, Note, Project, Store, User } from './state.js';
 
 export interface Delivery {
   id: number;
@@ -23,6 +23,8 @@ export interface Presenters {
   user(u: User): Record<string, unknown>;
   hookProject(p: Project): Record<string, unknown>;
   hookMergeRequest(p: Project, mr: MergeRequest): Promise<Record<string, unknown>>;
+  /** Commit#hook_attrs: id, message, title, timestamp, url, author */
+  hookCommit(p: Project, c: CommitInfo): Record<string, unknown>;
 }
 
 export class Webhooks {
@@ -137,17 +139,28 @@ export class Webhooks {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
 
-  push(project: Project, user: User, branch: string, before: string, after: string, commits: CommitInfo[]) {
+  /** The Push Hook: `user_*` name the pusher; `commits` are the newest 20, oldest first. */
+  push(
+    project: Project,
+    user: User,
+    push: {
+      branch: string;
+      before: string;
+      after: string;
+      commits: CommitInfo[];
+      total: number;
+      refProtected: boolean;
+    },
+  ) {
     this.enqueue(project, 'push', 'Push Hook', async () => {
-      const web = `${this.baseUrl}/${project.namespace}/${project.path}`;
       return {
         object_kind: 'push',
         event_name: 'push',
-        before,
-        after,
-        ref: `refs/heads/${branch}`,
-        ref_protected: branch === project.defaultBranch,
-        checkout_sha: /^0+$/.test(after) ? null : after,
+        before: push.before,
+        after: push.after,
+        ref: `refs/heads/${push.branch}`,
+        ref_protected: push.refProtected,
+        checkout_sha: /^0+$/.test(push.after) ? null : push.after,
         message: null,
         user_id: user.id,
         user_name: user.name,
@@ -156,18 +169,14 @@ export class Webhooks {
         user_avatar: null,
         project_id: project.id,
         project: this.presenters.hookProject(project),
-        commits: commits.map((c) => ({
-          id: c.id,
-          message: c.message,
-          title: c.message.split('\n')[0],
-          timestamp: c.committedDate,
-          url: `${web}/-/commit/${c.id}`,
-          author: { name: c.authorName, email: c.authorEmail },
+        commits: push.commits.map((c) => ({
+          ...this.presenters.hookCommit(project, c),
           added: [],
           modified: [],
           removed: [],
         })),
-        total_commits_count: commits.length,
+        total_commits_count: push.total,
+        push_options: {},
         repository: repository(this.presenters.hookProject(project)),
       };
     });
@@ -203,7 +212,9 @@ export class Webhooks {
     });
   }
 
+  /** The Note Hook of a comment on an MR. GitLab sends none for system notes. */
   note(project: Project, mr: MergeRequest, note: Note, user: User, action: 'create' | 'update') {
+    if (note.system) return;
     this.enqueue(project, 'note', 'Note Hook', async () => {
       const web = `${this.baseUrl}/${project.namespace}/${project.path}`;
       return {
@@ -229,6 +240,41 @@ export class Webhooks {
           url: `${web}/-/merge_requests/${mr.iid}#note_${note.id}`,
         },
         merge_request: await this.presenters.hookMergeRequest(project, mr),
+      };
+    });
+  }
+
+  /** The Note Hook of a comment on a commit: `commit_id`, and the commit as `commit`. */
+  commitNote(project: Project, comment: CommitComment, commit: CommitInfo, user: User) {
+    this.enqueue(project, 'note', 'Note Hook', async () => {
+      const web = `${this.baseUrl}/${project.namespace}/${project.path}`;
+      return {
+        object_kind: 'note',
+        event_type: 'note',
+        user: { ...this.presenters.user(user), email: '[REDACTED]' },
+        project_id: project.id,
+        project: this.presenters.hookProject(project),
+        repository: repository(this.presenters.hookProject(project)),
+        object_attributes: {
+          id: comment.id,
+          note: comment.note,
+          noteable_type: 'Commit',
+          author_id: comment.authorId,
+          created_at: comment.createdAt,
+          updated_at: comment.createdAt,
+          project_id: project.id,
+          attachment: null,
+          line_code: null,
+          commit_id: comment.sha,
+          noteable_id: null,
+          system: false,
+          st_diff: null,
+          internal: false,
+          action: 'create',
+          type: null,
+          url: `${web}/-/commit/${comment.sha}#note_${comment.id}`,
+        },
+        commit: this.presenters.hookCommit(project, commit),
       };
     });
   }
