@@ -22,7 +22,7 @@ import {
   stringList,
   unauthorized,
 } from './http.js';
-import { AccessLevel, type Project, type User } from './state.js';
+import { AccessLevel, type Project, type Protection, type User } from './state.js';
 
 export interface ApiDeps {
   core: SandboxCore;
@@ -388,26 +388,37 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     { jobToken: true },
   );
 
+  // Comments on a commit (API::Entities::CommitNote), oldest first as GitLab lists them.
   router.on('GET', '/projects/:id/repository/commits/:sha/comments', async (ctx) => {
     const p = project(ctx);
     const sha = await core.repo(p).resolve(ctx.params.sha);
     if (!sha) throw notFound('Commit');
-    const list = (store.data.commitComments ?? []).filter((c) => c.projectId === p.id && c.sha === sha);
-    return new Page(
-      list.map((c) => ({ note: c.note, author: entities.userById(c.authorId), created_at: c.createdAt })),
-    );
+    const list = (store.data.commitComments ?? [])
+      .filter((c) => c.projectId === p.id && c.sha === sha)
+      .sort((a, b) => (a.createdAt === b.createdAt ? a.id - b.id : a.createdAt < b.createdAt ? -1 : 1));
+    return new Page(list.map((c) => entities.commitNote(c)));
   });
 
   router.on('POST', '/projects/:id/repository/commits/:sha/comments', async (ctx) => {
     const user = authed(ctx);
     const p = project(ctx);
-    const sha = await core.repo(p).resolve(ctx.params.sha);
-    if (!sha) throw notFound('Commit');
     const note = str(ctx, 'note');
     if (!note) throw missing('note');
+    // GitLab's params: `line` is required with `path`, and `line_type` is new or old.
+    if (str(ctx, 'path') !== undefined) {
+      if (int(ctx, 'line') === undefined) throw missing('line');
+      const lineType = str(ctx, 'line_type') ?? 'new';
+      if (lineType !== 'new' && lineType !== 'old')
+        throw new ApiError(400, { error: 'line_type does not have a valid value' });
+    }
+    const repo = core.repo(p);
+    const sha = await repo.resolve(ctx.params.sha);
+    const commit = sha ? await repo.commit(sha) : null;
+    if (!sha || !commit) throw notFound('Commit');
     store.data.commitComments ??= [];
     const c = {
-      id: store.nextId('commit_comment'),
+      // one id space with MR notes, as GitLab's notes table has (the hook's #note_<id>)
+      id: store.nextId('note'),
       projectId: p.id,
       sha,
       note,
@@ -416,15 +427,9 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     };
     store.data.commitComments.push(c);
     store.changed();
+    core.hooks.commitNote(p, c, commit, user);
     ctx.res.statusCode = 201;
-    return {
-      note: c.note,
-      author: entities.user(user),
-      created_at: c.createdAt,
-      line: null,
-      path: null,
-      line_type: null,
-    };
+    return entities.commitNote(c);
   });
 
   router.on('GET', '/projects/:id/repository/merge_base', async (ctx) => {
@@ -442,16 +447,20 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
 
   // ---------- branches ----------
 
-  const branchEntity = async (p: Project, name: string, sha: string) => {
-    const c = await core.repo(p).commit(sha);
+  // API::Entities::Branch: `protected` for the default branch and every explicit protection.
+  const branchEntity = async (p: Project, name: string, sha: string, viewer: User | null) => {
+    const repo = core.repo(p);
+    const c = await repo.commit(sha);
+    const protection = core.protection(p, name);
+    const main = name === p.defaultBranch ? null : await repo.branchHead(p.defaultBranch);
     return {
       name,
-      merged: false,
-      protected: core.isProtected(p, name),
+      merged: !!main && (await repo.isAncestor(sha, main)),
+      protected: protection !== null,
       default: name === p.defaultBranch,
-      developers_can_push: false,
-      developers_can_merge: false,
-      can_push: false,
+      developers_can_push: protection?.pushAccessLevel === AccessLevel.DEVELOPER,
+      developers_can_merge: protection?.mergeAccessLevel === AccessLevel.DEVELOPER,
+      can_push: core.canPush(viewer, p, name),
       web_url: `${entities.webUrl(p)}/-/tree/${name}`,
       commit: c ? entities.commit(p, c) : { id: sha },
     };
@@ -465,7 +474,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
       const search = str(ctx, 'search');
       const branches = (await core.repo(p).branches()).filter((b) => !search || b.name.includes(search));
       const out = [];
-      for (const b of branches) out.push(await branchEntity(p, b.name, b.sha));
+      for (const b of branches) out.push(await branchEntity(p, b.name, b.sha, ctx.user));
       return new Page(out);
     },
     { jobToken: true },
@@ -475,7 +484,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     const p = project(ctx);
     const sha = await core.repo(p).branchHead(ctx.params.branch);
     if (!sha) throw notFound('Branch');
-    return branchEntity(p, ctx.params.branch, sha);
+    return branchEntity(p, ctx.params.branch, sha, ctx.user);
   });
 
   router.on('POST', '/projects/:id/repository/branches', async (ctx) => {
@@ -486,7 +495,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     if (!branch || !refName) throw missing(...(branch ? [] : ['branch']), ...(refName ? [] : ['ref']));
     const sha = await core.createBranch(user, p, branch, refName);
     ctx.res.statusCode = 201;
-    return branchEntity(p, branch, sha);
+    return branchEntity(p, branch, sha, user);
   });
 
   router.on('DELETE', '/projects/:id/repository/branches/:branch', async (ctx) => {
@@ -496,27 +505,74 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     return undefined;
   });
 
-  // Protected branches: who may push and merge (GitLab's allowed_to_push with user_id too).
-  const protectionEntity = (
-    name: string,
-    p: { pushAccessLevel: number; mergeAccessLevel: number; pushUserIds: number[] },
-  ) => ({
-    name,
-    push_access_levels: [
-      { access_level: p.pushAccessLevel, user_id: null },
-      ...p.pushUserIds.map((id) => ({ access_level: null, user_id: id })),
-    ],
-    merge_access_levels: [{ access_level: p.mergeAccessLevel, user_id: null }],
-    allow_force_push: false,
+  // Protected branches: who may push and merge (GitLab's allowed_to_push with user_id too),
+  // as API::Entities::ProtectedBranch with Premium's user_id/group_id and
+  // code_owner_approval_required. The default branch is protected unless told otherwise.
+  const accessLevel = (level: number, userId: number | null, id: number) => ({
+    id,
+    access_level: level,
+    access_level_description:
+      userId !== null ? (store.user(userId)?.name ?? `User ${userId}`) : accessDescription(level),
+    user_id: userId,
+    group_id: null,
   });
+  const protectionEntity = (p: Project, name: string, prot: Protection) => {
+    const id = protectionId(p, name);
+    return {
+      id,
+      name,
+      push_access_levels: [
+        accessLevel(prot.pushAccessLevel, null, id * 10 + 1),
+        ...prot.pushUserIds.map((uid, i) => accessLevel(AccessLevel.MAINTAINER, uid, id * 10 + 2 + i)),
+      ],
+      merge_access_levels: [accessLevel(prot.mergeAccessLevel, null, id * 10 + 1)],
+      allow_force_push: false,
+      code_owner_approval_required: false,
+    };
+  };
+  // Stable ids, also for rules made before the sandbox kept them and for the default branch.
+  const protectionId = (p: Project, name: string): number => {
+    const explicit = p.protectedBranches?.[name];
+    if (explicit) {
+      if (explicit.id === undefined) {
+        explicit.id = store.nextId('protected_branch');
+        store.changed();
+      }
+      return explicit.id;
+    }
+    if (p.defaultProtectionId === undefined) {
+      p.defaultProtectionId = store.nextId('protected_branch');
+      store.changed();
+    }
+    return p.defaultProtectionId;
+  };
+  const protectedNames = (p: Project) => [
+    p.defaultBranch,
+    ...Object.keys(p.protectedBranches ?? {}).filter((n) => n !== p.defaultBranch),
+  ];
+
+  // GitLab's authorize_read_code!: Reporter or better in a private project.
+  const readCode = (ctx: Ctx, p: Project) => {
+    if (p.visibility === 'private' && core.accessLevel(ctx.user, p) < AccessLevel.REPORTER) throw forbidden();
+  };
 
   router.on('GET', '/projects/:id/protected_branches', (ctx) => {
     const p = project(ctx);
-    const names = [
-      p.defaultBranch,
-      ...Object.keys(p.protectedBranches ?? {}).filter((n) => n !== p.defaultBranch),
-    ];
-    return new Page(names.map((n) => protectionEntity(n, core.protection(p, n)!)));
+    readCode(ctx, p);
+    const search = str(ctx, 'search');
+    return new Page(
+      protectedNames(p)
+        .filter((n) => !search || n.includes(search))
+        .map((n) => protectionEntity(p, n, core.protection(p, n)!)),
+    );
+  });
+
+  router.on('GET', '/projects/:id/protected_branches/:name', (ctx) => {
+    const p = project(ctx);
+    readCode(ctx, p);
+    const prot = core.protection(p, ctx.params.name);
+    if (!prot) throw notFound();
+    return protectionEntity(p, ctx.params.name, prot);
   });
 
   router.on('POST', '/projects/:id/protected_branches', (ctx) => {
@@ -528,7 +584,8 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     const pushUserIds = (Array.isArray(allowed) ? allowed : [])
       .map((a) => Number((a as Record<string, unknown>).user_id))
       .filter((id) => Number.isInteger(id));
-    const protection = {
+    const protection: Protection = {
+      id: p.protectedBranches?.[name]?.id ?? store.nextId('protected_branch'),
       pushAccessLevel: int(ctx, 'push_access_level') ?? AccessLevel.MAINTAINER,
       mergeAccessLevel: int(ctx, 'merge_access_level') ?? AccessLevel.MAINTAINER,
       pushUserIds,
@@ -536,7 +593,7 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     p.protectedBranches = { ...(p.protectedBranches ?? {}), [name]: protection };
     store.changed();
     ctx.res.statusCode = 201;
-    return protectionEntity(name, protection);
+    return protectionEntity(p, name, protection);
   });
 
   // ---------- commit statuses ----------
@@ -715,6 +772,15 @@ export function registerRepositoryRoutes(router: Router, { core, entities }: Api
     ctx.res.statusCode = 204;
     return undefined;
   });
+}
+
+/** ProtectedRefAccess#humanize for a role. */
+function accessDescription(level: number): string {
+  if (level === AccessLevel.NONE) return 'No one';
+  if (level === AccessLevel.DEVELOPER) return 'Developers + Maintainers';
+  if (level === AccessLevel.MAINTAINER) return 'Maintainers';
+  if (level === AccessLevel.ADMIN) return 'Administrators';
+  return `Access level ${level}`;
 }
 
 /** A non-JSON body (e.g. a raw file). */
