@@ -15,9 +15,20 @@ export function isPushNote(body: string): boolean {
   return /^added \d+ commits?\b/.test(body);
 }
 
-/** The short commit ids a push note lists (`<li>abc12345 - title</li>`). */
+/**
+ * The short ids of the MR commits a push note lists (`<li>abc12345 - title</li>`). Not the
+ * summary lines: `<li>ab12cd34 - 1 commit from branch <code>main</code></li>` (commits
+ * of the target, not pushed to the MR) and `… - 12 earlier commits</li>`.
+ */
 export function noteCommits(body: string): string[] {
-  return [...body.matchAll(/<li>([0-9a-f]{7,40}) - /g)].map((m) => m[1]);
+  const out: string[] = [];
+  for (const m of body.matchAll(/<li>(.*?)<\/li>/gs)) {
+    const item = /^([0-9a-f]{7,40}) - (.*)$/s.exec(m[1]);
+    if (!item) continue;
+    if (/^\d+ commits? from branch <code>/.test(item[2]) || /^\d+ earlier commits?$/.test(item[2])) continue;
+    out.push(item[1]);
+  }
+  return out;
 }
 
 /**

@@ -78,5 +78,9 @@ describe('who pushed, from GitLab system notes', () => {
     assert.ok(isPushNote(body));
     assert.ok(!isPushNote('I added 2 commits'));
     assert.deepEqual(noteCommits(body), ['abc12345', 'def67890']);
+    // GitLab's summary lines are not commits pushed to the MR.
+    const reset =
+      'added 2 commits\n\n<ul><li>ab12cd34 - 1 commit from branch <code>main</code></li><li>0123abcd...4567cdef - 12 earlier commits</li><li>fedc9876 - Deploy</li></ul>';
+    assert.deepEqual(noteCommits(reset), ['fedc9876']);
   });
 });
