@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture, strictOps, until } from '../helpers.js';
+import { client, OPS, sandboxFixture, strictOps, tempDir, until } from '../helpers.js';
 import { deliver, fakeGit, realGit, type ServeProcess, startServe } from '../server/serve-process.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -84,6 +84,8 @@ test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker
   const git = await fakeGit(`[ "$1" = fetch ] && exec sleep 60\nexec '${await realGit()}' "$@"`);
   const s = await startServe(sb, ['--project', OPS, '--job-timeout', '2'], {
     PATH: `${git.dir}:${process.env.PATH}`,
+    // the restarted worker leaves its git scratch directory behind: here, removed on exit
+    TMPDIR: await tempDir(),
   });
   serves.push(s);
   const hook = await op().ProjectHooks.add(OPS, `${s.url}/webhook`, {
