@@ -1,11 +1,15 @@
 // Observe: what GitLab holds about one MR, read into the plain Facts that evaluate() judges.
 // Everything here is a GitLab fact a Developer cannot forge: approvals and system notes
 // carry their real authors, file contents come from the commits themselves.
-import type { Approval, GitLabGate, MergeRequestDetail } from '../gitlab/client.js';
+import {
+  type Approval,
+  FileTooLargeError,
+  type GitLabGate,
+  type MergeRequestDetail,
+} from '../gitlab/client.js';
 import { noteCommits, pushesAfter } from '../gitlab/push-notes.js';
 import { findImages } from '../manifests/index.js';
 import type { Facts, Foreign, Trust } from '../policy/evaluate.js';
-import { MAX_MANIFEST_BYTES } from '../promote/promote.js';
 import { readRecordTrailer } from '../promote/record.js';
 import { type ChangeKind, changeKind } from '../promote/version-order.js';
 import { foreignFiles } from './integrity.js';
@@ -29,8 +33,8 @@ export interface GateContext {
 }
 
 /** A file over the size limit: the gate refuses to judge what it will not read. */
-export function isTooLarge(e: unknown): e is Error {
-  return e instanceof Error && e.name === 'FileTooLargeError';
+export function isTooLarge(e: unknown): e is FileTooLargeError {
+  return e instanceof FileTooLargeError;
 }
 
 /** Reads files once per evaluation: bumpKind and the integrity check look at the same ones. */
@@ -40,16 +44,8 @@ function fileReader(gl: GitLabGate, project: string) {
     const key = `${ref}\0${path}`;
     let p = cache.get(key);
     if (!p) {
-      p = gl.rawFile(project, path, ref).then((t) => {
-        if (t !== null && Buffer.byteLength(t) > MAX_MANIFEST_BYTES) {
-          const e = new Error(
-            `${path} at ${ref.slice(0, 12)} is over the ${MAX_MANIFEST_BYTES >> 20} MiB limit`,
-          );
-          e.name = 'FileTooLargeError';
-          throw e;
-        }
-        return t;
-      });
+      // rawFile refuses a file over 16 MiB without reading it (FileTooLargeError)
+      p = gl.rawFile(project, path, ref);
       cache.set(key, p);
     }
     return p;

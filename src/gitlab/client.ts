@@ -616,19 +616,6 @@ export class GitLabGate extends GitLab {
     return v.length ? String(v[0].created_at) : null;
   }
 
-  async committers(project: string, iid: number): Promise<{ emails: Set<string>; names: Set<string> }> {
-    const commits = (await this.call(`read commits of !${iid}`, () =>
-      this.api.MergeRequests.allCommits(project, iid),
-    )) as Raw[];
-    const emails = new Set<string>();
-    const names = new Set<string>();
-    for (const c of commits) {
-      for (const e of [c.author_email, c.committer_email]) if (e) emails.add(String(e).toLowerCase());
-      for (const n of [c.author_name, c.committer_name]) if (n) names.add(String(n));
-    }
-    return { emails, names };
-  }
-
   async changedPaths(project: string, iid: number): Promise<string[]> {
     const diffs = (await this.call(`read changes of !${iid}`, () =>
       this.api.MergeRequests.allDiffs(project, iid),
@@ -803,6 +790,14 @@ export class GitLabGate extends GitLab {
         to: String(e.push_data.commit_to ?? ''),
         at: String(e.created_at ?? ''),
       }));
+  }
+
+  /** An MR's commits, newest first (one page of 100), with their messages. */
+  async mergeRequestCommits(project: string, iid: number): Promise<Array<{ id: string; message: string }>> {
+    const list = (await this.call(`read commits of !${iid}`, () =>
+      this.api.MergeRequests.allCommits(project, iid, { perPage: 100, maxPages: 1 } as never),
+    )) as Raw[];
+    return list.map((c) => ({ id: String(c.id), message: String(c.message ?? '') }));
   }
 
   /** The files a commit changes, with GitLab's diff text (a merge commit: against its first parent). */

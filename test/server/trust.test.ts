@@ -178,7 +178,10 @@ describe('trust only what a Developer cannot write', () => {
     assert.equal(await head('deploy/prod'), before);
     assert.doesNotMatch(await deployed(), /attacker/);
     const note = await verdictNote(mr.iid);
-    assert.match(note, /target branch evil-base is not governed by the rules on main \(they govern main, staging\)/);
+    assert.match(
+      note,
+      /target branch evil-base is not governed by the rules on main \(they govern main, staging\)/,
+    );
     assert.match(
       note,
       /The \.gitops-bot\.yml on evil-base is ignored: gitops-bot reads its rules only from main/,
