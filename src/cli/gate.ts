@@ -14,11 +14,13 @@ export function registerGate(program: Command): void {
     .requiredOption('--mr <iid>', 'merge request IID')
     .option('--merge', 'merge it when the rules pass and the policy says merge: bot')
     .option('--json', 'print the verdict as JSON')
+    .option('--policy <file>', 'rules from this file instead of .gitops-bot.yml on the default branch')
     .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
     .addHelpText(
       'after',
       `
-Reads .gitops-bot.yml from the MR's target branch (never from the MR itself), evaluates
+Reads .gitops-bot.yml from the ops project's protected default branch (in strict mode, as
+deployed at deploy_ref; never from the MR or its target branch) or from --policy, evaluates
 who approved and whose approval counts, sets the commit status gitops-bot/approval on the
 MR head, and keeps one comment with the verdict.
 
@@ -29,10 +31,18 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
 `,
     )
     .action(
-      async (opts: { project: string; mr: string; merge?: boolean; json?: boolean; gitlabUrl?: string }) => {
+      async (opts: {
+        project: string;
+        mr: string;
+        merge?: boolean;
+        json?: boolean;
+        policy?: string;
+        gitlabUrl?: string;
+      }) => {
         const iid = Number(opts.mr);
         if (!Number.isInteger(iid) || iid < 1)
           throw new CliError(`--mr '${opts.mr}' is not a merge request IID`, 2);
+        const policy = await policyFrom(opts.policy);
         const conn = connection(opts.gitlabUrl);
         const [{ GitLabGate }, { gate }] = await Promise.all([
           import('../gitlab/client.js'),
@@ -40,7 +50,14 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
         ]);
         const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
         const bot = await gitlab.currentUser();
-        const result = await gate({ gitlab, botUserId: bot.id }, opts.project, iid, { merge: opts.merge });
+        const result = await gate(
+          { gitlab, botUserId: bot.id, botUsername: bot.username, ...policy },
+          opts.project,
+          iid,
+          {
+            merge: opts.merge,
+          },
+        );
         if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else {
           process.stdout.write(`${result.verdict.pass ? 'pass' : 'not passed'}: ${result.verdict.summary}\n`);
@@ -69,6 +86,7 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
       '120',
     )
     .option('--worker-heap <MB>', "the worker thread's heap limit; past it the worker is restarted", '96')
+    .option('--policy <file>', 'rules from this file instead of .gitops-bot.yml on the default branch')
     .addHelpText(
       'after',
       `
@@ -100,6 +118,7 @@ Examples:
         gitlabUrl?: string;
         jobTimeout: string;
         workerHeap: string;
+        policy?: string;
       }) => {
         const { log, useDefaultLevel } = await import('../log.js');
         useDefaultLevel('info');
@@ -112,6 +131,7 @@ Examples:
             `--worker-heap '${opts.workerHeap}' is not a whole number of MB, at least 16`,
             2,
           );
+        const policy = await policyFrom(opts.policy);
         const secret = await secretFrom(opts.secretFile, '--secret-file', 'GITOPS_BOT_WEBHOOK_SECRET');
         const signingToken = await secretFrom(
           opts.signingTokenFile,
@@ -162,7 +182,7 @@ Examples:
         // Jobs run on a worker thread: GitLab calls and garbage collection there never delay
         // the acknowledgement of a delivery here.
         const server = createWebhookServer({
-          ctx: { gitlab, botUserId: bot.id, botUsername: bot.username },
+          ctx: { gitlab, botUserId: bot.id, botUsername: bot.username, ...policy },
           secret,
           signingToken,
           projects,
@@ -209,4 +229,27 @@ async function secretFrom(file: string | undefined, flag: string, env: string): 
     throw new CliError(`${flag} ${file}: cannot read it`, 2);
   });
   return text.trim() || undefined;
+}
+
+/**
+ * Rules given outside the repository (`--policy FILE`): a Maintainer's file on the bot's
+ * host, which no MR can change. A bad file is exit 2, naming the file and the field.
+ */
+async function policyFrom(
+  file: string | undefined,
+): Promise<{ policy?: { policy: import('../policy/schema.js').Policy; source: string } }> {
+  if (!file) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--policy ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+  }
+  const { parsePolicy, PolicyError } = await import('../policy/schema.js');
+  try {
+    return { policy: { policy: parsePolicy(text, file), source: `--policy ${file}` } };
+  } catch (e) {
+    if (e instanceof PolicyError) throw new CliError(e.message, 2);
+    throw e;
+  }
 }

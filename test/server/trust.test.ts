@@ -396,3 +396,39 @@ describe('trust only what a Developer cannot write', () => {
     assert.equal(await head('deploy/prod'), await head('main'));
   });
 });
+
+test('gitops-bot gate --policy FILE: rules from a file outside the repo; a bad file is exit 2 naming it', async () => {
+  const { fileURLToPath } = await import('node:url');
+  const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+  const dir = await tempDir();
+  const env = { ...process.env, GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' };
+  const { mr } = await promoteTag('ci-41');
+  const good = join(dir, 'rules.yml');
+  await writeFile(
+    good,
+    'version: 1\nenvironments:\n  - name: outside\n    match: { target_branches: [main] }\n    approvals: { required: 2, users: [operator, root] }\n',
+  );
+  const gateCli = (file: string) =>
+    run(
+      process.execPath,
+      [cli, 'gate', '--project', OPS, '--mr', String(mr.iid), '--policy', file, '--json'],
+      {
+        env,
+      },
+    ).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+  const r = await gateCli(good);
+  assert.equal(r.code, 6, r.stderr);
+  assert.match(JSON.parse(r.stdout).verdict.summary, /^0\/2 approvals from operator, root$/);
+  assert.match(
+    await verdictNote(mr.iid),
+    new RegExp(`rules read from \`--policy ${good.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\``),
+  );
+  const bad = join(dir, 'bad.yml');
+  await writeFile(bad, 'version: 1\nenvironments: []\n');
+  const b = await gateCli(bad);
+  assert.equal(b.code, 2);
+  assert.match(b.stderr, /bad\.yml: environments: Too small/);
+});
