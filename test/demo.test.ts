@@ -26,7 +26,10 @@ test('npm run demo plays the story and shows the operator the MR', async () => {
   assert.match(stdout, /@reviewer \| not counted: not among the approvers of production \(operator\)/);
   assert.match(stdout, /!1 merged by gitops-bot as ([0-9a-f]{8})\n\s+deploy\/prod -> \1 \(the merge commit/);
   // Rules are read only from the protected default branch: a Developer's own are ignored.
-  assert.match(stdout, /Not ready to deploy\*\*: target branch evil-base is not governed by the rules on main/);
+  assert.match(
+    stdout,
+    /Not ready to deploy\*\*: target branch evil-base is not governed by the rules on main/,
+  );
   assert.match(stdout, /The \.gitops-bot\.yml on evil-base is ignored/);
   assert.match(stdout, /!2 stays open; deploy\/prod stays at/);
 });
