@@ -1,7 +1,7 @@
 // GitLab's Events API for a project (`GET /projects/:id/events`, lib/api/project_events.rb
 // with EventsFinder). The sandbox records push events only: who pushed what to which branch,
 // as GitLab saw the push (the API user, or the user authenticated for `git push`).
-import type { ApiDeps } from './api-repository.js';
+import { type ApiDeps, oneOf } from './api-common.js';
 import { ApiError, type Ctx, paginate, type Router, str } from './http.js';
 import { AccessLevel, type Project, type ProjectEvent, type User } from './state.js';
 
@@ -34,15 +34,9 @@ const TARGET_TYPES = [
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-export function registerEventRoutes(router: Router, { core, entities }: ApiDeps): void {
+export function register(router: Router, { core, entities }: ApiDeps): void {
   const store = core.store;
 
-  const oneOf = (ctx: Ctx, name: string, values: string[]): string | undefined => {
-    const v = str(ctx, name);
-    if (v !== undefined && !values.includes(v))
-      throw new ApiError(400, { error: `${name} does not have a valid value` });
-    return v;
-  };
   /** A Grape Date parameter: the start of that day (UTC) in ms. */
   const day = (ctx: Ctx, name: string): number | undefined => {
     const v = str(ctx, name);

@@ -1,14 +1,14 @@
 // REST routes for groups. The sandbox's groups are membership lists: approval rules may
 // name a group (`approvals.groups`), and gitops-bot reads its members. Group membership
 // does not grant access to projects here (no namespaces under groups).
-import type { ApiDeps } from './api-repository.js';
-import { addMember, authed } from './api-repository.js';
+import { type ApiDeps, authed } from './api-common.js';
+import { addMemberRoute } from './api-projects.js';
 import { ApiError, type Ctx, forbidden, missing, notFound, Page, type Router, str } from './http.js';
 import { AccessLevel, type Group, type User } from './state.js';
 
 const PATH = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
 
-export function registerGroupRoutes(router: Router, { core, entities }: ApiDeps): void {
+export function register(router: Router, { core, entities }: ApiDeps): void {
   const store = core.store;
   const level = (user: User | null, g: Group) =>
     !user ? AccessLevel.NONE : user.isAdmin ? AccessLevel.ADMIN : (g.members[String(user.id)] ?? 0);
@@ -75,6 +75,6 @@ export function registerGroupRoutes(router: Router, { core, entities }: ApiDeps)
   router.on('POST', '/groups/:id/members', (ctx) => {
     const g = group(ctx);
     if (level(ctx.user, g) < AccessLevel.OWNER) throw forbidden();
-    return addMember(ctx, { core, entities }, g.members);
+    return addMemberRoute(ctx, { core, entities }, g.members);
   });
 }

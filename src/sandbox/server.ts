@@ -6,10 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { registerEventRoutes } from './api-events.js';
-import { registerGroupRoutes } from './api-groups.js';
-import { registerMergeRequestRoutes } from './api-merge-requests.js';
-import { RawBody, registerRepositoryRoutes } from './api-repository.js';
+import { RawBody } from './api-common.js';
+import { ROUTES } from './api-routes.js';
 import { SandboxCore } from './core.js';
 import { Entities } from './entities.js';
 import { FaultInjector, type FaultSpec, parseFaults } from './faults.js';
@@ -110,10 +108,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   if (store.data.users.length === 0) await seed(core, opts.seed ?? 'story');
 
   const router = new Router();
-  registerRepositoryRoutes(router, { core, entities });
-  registerMergeRequestRoutes(router, { core, entities });
-  registerGroupRoutes(router, { core, entities });
-  registerEventRoutes(router, { core, entities });
+  for (const register of ROUTES) register(router, { core, entities });
 
   const requests: RequestLogEntry[] = [];
   const rate = new Map<string, { windowStart: number; count: number }>();
