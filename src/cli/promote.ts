@@ -107,7 +107,7 @@ export function registerPromote(program: Command): void {
     )
     .option('--no-verify-image', 'do not ask the registry')
     .option('--pin-digest', 'write repo:tag@sha256:... with the digest the registry resolves the tag to')
-    .option('--dry-run', 'read and plan, write nothing')
+    .option('--dry-run', 'read and decide, write nothing (action: would-create or would-update)')
     .option('--json', 'print one JSON object on one line instead of the MR URL')
     .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
     .option('--timeout <seconds>', 'timeout of each GitLab request', '30')
@@ -136,6 +136,7 @@ comment showing the diff. Re-running with the same tag changes nothing.
 Output: progress on stderr, the merge request URL on stdout; with --json one line:
   {"action":"created|updated|noop|refused","mr":{"iid":1,"url":"..."},"branch":"...",
    "commit":"...","changes":[...],"requests":6}
+  (--dry-run: "would-create" or "would-update" instead of "created" or "updated")
 
 Exit codes: 0 done (or nothing to do); 1 failure; 2 bad arguments or configuration
 (missing file, unknown user, no token); 3 the image is not referenced in a --file;

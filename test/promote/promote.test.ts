@@ -179,9 +179,55 @@ describe('promote', () => {
     const belowDeployed = await promote(request({ env: 'down2', tag: 'ci-20' }), { gitlab: bot() });
     assert.equal(belowDeployed.action, 'refused');
     assert.match(belowDeployed.reason, /older than ci-33, which the target branch already runs/);
-    const semver = await promote(
+  });
+
+  test('6. tags are ordered as semver: 1.10.0 after 1.9.0 is an update, 1.9.0 after 1.10.0 is refused', async () => {
+    // String order would get every one of these wrong: '1.10.0' < '1.9.0' as text.
+    const op = client(sb, 'operator');
+    const base = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
+    await op.Commits.create(OPS, 'main', 'semver apps', [
+      {
+        action: 'create',
+        filePath: 'apps/api.yml',
+        content: base.replace('root/helloworld:ci-33', 'acme/api:1.8.0'),
+      },
+      {
+        action: 'create',
+        filePath: 'apps/api-live.yml',
+        content: base.replace('root/helloworld:ci-33', 'acme/api:1.10.0'),
+      },
+    ]);
+    const semver = (tag: string, over: Partial<PromoteRequest> = {}) =>
+      promote(
+        request({
+          env: 'semver',
+          files: ['apps/api.yml'],
+          image: 'registry.example.com/acme/api',
+          tag,
+          ...over,
+        }),
+        {
+          gitlab: bot(),
+        },
+      );
+    assert.equal((await semver('1.9.0')).action, 'created');
+    const newer = await semver('1.10.0');
+    assert.deepEqual([newer.action, newer.reason], ['updated', 'updated the open merge request']);
+    assert.match(await branchFile('semver', 'api', 'apps/api.yml'), /acme\/api:1\.10\.0\n/);
+    const older = await semver('1.9.0');
+    assert.equal(older.action, 'refused');
+    assert.match(older.reason, /^1\.9\.0 is older than 1\.10\.0, already proposed in !\d+/);
+    assert.match(await branchFile('semver', 'api', 'apps/api.yml'), /acme\/api:1\.10\.0\n/);
+    const belowLive = await semver('1.9.0', { env: 'semver-live', files: ['apps/api-live.yml'] });
+    assert.equal(belowLive.action, 'refused');
+    assert.match(belowLive.reason, /^1\.9\.0 is older than 1\.10\.0, which the target branch already runs/);
+    assert.equal((await openMrs('semver-live', 'api')).length, 0);
+  });
+
+  test('2. a --file the target branch does not have is an error naming it (exit 2)', async () => {
+    const missing = await promote(
       request({
-        env: 'semver',
+        env: 'missing',
         files: ['values.yaml'],
         image: 'ghcr.io/acme/api',
         tag: '1.9.0',
@@ -189,7 +235,8 @@ describe('promote', () => {
       }),
       { gitlab: bot() },
     ).catch((e: Error) => e);
-    assert.match(String(semver), /values\.yaml: not found on main/);
+    assert.match(String(missing), /values\.yaml: not found on main/);
+    assert.equal((missing as { exitCode?: number }).exitCode, 2);
   });
 
   test('7. a stale last_commit_id (main changed between read and commit) is re-read and redone', async () => {
@@ -323,15 +370,32 @@ describe('promote', () => {
     assert.equal((await stickyNotes(r.mr!.iid)).length, 1);
   });
 
-  test('--dry-run reads and plans, writes nothing', async () => {
+  test('--dry-run reads and plans, writes nothing: would-create, then would-update', async () => {
     const { value: r, requests } = await counted(() =>
       promote(request({ env: 'dry', dryRun: true }), { gitlab: bot() }),
     );
-    assert.equal(r.action, 'created');
+    assert.equal(r.action, 'would-create');
+    assert.equal(r.reason, 'dry run: nothing written');
     assert.equal(r.dryRun, true);
     assert.equal(r.changes[0].after, `${IMAGE}:ci-34`);
     assert.ok(requests <= 2);
     assert.equal((await openMrs('dry')).length, 0);
+    const opened = await promote(request({ env: 'dry' }), { gitlab: bot() });
+    const before = await client(sb, 'operator').MergeRequests.show(OPS, opened.mr!.iid);
+    const update = await counted(() =>
+      promote(request({ env: 'dry', tag: 'ci-35', dryRun: true }), { gitlab: bot() }),
+    );
+    assert.deepEqual(
+      [update.value.action, update.value.mr?.iid, update.value.dryRun],
+      ['would-update', opened.mr!.iid, true],
+    );
+    assert.ok(update.requests <= 2, `dry-run update: ${update.requests} requests`);
+    const after = await client(sb, 'operator').MergeRequests.show(OPS, opened.mr!.iid);
+    assert.deepEqual(
+      [after.sha, after.title, after.description],
+      [before.sha, before.title, before.description],
+    );
+    assert.match(await branchFile('dry'), /helloworld:ci-34/);
   });
 });
 

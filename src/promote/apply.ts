@@ -1,0 +1,300 @@
+// Apply: the writes a decision implies, through the GitLab client. Each reports 'done', or
+// 'lost-race' when GitLab shows that someone else moved first (the loop then observes again).
+import { type GitLab, GitLabError, type MergeRequest } from '../gitlab/client.js';
+import { mrDescription, mrTitle } from '../render/description.js';
+import { diffComment, isDiffComment } from '../render/diff-comment.js';
+import { type Decision, newest, overtakenBy, type Write } from './decide.js';
+import type { Observation } from './observe.js';
+import { commitMessage, editActions, planEdits } from './plan.js';
+import {
+  type ImageFacts,
+  type PromotionRecord,
+  readRecordComment,
+  readRecordTrailer,
+  sameProposal,
+} from './record.js';
+import { type ManifestFile, PromoteError, PromoteExit, type PromoteRequest, type Scope } from './types.js';
+
+export interface ApplyContext {
+  gl: GitLab;
+  req: PromoteRequest;
+  scope: Scope;
+  say: (line: string) => void;
+  /** the registry's facts for the record (asked once per promotion; undefined: not asked) */
+  facts: (deployedTag: string | undefined) => Promise<ImageFacts | undefined>;
+}
+
+export type Applied =
+  | { kind: 'done'; commit?: string; mr?: { iid: number; url: string } }
+  /** the branch was not where we read it: GitLab's head now (null: no branch) */
+  | { kind: 'lost-race'; why: 'branch-moved'; head: string | null }
+  /** a file changed on the target since it was read (what is known of the branch holds) */
+  | { kind: 'lost-race'; why: 'target-moved' }
+  /** someone opened the MR or wrote after our commit: the MR shows the branch again */
+  | { kind: 'lost-race'; why: 'overtaken' };
+
+const OVERTAKEN: Applied = { kind: 'lost-race', why: 'overtaken' };
+
+export async function apply(ctx: ApplyContext, obs: Observation, d: Decision): Promise<Applied> {
+  const [first, second] = d.writes;
+  if (!first) return { kind: 'done' };
+  const at = { gl: ctx.gl, project: ctx.scope.project };
+  if (first.kind === 'finish-comment') {
+    ctx.say(`adding the missing diff comment to !${first.iid}`);
+    await createDiffComment(
+      { ...at, iid: first.iid },
+      diffComment({ ...obs.plan.record, commit: first.commit }, obs.plan.diffs),
+    );
+    return { kind: 'done' };
+  }
+  if (first.kind === 'repair') {
+    await restoreNewest({ ...ctx, mr: obs.mr!, files: obs.files }, first.proposal);
+    return { kind: 'done' };
+  }
+  if (first.kind !== 'commit' || !second)
+    throw new Error(`cannot apply ${d.writes.map((w) => w.kind).join(', ')}`);
+  return propose(ctx, obs, first, second);
+}
+
+/** Commits the edit, then opens the MR or brings the open one to the new commit. */
+async function propose(
+  ctx: ApplyContext,
+  obs: Observation,
+  commitWrite: Extract<Write, { kind: 'commit' }>,
+  then: Write,
+): Promise<Applied> {
+  const { gl, req, scope } = ctx;
+  const { plan, files, mr } = obs;
+  const facts = await ctx.facts(plan.deployedTag);
+  const planned = facts ? { ...plan.record, registry: facts } : plan.record;
+  // People are resolved before anything is written: a typo must not leave a branch behind.
+  const people = await resolvePeople(gl, req, mr);
+  let commit: string | null;
+  try {
+    commit = await gl.writeBranch(
+      scope.project,
+      scope.branch,
+      commitWrite.expected,
+      commitMessage(planned),
+      editActions(plan, files),
+      scope.target,
+    );
+  } catch (e) {
+    if (
+      e instanceof GitLabError &&
+      e.status === 400 &&
+      /has changed since you started editing/.test(e.gitlabMessage)
+    )
+      return { kind: 'lost-race', why: 'target-moved' };
+    throw e;
+  }
+  // Someone moved the branch after we read it: read again, and decide again.
+  if (!commit)
+    return { kind: 'lost-race', why: 'branch-moved', head: await gl.branchHead(scope.project, scope.branch) };
+  const record = { ...planned, commit };
+  const shown = { record, people, comment: diffComment(record, plan.diffs) };
+  return then.kind === 'update-mr' && mr ? updateMr(ctx, mr, shown) : openMr(ctx, shown);
+}
+
+interface Shown {
+  record: PromotionRecord & { commit: string };
+  people: People;
+  comment: string;
+}
+
+async function openMr(ctx: ApplyContext, { record, people, comment }: Shown): Promise<Applied> {
+  const { gl, req, scope } = ctx;
+  let created: MergeRequest;
+  try {
+    created = await gl.createMergeRequest(scope.project, {
+      sourceBranch: scope.branch,
+      targetBranch: scope.target,
+      title: mrTitle(record),
+      description: mrDescription(record, gl.opts.url),
+      assigneeIds: people.assigneeIds ?? [],
+      reviewerIds: people.reviewerIds ?? [],
+      labels: ['gitops-bot', ...(req.labels ?? [])],
+    });
+  } catch (e) {
+    // Another run opened it first: start over and update that one.
+    if (e instanceof GitLabError && e.status === 409) return OVERTAKEN;
+    throw e;
+  }
+  ctx.say(`opened !${created.iid}: ${created.webUrl}`);
+  if (created.sha !== record.commit) return OVERTAKEN; // someone committed after us: look again
+  await createDiffComment({ gl, project: scope.project, iid: created.iid }, comment);
+  ctx.say(`commented the diff on !${created.iid}`);
+  return { kind: 'done', commit: record.commit, mr: { iid: created.iid, url: created.webUrl } };
+}
+
+async function updateMr(
+  ctx: ApplyContext,
+  mr: MergeRequest,
+  { record, people, comment }: Shown,
+): Promise<Applied> {
+  const { gl, req, scope } = ctx;
+  const at = { gl, project: scope.project, iid: mr.iid };
+  const sticky = (await gl.notes(scope.project, mr.iid)).find((n) => isDiffComment(n.body));
+  if (overtakenBy(readRecordComment(sticky?.body), record.commit, req)) return OVERTAKEN;
+  if (sticky) await updateDiffComment(at, sticky.id, comment);
+  else await createDiffComment(at, comment);
+  const updated = await gl.updateMergeRequest(scope.project, mr.iid, {
+    title: mrTitle(record),
+    description: mrDescription(record, gl.opts.url),
+    addLabels: ['gitops-bot', ...(req.labels ?? [])].filter((l) => !mr.labels.includes(l)),
+    assigneeIds: people.assigneeIds,
+    reviewerIds: people.reviewerIds,
+  });
+  if (updated.sha !== record.commit) return OVERTAKEN;
+  ctx.say(`updated !${mr.iid}: ${mr.webUrl}`);
+  return { kind: 'done', commit: record.commit, mr: { iid: mr.iid, url: mr.webUrl } };
+}
+
+/** Where the diff comment goes. */
+interface NoteTarget {
+  gl: GitLab;
+  project: string;
+  iid: number;
+}
+
+/**
+ * Posts the diff comment, then makes sure it is the only one. Two runs that each found no
+ * comment (the creator of the MR, and a run that came in before the creator commented)
+ * both post one; GitLab cannot refuse the second. Every run that posts applies the same
+ * rule, so they agree: the oldest comment stays, and takes the text of the comment that
+ * describes the MR's head, if another one does. One read more when a comment is created,
+ * two more when there was a duplicate.
+ */
+async function createDiffComment({ gl, project, iid }: NoteTarget, body: string): Promise<void> {
+  await gl.createNote(project, iid, body);
+  const comments = (await gl.notes(project, iid))
+    .filter((n) => isDiffComment(n.body))
+    .sort((a, b) => a.id - b.id);
+  if (comments.length < 2) return;
+  const [keep, ...extra] = comments;
+  const head = (await gl.mergeRequest(project, iid)).sha;
+  const current = comments.find((c) => readRecordComment(c.body)?.commit === head);
+  if (current && current !== keep) await gl.updateNote(project, iid, keep.id, current.body);
+  for (const c of extra) await gl.deleteNote(project, iid, c.id);
+}
+
+/** Updates the diff comment; when a racing run deleted it as a duplicate, posts it again. */
+async function updateDiffComment(at: NoteTarget, noteId: number, body: string): Promise<void> {
+  try {
+    await at.gl.updateNote(at.project, at.iid, noteId, body);
+  } catch (e) {
+    if (!(e instanceof GitLabError && e.status === 404)) throw e;
+    await createDiffComment(at, body);
+  }
+}
+
+type People = { assigneeIds?: number[]; reviewerIds?: number[] };
+
+/** The ids of the assignees and reviewers to set: none when the MR has them already. */
+async function resolvePeople(gl: GitLab, req: PromoteRequest, mr: MergeRequest | null): Promise<People> {
+  const same = (want: string[] | undefined, have: Array<{ username: string }>) =>
+    !want?.length ||
+    (want.length === have.length &&
+      want.every((u) => have.some((h) => h.username.toLowerCase() === u.toLowerCase())));
+  const needAssignees = req.assignees?.length && !(mr && same(req.assignees, mr.assignees));
+  const needReviewers = req.reviewers?.length && !(mr && same(req.reviewers, mr.reviewers));
+  if (!needAssignees && !needReviewers) return {};
+  const members = await gl.members(req.project);
+  const ids = async (names: string[]) => {
+    const out: number[] = [];
+    for (const n of names) {
+      const id = members.get(n.toLowerCase()) ?? (await gl.userId(n));
+      if (id === null)
+        throw new PromoteError(`no GitLab user '${n}' (from --assignee/--reviewer)`, PromoteExit.USAGE);
+      out.push(id);
+    }
+    return out;
+  };
+  return {
+    ...(needAssignees ? { assigneeIds: await ids(req.assignees!) } : {}),
+    ...(needReviewers ? { reviewerIds: await ids(req.reviewers!) } : {}),
+  };
+}
+
+interface RepairOptions {
+  gl: GitLab;
+  req: PromoteRequest;
+  mr: MergeRequest;
+  files: ManifestFile[];
+  say: (line: string) => void;
+}
+
+/**
+ * The repair after a race: make the branch, the description and the comment show the
+ * newest proposal anyone can see right now (what this run read earlier may be stale), then
+ * look once more. The branch is only ever moved by compare-and-swap, so a repair cannot
+ * overwrite a newer commit that landed meanwhile; it loses the swap and looks again.
+ */
+async function restoreNewest(o: RepairOptions, candidate: PromotionRecord): Promise<void> {
+  let record = candidate;
+  for (let round = 0; round < 3; round++) {
+    const seen = await visibleProposal(o.gl, o.req.project, o.mr);
+    if (!seen.head) return; // merged or closed meanwhile: nothing left to repair
+    record = seen.record ? (newest(record, seen.record) ?? record) : record;
+    if (!(await reconcile(o, record, { head: seen.head, commentId: seen.commentId }))) continue;
+    const after = await visibleProposal(o.gl, o.req.project, o.mr);
+    if (!after.record || newest(record, after.record) === record) return;
+    record = after.record;
+  }
+}
+
+/** The newest of what the MR's description and its diff comment propose, and its head, read now. */
+async function visibleProposal(
+  gl: GitLab,
+  project: string,
+  mr: MergeRequest,
+): Promise<{ record: PromotionRecord | null; head: string | null; commentId: number | null }> {
+  const [fresh, notes] = await Promise.all([
+    gl.openMergeRequest(project, mr.sourceBranch),
+    gl.notes(project, mr.iid),
+  ]);
+  const described = readRecordComment(fresh?.description);
+  const sticky = notes.find((n) => isDiffComment(n.body));
+  const shown = readRecordComment(sticky?.body);
+  return { record: newest(described, shown), head: fresh?.sha ?? null, commentId: sticky?.id ?? null };
+}
+
+/**
+ * Makes the branch, the description and the comment describe `record` again. The branch
+ * is reset to that record's edit when its head (`seen.head`) holds another proposal. False
+ * when the branch moved meanwhile (nothing written).
+ */
+async function reconcile(
+  o: RepairOptions,
+  record: PromotionRecord,
+  /** the MR's head and its diff comment, as visibleProposal just read them */
+  seen: { head: string; commentId: number | null },
+): Promise<boolean> {
+  const { gl, req, mr } = o;
+  const plan = planEdits(req, o.files, record, record);
+  const fixed: PromotionRecord = { ...record, files: plan.record.files, fromTag: plan.record.fromTag };
+  let sha: string | null = seen.head;
+  const onBranch = readRecordTrailer((await gl.commitInfo(req.project, seen.head))?.message);
+  if (plan.contents.size && !(onBranch && sameProposal(onBranch, fixed))) {
+    sha = await gl.writeBranch(
+      req.project,
+      mr.sourceBranch,
+      seen.head,
+      commitMessage(fixed),
+      editActions(plan, o.files),
+      record.target,
+    );
+    if (!sha) return false;
+  }
+  const withCommit = { ...fixed, commit: sha };
+  o.say(`bringing !${mr.iid} back in step with its branch (${record.tag ?? record.digest})`);
+  const body = diffComment(withCommit, plan.diffs);
+  const at = { gl, project: req.project, iid: mr.iid };
+  if (seen.commentId !== null) await updateDiffComment(at, seen.commentId, body);
+  else await createDiffComment(at, body);
+  await gl.updateMergeRequest(req.project, mr.iid, {
+    title: mrTitle(withCommit),
+    description: mrDescription(withCommit, gl.opts.url),
+  });
+  return true;
+}

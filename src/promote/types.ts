@@ -1,0 +1,85 @@
+// The promotion's request, result and errors, shared by observe, decide and apply.
+import type { Change } from '../manifests/index.js';
+import type { VerifyMode } from './image-facts.js';
+import type { SourceFacts } from './record.js';
+
+export const PromoteExit = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  NOT_REFERENCED: 3,
+  INVALID_YAML: 4,
+  REFUSED: 5,
+  IMAGE: 7,
+  AUTH: 8,
+} as const;
+
+export class PromoteError extends Error {
+  override name = 'PromoteError';
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface PromoteRequest {
+  project: string;
+  files: string[];
+  image: string;
+  tag?: string;
+  digest?: string;
+  env?: string;
+  app?: string;
+  container?: string;
+  assignees?: string[];
+  reviewers?: string[];
+  labels?: string[];
+  targetBranch?: string;
+  source?: SourceFacts;
+  allowDowngrade?: boolean;
+  dryRun?: boolean;
+  /**
+   * Ask the registry whether the tag exists (needs `deps.registry`). 'auto' (the default):
+   * refuse a missing tag, go on with a note when the registry cannot be reached or asked;
+   * true: refuse unless verified; false: do not ask.
+   */
+  verifyImage?: VerifyMode;
+  /** write the digest the tag resolves to: repo:tag@sha256:… */
+  pinDigest?: boolean;
+}
+
+/** What a promotion did; a dry run says what it would have done (would-create, would-update). */
+export type PromoteAction = 'created' | 'updated' | 'noop' | 'refused' | 'would-create' | 'would-update';
+
+export interface PromoteResult {
+  action: PromoteAction;
+  reason: string;
+  mr: { iid: number; url: string } | null;
+  branch: string;
+  commit: string | null;
+  changes: Array<Change & { file: string }>;
+  requests: number;
+  /** what the registry said: the digest that will run, or why it was not verified */
+  image?: { digest?: string; verified: boolean; note?: string };
+  dryRun?: boolean;
+}
+
+/** A manifest as read at the target branch. */
+export interface ManifestFile {
+  path: string;
+  text: string;
+  lastCommitId: string;
+}
+
+/** Where one promotion goes: fixed for all its attempts. */
+export interface Scope {
+  project: string;
+  target: string;
+  app: string;
+  env: string;
+  branch: string;
+  /** the image as it will be written (the digest pinned when --pin-digest asked for it) */
+  image: { image: string; tag?: string; digest?: string };
+}
