@@ -67,20 +67,37 @@ test('serve killed between the merge and the deploy_ref move converges after a r
   const deployBefore = (await op().Branches.show(OPS, 'deploy/prod')).commit.id;
   const mr = await op().MergeRequests.show(OPS, iid);
   await until(async () => (await op().Commits.allStatuses(OPS, mr.sha)).length > 0, 'the first verdict');
+  // Hold serve in the window: the moment the merge lands, and before GitLab answers it,
+  // every API request starts failing (503), so serve cannot read what it needs to move
+  // deploy_ref; it retries until it is killed. The kill then provably falls between the
+  // merge and the deploy_ref move.
+  const core = sb.core;
+  const merge = core.merge.bind(core);
+  core.merge = async (...args: Parameters<typeof merge>) => {
+    await merge(...args);
+    sb.setFaults('rate=1,kinds=503');
+  };
   await op().MergeRequestApprovals.approve(OPS, iid, { sha: mr.sha });
-  // Kill it the moment the merge lands: it is then between merging and moving deploy_ref.
   await until(
     async () => sb.core.store.mergeRequest(mr.project_id, iid)?.state === 'merged',
     'the merge',
     1,
     10_000,
   );
+  // serve is answered only after the faults are on; give it time to run into them
+  await until(async () => (sb.faults()['503'] ?? 0) >= 2, 'serve to be held by the faults', 5, 10_000);
   process.kill(-first.child.pid!, 'SIGKILL');
   await new Promise((r) => first.child.once('exit', r));
+  core.merge = merge;
+  sb.setFaults(null);
   await sb.settle();
   const merged = await op().MergeRequests.show(OPS, iid);
-  const movedBeforeKill = (await op().Branches.show(OPS, 'deploy/prod')).commit.id !== deployBefore;
-  console.log(`restart: deploy_ref ${movedBeforeKill ? 'had moved' : 'had not moved'} when serve was killed`);
+  assert.equal(merged.state, 'merged', 'the merge had landed when serve was killed');
+  assert.equal(
+    (await op().Branches.show(OPS, 'deploy/prod')).commit.id,
+    deployBefore,
+    'deploy_ref had not moved when serve was killed',
+  );
 
   await startServe(port);
   await op().MergeRequestNotes.create(OPS, iid, '/gitops-bot recheck');
