@@ -1,32 +1,24 @@
 // startSandbox(): the GitLab sandbox as a library. The CLI, the demo, the tests and the
 // benchmarks all start it through here.
-import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { RawBody } from './api-common.js';
+import { type RequestLogEntry, sandboxAdmin } from './admin.js';
 import { ROUTES } from './api-routes.js';
 import { SandboxCore } from './core.js';
 import { Entities } from './entities.js';
 import { FaultInjector, type FaultSpec, parseFaults } from './faults.js';
 import { handleGit, isGitRequest } from './git-http.js';
-import {
-  ApiError,
-  type Ctx,
-  Page,
-  paginate,
-  parseBody,
-  Router,
-  readBody,
-  sendJson,
-  unauthorized,
-} from './http.js';
+import { Router, sendJson } from './http.js';
 import { handleJwtAuth, type RegistryTokenOptions } from './registry-auth.js';
-import { addUser, type SeedName, seed } from './seed.js';
-import { Store, type User } from './state.js';
+import { restApi } from './rest.js';
+import { type SeedName, seed } from './seed.js';
+import { Store } from './state.js';
 import { Webhooks } from './webhooks.js';
+
+export type { RequestLogEntry };
 
 export interface SandboxOptions {
   host?: string;
@@ -43,15 +35,6 @@ export interface SandboxOptions {
   faults?: string | FaultSpec;
   /** serve GitLab's registry token service at /jwt/auth, signing with this key */
   registryTokens?: RegistryTokenOptions;
-}
-
-export interface RequestLogEntry {
-  method: string;
-  path: string;
-  status: number;
-  ms: number;
-  user: string | null;
-  at: string;
 }
 
 export interface Sandbox {
@@ -75,9 +58,6 @@ export interface Sandbox {
   settle(...receivers: Array<{ idle(): Promise<void> }>): Promise<void>;
   close(): Promise<void>;
 }
-
-const BODY_LIMIT = 64 * 1024 * 1024;
-const RATE_WINDOW_S = 60;
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
@@ -111,12 +91,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   for (const register of ROUTES) register(router, { core, entities });
 
   const requests: RequestLogEntry[] = [];
-  const rate = new Map<string, { windowStart: number; count: number }>();
   let injector: FaultInjector | null = null;
   const setFaults = (spec: string | FaultSpec | null | undefined) => {
     injector = spec ? new FaultInjector(typeof spec === 'string' ? parseFaults(spec) : spec) : null;
   };
   setFaults(opts.faults);
+  const api = restApi({ core, router, rateLimit: opts.rateLimit, faults: () => injector });
+  const admin = sandboxAdmin({
+    core,
+    entities,
+    webhooks,
+    requests,
+    faultCounts: () => injector?.counts ?? {},
+  });
 
   const server: Server = createServer((req, res) => {
     const started = performance.now();
@@ -154,196 +141,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       return;
     }
     sendJson(res, 404, { error: '404 Not Found' });
-  }
-
-  function authenticate(req: IncomingMessage, url: URL): { user: User | null; jobProject: number | null } {
-    const h = req.headers;
-    const privateToken = (h['private-token'] as string | undefined) ?? url.searchParams.get('private_token');
-    const bearer = h.authorization?.startsWith('Bearer ') ? h.authorization.slice(7) : undefined;
-    const jobToken = (h['job-token'] as string | undefined) ?? url.searchParams.get('job_token');
-    const token = privateToken ?? bearer;
-    if (token !== undefined && token !== null) {
-      const user = store.userByToken(token);
-      if (!user) throw unauthorized();
-      return { user, jobProject: null };
-    }
-    if (jobToken) {
-      const job = store.data.jobTokens.find((t) => t.token === jobToken);
-      const user = job && store.user(job.userId);
-      if (!job || !user) throw unauthorized();
-      return { user, jobProject: job.projectId };
-    }
-    return { user: null, jobProject: null };
-  }
-
-  function rateHeaders(res: ServerResponse, key: string): boolean {
-    const now = Math.floor(Date.now() / 1000);
-    let w = rate.get(key);
-    if (!w || now - w.windowStart >= RATE_WINDOW_S) {
-      w = { windowStart: now, count: 0 };
-      rate.set(key, w);
-    }
-    w.count++;
-    const limit = opts.rateLimit ?? 2000;
-    const reset = w.windowStart + RATE_WINDOW_S;
-    res.setHeader('RateLimit-Limit', String(limit));
-    res.setHeader('RateLimit-Name', 'throttle_authenticated_api');
-    res.setHeader('RateLimit-Observed', String(w.count));
-    res.setHeader('RateLimit-Remaining', String(Math.max(0, limit - w.count)));
-    res.setHeader('RateLimit-Reset', String(reset));
-    if (opts.rateLimit !== undefined && w.count > opts.rateLimit) {
-      res.setHeader('RateLimit-ResetTime', new Date(reset * 1000).toUTCString());
-      res.setHeader('Retry-After', String(Math.max(1, reset - now)));
-      res.writeHead(429, { 'Content-Type': 'text/plain' });
-      res.end('Retry later\n');
-      return false;
-    }
-    return true;
-  }
-
-  async function api(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    setUser: (u: string | null) => void,
-  ) {
-    const method = req.method ?? 'GET';
-    const segments = url.pathname.slice('/api/v4'.length).split('/').filter(Boolean);
-    const fault = injector?.next() ?? null;
-    if (fault) {
-      const spec = injector!.spec;
-      if (fault === 'reset' || (fault === 'drop-after-write' && (method === 'GET' || method === 'HEAD'))) {
-        req.socket.destroy();
-        return;
-      }
-      if (fault === '429') {
-        res.setHeader('Retry-After', String(spec.retryAfterS));
-        res.writeHead(429, { 'Content-Type': 'text/plain' });
-        res.end('Retry later\n');
-        return;
-      }
-      if (fault === '500') return sendJson(res, 500, { message: '500 Internal Server Error' });
-      if (fault === '502' || fault === '503') {
-        // what the load balancer in front of GitLab answers: HTML, not JSON
-        res.writeHead(Number(fault), { 'Content-Type': 'text/html' });
-        res.end(
-          `<html><body><h1>${fault === '502' ? '502 Bad Gateway' : '503 Service Unavailable'}</h1></body></html>\n`,
-        );
-        return;
-      }
-      if (fault === 'slow') await new Promise((r) => setTimeout(r, spec.slowMs));
-    }
-    // drop-after-write: do the write, then close the connection instead of answering
-    const dropped = () => {
-      if (fault !== 'drop-after-write') return false;
-      req.socket.destroy();
-      return true;
-    };
-    try {
-      const { user, jobProject } = authenticate(req, url);
-      setUser(user?.username ?? null);
-      if (!rateHeaders(res, user ? `user:${user.id}` : `ip:${req.socket.remoteAddress}`)) return;
-      const matched = router.match(method, segments);
-      if (matched === null) throw new ApiError(404, { error: '404 Not Found' });
-      if (matched === 'method') throw new ApiError(405, { error: '405 Not Allowed' });
-      // CI_JOB_TOKEN reaches only the few endpoints GitLab allows it.
-      if (jobProject !== null && !matched.route.jobToken) throw unauthorized();
-      const raw = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, BODY_LIMIT);
-      const ctx: Ctx = {
-        req,
-        res,
-        method,
-        params: matched.params,
-        query: url.searchParams,
-        body: parseBody(raw, req.headers['content-type']),
-        user,
-        jobTokenProjectId: jobProject,
-      };
-      const result = await matched.route.handler(ctx);
-      if (dropped()) return;
-      if (result instanceof RawBody) {
-        res.writeHead(res.statusCode || 200, {
-          'Content-Type': result.contentType,
-          'Content-Length': result.content.length,
-        });
-        res.end(method === 'HEAD' ? undefined : result.content);
-        return;
-      }
-      if (result === undefined && res.statusCode === 204) {
-        res.end();
-        return;
-      }
-      const body = result instanceof Page ? paginate(ctx, result.items, core.baseUrl) : result;
-      sendJson(res, res.statusCode || 200, body);
-    } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      if (res.headersSent || dropped()) return;
-      for (const name of res.getHeaderNames()) {
-        if (name.startsWith('x-') || name === 'link') res.removeHeader(name);
-      }
-      sendJson(res, e.status, e.body, e.headers);
-    }
-  }
-
-  async function admin(req: IncomingMessage, res: ServerResponse, url: URL) {
-    const path = url.pathname.slice('/-/sandbox'.length);
-    const method = req.method ?? 'GET';
-    const isAdmin = () => {
-      const token = (req.headers['private-token'] as string | undefined) ?? '';
-      if (!store.userByToken(token)?.isAdmin) throw unauthorized();
-    };
-    try {
-      if (path === '/health') return sendJson(res, 200, { status: 'ok' });
-      if (path === '/faults' && method === 'GET')
-        return sendJson(res, 200, { faults: injector?.counts ?? {} });
-      if (path === '/requests' && method === 'GET') return sendJson(res, 200, { requests });
-      if (path === '/requests' && method === 'DELETE') {
-        requests.length = 0;
-        return sendJson(res, 200, { requests: [] });
-      }
-      if (path === '/hooks/deliveries' && method === 'GET') {
-        await webhooks.idle();
-        return sendJson(res, 200, { deliveries: webhooks.deliveries });
-      }
-      const resend = /^\/hooks\/deliveries\/(\d+)\/resend$/.exec(path);
-      if (resend && method === 'POST') {
-        isAdmin();
-        const d = webhooks.resend(Number(resend[1]));
-        return d ? sendJson(res, 201, d) : sendJson(res, 404, { message: '404 Delivery Not Found' });
-      }
-      const body = parseBody(await readBody(req, 1024 * 1024), req.headers['content-type']);
-      if (path === '/users' && method === 'POST') {
-        isAdmin();
-        const username = String(body.username ?? '');
-        if (!/^[a-zA-Z0-9_.-]+$/.test(username)) throw new ApiError(400, { error: 'username is invalid' });
-        if (store.userByName(username))
-          throw new ApiError(409, { message: 'Username has already been taken' });
-        const token = body.token === undefined ? undefined : String(body.token);
-        if (token !== undefined && (!/^[A-Za-z0-9_-]{8,}$/.test(token) || store.userByToken(token)))
-          throw new ApiError(400, { error: 'token must be 8 or more of A-Z a-z 0-9 _ - and unused' });
-        const u = addUser(core, username, String(body.name ?? username), {
-          isAdmin: body.admin === true,
-          bot: body.bot === true,
-          ...(token ? { token } : {}),
-        });
-        return sendJson(res, 201, { ...entities.currentUser(u), token: u.token });
-      }
-      if (path === '/job-tokens' && method === 'POST') {
-        // A CI_JOB_TOKEN for a job of `project` run by `username`.
-        isAdmin();
-        const u = store.userByName(String(body.username ?? ''));
-        const p = store.project(String(body.project ?? ''));
-        if (!u || !p) throw new ApiError(404, { message: '404 Not found' });
-        const token = `glcbt-${randomBytes(12).toString('hex')}`;
-        store.data.jobTokens.push({ token, userId: u.id, projectId: p.id });
-        store.changed();
-        return sendJson(res, 201, { token });
-      }
-      return sendJson(res, 404, { error: '404 Not Found' });
-    } catch (e) {
-      if (e instanceof ApiError) return sendJson(res, e.status, e.body);
-      throw e;
-    }
   }
 
   await new Promise<void>((ok, fail) => {

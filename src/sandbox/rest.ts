@@ -1,0 +1,197 @@
+// The REST API's front door (/api/v4): injected faults, authentication (private, bearer
+// and job tokens), GitLab's RateLimit-* headers and 429, routing, and writing the answer
+// in GitLab's shapes.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RawBody } from './api-common.js';
+import type { SandboxCore } from './core.js';
+import type { FaultInjector, FaultKind } from './faults.js';
+import {
+  ApiError,
+  type Ctx,
+  Page,
+  paginate,
+  parseBody,
+  type Router,
+  readBody,
+  sendJson,
+  unauthorized,
+} from './http.js';
+import type { User } from './state.js';
+
+const BODY_LIMIT = 64 * 1024 * 1024;
+const RATE_WINDOW_S = 60;
+
+export interface RestOptions {
+  core: SandboxCore;
+  router: Router;
+  /** requests per minute per user before 429 (default: unlimited, headers only) */
+  rateLimit?: number;
+  /** the fault injector in force, if any */
+  faults: () => FaultInjector | null;
+}
+
+export type RestHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  setUser: (u: string | null) => void,
+) => Promise<void>;
+
+export function restApi({ core, router, rateLimit, faults }: RestOptions): RestHandler {
+  const store = core.store;
+  const rate = new Map<string, { windowStart: number; count: number }>();
+
+  function authenticate(req: IncomingMessage, url: URL): { user: User | null; jobProject: number | null } {
+    const h = req.headers;
+    const privateToken = (h['private-token'] as string | undefined) ?? url.searchParams.get('private_token');
+    const bearer = h.authorization?.startsWith('Bearer ') ? h.authorization.slice(7) : undefined;
+    const jobToken = (h['job-token'] as string | undefined) ?? url.searchParams.get('job_token');
+    const token = privateToken ?? bearer;
+    if (token !== undefined && token !== null) {
+      const user = store.userByToken(token);
+      if (!user) throw unauthorized();
+      return { user, jobProject: null };
+    }
+    if (jobToken) {
+      const job = store.data.jobTokens.find((t) => t.token === jobToken);
+      const user = job && store.user(job.userId);
+      if (!job || !user) throw unauthorized();
+      return { user, jobProject: job.projectId };
+    }
+    return { user: null, jobProject: null };
+  }
+
+  function rateHeaders(res: ServerResponse, key: string): boolean {
+    const now = Math.floor(Date.now() / 1000);
+    let w = rate.get(key);
+    if (!w || now - w.windowStart >= RATE_WINDOW_S) {
+      w = { windowStart: now, count: 0 };
+      rate.set(key, w);
+    }
+    w.count++;
+    const limit = rateLimit ?? 2000;
+    const reset = w.windowStart + RATE_WINDOW_S;
+    res.setHeader('RateLimit-Limit', String(limit));
+    res.setHeader('RateLimit-Name', 'throttle_authenticated_api');
+    res.setHeader('RateLimit-Observed', String(w.count));
+    res.setHeader('RateLimit-Remaining', String(Math.max(0, limit - w.count)));
+    res.setHeader('RateLimit-Reset', String(reset));
+    if (rateLimit !== undefined && w.count > rateLimit) {
+      res.setHeader('RateLimit-ResetTime', new Date(reset * 1000).toUTCString());
+      res.setHeader('Retry-After', String(Math.max(1, reset - now)));
+      res.writeHead(429, { 'Content-Type': 'text/plain' });
+      res.end('Retry later\n');
+      return false;
+    }
+    return true;
+  }
+
+  /** Authenticates, routes and runs one request; null when the rate limit answered it instead. */
+  async function dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    setUser: (u: string | null) => void,
+  ) {
+    const method = req.method ?? 'GET';
+    const segments = url.pathname.slice('/api/v4'.length).split('/').filter(Boolean);
+    const { user, jobProject } = authenticate(req, url);
+    setUser(user?.username ?? null);
+    if (!rateHeaders(res, user ? `user:${user.id}` : `ip:${req.socket.remoteAddress}`)) return null;
+    const matched = router.match(method, segments);
+    if (matched === null) throw new ApiError(404, { error: '404 Not Found' });
+    if (matched === 'method') throw new ApiError(405, { error: '405 Not Allowed' });
+    // CI_JOB_TOKEN reaches only the few endpoints GitLab allows it.
+    if (jobProject !== null && !matched.route.jobToken) throw unauthorized();
+    const raw = method === 'GET' || method === 'HEAD' ? Buffer.alloc(0) : await readBody(req, BODY_LIMIT);
+    const ctx: Ctx = {
+      req,
+      res,
+      method,
+      params: matched.params,
+      query: url.searchParams,
+      body: parseBody(raw, req.headers['content-type']),
+      user,
+      jobTokenProjectId: jobProject,
+    };
+    return { ctx, result: await matched.route.handler(ctx) };
+  }
+
+  return async (req, res, url, setUser) => {
+    const injector = faults();
+    const fault = injector?.next() ?? null;
+    if (fault && (await injectFault(fault, injector!, req, res))) return;
+    // drop-after-write: do the write, then close the connection instead of answering
+    const dropped = () => {
+      if (fault !== 'drop-after-write') return false;
+      req.socket.destroy();
+      return true;
+    };
+    try {
+      const done = await dispatch(req, res, url, setUser);
+      if (done === null || dropped()) return;
+      answer(done.ctx, done.result, core.baseUrl);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (res.headersSent || dropped()) return;
+      for (const name of res.getHeaderNames()) {
+        if (name.startsWith('x-') || name === 'link') res.removeHeader(name);
+      }
+      sendJson(res, e.status, e.body, e.headers);
+    }
+  };
+}
+
+/** Plays an injected fault; true when it has answered (or dropped) the request. */
+async function injectFault(
+  fault: FaultKind,
+  injector: FaultInjector,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<boolean> {
+  const method = req.method ?? 'GET';
+  const spec = injector.spec;
+  if (fault === 'reset' || (fault === 'drop-after-write' && (method === 'GET' || method === 'HEAD'))) {
+    req.socket.destroy();
+    return true;
+  }
+  if (fault === '429') {
+    res.setHeader('Retry-After', String(spec.retryAfterS));
+    res.writeHead(429, { 'Content-Type': 'text/plain' });
+    res.end('Retry later\n');
+    return true;
+  }
+  if (fault === '500') {
+    sendJson(res, 500, { message: '500 Internal Server Error' });
+    return true;
+  }
+  if (fault === '502' || fault === '503') {
+    // what the load balancer in front of GitLab answers: HTML, not JSON
+    res.writeHead(Number(fault), { 'Content-Type': 'text/html' });
+    res.end(
+      `<html><body><h1>${fault === '502' ? '502 Bad Gateway' : '503 Service Unavailable'}</h1></body></html>\n`,
+    );
+    return true;
+  }
+  if (fault === 'slow') await new Promise((r) => setTimeout(r, spec.slowMs));
+  return false;
+}
+
+/** A handler's result as GitLab sends it: raw, empty (204), a page with its headers, or JSON. */
+function answer(ctx: Ctx, result: unknown, baseUrl: string): void {
+  const res = ctx.res;
+  if (result instanceof RawBody) {
+    res.writeHead(res.statusCode || 200, {
+      'Content-Type': result.contentType,
+      'Content-Length': result.content.length,
+    });
+    res.end(ctx.method === 'HEAD' ? undefined : result.content);
+    return;
+  }
+  if (result === undefined && res.statusCode === 204) {
+    res.end();
+    return;
+  }
+  const body = result instanceof Page ? paginate(ctx, result.items, baseUrl) : result;
+  sendJson(res, res.statusCode || 200, body);
+}
