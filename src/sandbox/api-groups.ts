@@ -1,9 +1,10 @@
 // REST routes for groups. The sandbox's groups are membership lists: approval rules may
 // name a group (`approvals.groups`), and gitops-bot reads its members. Group membership
 // does not grant access to projects here (no namespaces under groups).
-import { type ApiDeps, authed } from './api-common.js';
+import { type ApiDeps, authed, requiredParams } from './api-common.js';
 import { addMemberRoute } from './api-projects.js';
-import { ApiError, type Ctx, forbidden, missing, notFound, Page, type Router, str } from './http.js';
+import { createGroup } from './core-projects.js';
+import { ApiError, type Ctx, forbidden, notFound, Page, type Router, str } from './http.js';
 import { AccessLevel, type Group, type User } from './state.js';
 
 const PATH = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
@@ -38,26 +39,10 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
   router.on('POST', '/groups', (ctx) => {
     const user = authed(ctx);
     if (!user.isAdmin) throw forbidden();
-    const name = str(ctx, 'name');
-    const path = str(ctx, 'path');
-    if (!name || !path) throw missing(...(name ? [] : ['name']), ...(path ? [] : ['path']));
+    const { name, path } = requiredParams(ctx, 'name', 'path');
     if (!PATH.test(path)) throw new ApiError(400, { message: { path: ['is invalid'] } });
-    if (store.group(path) || store.data.users.some((u) => u.username.toLowerCase() === path.toLowerCase()))
-      throw new ApiError(400, { message: 'Failed to save group {:path=>["has already been taken"]}' });
     const visibility = (str(ctx, 'visibility') ?? 'private') as Group['visibility'];
-    if (!['private', 'internal', 'public'].includes(visibility))
-      throw new ApiError(400, { error: 'visibility does not have a valid value' });
-    const g: Group = {
-      id: store.nextId('group'),
-      name,
-      path,
-      visibility,
-      members: { [String(user.id)]: AccessLevel.OWNER },
-      createdAt: new Date().toISOString(),
-    };
-    store.data.groups ??= [];
-    store.data.groups.push(g);
-    store.changed();
+    const g = createGroup(core, user, { name, path, visibility });
     ctx.res.statusCode = 201;
     return present(g);
   });

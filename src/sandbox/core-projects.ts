@@ -1,8 +1,8 @@
-// Project operations: create and configure a project, add members, protect branches, and
-// the project's webhooks.
+// Project and group operations: create and configure a project, create a group, add
+// members, protect branches, and the project's webhooks.
 import type { SandboxCore } from './core.js';
 import { ApiError, badRequest, notFound } from './http.js';
-import { AccessLevel, type Hook, type Project, type Protection, type User } from './state.js';
+import { AccessLevel, type Group, type Hook, type Project, type Protection, type User } from './state.js';
 
 export interface NewProject {
   name: string;
@@ -59,6 +59,31 @@ export function addMember(core: SandboxCore, members: Record<string, number>, us
   members[String(userId)] = level;
   core.store.changed();
   return u;
+}
+
+/** POST /groups: a group its creator owns; the path is the users' and groups' one namespace. */
+export function createGroup(
+  core: SandboxCore,
+  user: User,
+  input: Pick<Group, 'name' | 'path' | 'visibility'>,
+): Group {
+  const store = core.store;
+  const taken = (path: string) =>
+    store.group(path) || store.data.users.some((u) => u.username.toLowerCase() === path.toLowerCase());
+  if (taken(input.path))
+    throw new ApiError(400, { message: 'Failed to save group {:path=>["has already been taken"]}' });
+  if (!['private', 'internal', 'public'].includes(input.visibility))
+    throw new ApiError(400, { error: 'visibility does not have a valid value' });
+  const g: Group = {
+    id: store.nextId('group'),
+    ...input,
+    members: { [String(user.id)]: AccessLevel.OWNER },
+    createdAt: new Date().toISOString(),
+  };
+  store.data.groups ??= [];
+  store.data.groups.push(g);
+  store.changed();
+  return g;
 }
 
 // ---------- protected branches ----------

@@ -19,6 +19,13 @@ const json = (method: string, body: unknown, token = 'operator-token') => ({
   body: JSON.stringify(body),
 });
 
+/** A request GitLab refuses with a 400 and this body. */
+async function refused(url: string, method: string, body: unknown, answer: unknown, token?: string) {
+  const r = await api(sb, url, json(method, body, token));
+  assert.equal(r.status, 400);
+  assert.deepEqual(r.body, answer);
+}
+
 async function branch(name: string): Promise<void> {
   const r = await api(sb, `${ops}/repository/branches`, json('POST', { branch: name, ref: 'main' }));
   assert.equal(r.status, 201);
@@ -164,14 +171,51 @@ describe('validate before change', () => {
     const hooks = `${ops}/hooks`;
     const made = await api(sb, hooks, json('POST', { url: 'http://127.0.0.1:9/before' }, 'root-token'));
     assert.equal(made.status, 201);
-    const r = await api(
-      sb,
+    await refused(
       `${hooks}/${made.body.id}`,
-      json('PUT', { url: 'http://127.0.0.1:9/after', signing_token: 'nope' }, 'root-token'),
+      'PUT',
+      { url: 'http://127.0.0.1:9/after', signing_token: 'nope' },
+      { error: 'signing_token must be whsec_ followed by 32 bytes in base64' },
+      'root-token',
     );
-    assert.equal(r.status, 400);
-    assert.deepEqual(r.body, { error: 'signing_token must be whsec_ followed by 32 bytes in base64' });
     const now = await api(sb, `${hooks}/${made.body.id}`, { token: 'root-token' });
     assert.equal(now.body.url, 'http://127.0.0.1:9/before');
+  });
+
+  // A refused create takes no id: the next one made gets the next number.
+  test('protected branch POST: an invalid access level takes no id', async () => {
+    const url = `${ops}/protected_branches`;
+    const first = await api(sb, url, json('POST', { name: 'vf-prot-1' }, 'root-token'));
+    assert.equal(first.status, 201);
+    const body = { name: 'vf-prot-x', push_access_level: 'high' };
+    await refused(url, 'POST', body, { error: 'push_access_level is invalid' }, 'root-token');
+    const second = await api(sb, url, json('POST', { name: 'vf-prot-2' }, 'root-token'));
+    assert.equal(second.body.id, first.body.id + 1);
+    const list = (await api(sb, url, { token: 'root-token' })).body.map((b: { name: string }) => b.name);
+    assert.ok(!list.includes('vf-prot-x'));
+  });
+
+  test('hook POST: an invalid signing token or switch takes no id', async () => {
+    const url = `${ops}/hooks`;
+    const first = await api(sb, url, json('POST', { url: 'http://127.0.0.1:9/a' }, 'root-token'));
+    for (const extra of [{ signing_token: 'nope' }, { note_events: 'maybe' }]) {
+      const bad = await api(sb, url, json('POST', { url: 'http://127.0.0.1:9/x', ...extra }, 'root-token'));
+      assert.equal(bad.status, 400);
+    }
+    const second = await api(sb, url, json('POST', { url: 'http://127.0.0.1:9/b' }, 'root-token'));
+    assert.equal(second.body.id, first.body.id + 1);
+  });
+
+  test('note POST: an invalid `internal` takes no id', async () => {
+    const mr = await openMr('vf-note');
+    const url = `${ops}/merge_requests/${mr.iid}/notes`;
+    const first = await api(sb, url, json('POST', { body: 'one' }));
+    await refused(url, 'POST', { body: 'x', internal: 'maybe' }, { error: 'internal is invalid' });
+    const second = await api(sb, url, json('POST', { body: 'two' }));
+    assert.equal(second.body.id, first.body.id + 1);
+    const bodies = (await api(sb, url, { token: 'operator-token' })).body.map(
+      (n: { body: string }) => n.body,
+    );
+    assert.ok(!bodies.includes('x'));
   });
 });
