@@ -121,7 +121,10 @@ async function openMr(ctx: ApplyContext, { record, people, comment }: Shown): Pr
     throw e;
   }
   ctx.say(`opened !${created.iid}: ${created.webUrl}`);
-  if (created.sha !== record.commit) return OVERTAKEN; // someone committed after us: look again
+  // Someone committed after us, or the MR is another run's (after a failed attempt the
+  // client takes the open MR of the branch for ours): look again.
+  if (created.sha !== record.commit || readRecordComment(created.description)?.commit !== record.commit)
+    return OVERTAKEN;
   await createDiffComment({ gl, project: scope.project, iid: created.iid }, comment);
   ctx.say(`commented the diff on !${created.iid}`);
   return { kind: 'done', commit: record.commit, mr: { iid: created.iid, url: created.webUrl } };

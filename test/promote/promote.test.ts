@@ -308,6 +308,37 @@ describe('promote', () => {
     assert.equal(readRecordComment(mr.description)!.tag, 'ci-37');
   });
 
+  test("7. an older run that took over the branch and then finds a newer run's MR as its own does not win", async () => {
+    // ci-36 opens the MR; ci-35 observed before it did (no MR), lost the first swap, swapped
+    // the branch to its commit, and its request to open the MR failed: the client then takes
+    // the branch's open MR (ci-36's) for the one it opened.
+    await promote(request({ env: 'adopt', tag: 'ci-36' }), { gitlab: bot() });
+    let reads = 0;
+    class Late extends GitLab {
+      override async openMergeRequest(...args: Parameters<GitLab['openMergeRequest']>) {
+        return ++reads <= 2 ? null : super.openMergeRequest(...args);
+      }
+      override async createMergeRequest(...args: Parameters<GitLab['createMergeRequest']>) {
+        return (
+          (await super.openMergeRequest(args[0], args[1].sourceBranch)) ?? super.createMergeRequest(...args)
+        );
+      }
+    }
+    const old = await promote(request({ env: 'adopt', tag: 'ci-35' }), {
+      gitlab: new Late({ url: sb.url, token: 'gitops-bot-token' }),
+    });
+    assert.deepEqual([old.action, reads > 2], ['refused', true]);
+    assert.match(old.reason, /ci-35 is older than ci-36/);
+    assert.match(await branchFile('adopt'), /helloworld:ci-36/);
+    const [mr] = await openMrs('adopt');
+    assert.equal(readRecordComment(mr.description)!.tag, 'ci-36');
+    const sticky = await stickyNotes(mr.iid);
+    assert.deepEqual(
+      sticky.map((n) => readRecordComment(n.body)!.tag),
+      ['ci-36'],
+    );
+  });
+
   test('7. promotions of ten different apps at once end with ten MRs', async () => {
     const op = client(sb, 'operator');
     await addApps(sb, 10, (i) => `root/app${i}:ci-1`);
