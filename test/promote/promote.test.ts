@@ -57,7 +57,7 @@ async function stickyNotes(iid: number) {
 }
 
 describe('promote', () => {
-  test('3. a new promotion opens the MR: title, table, record, assignee, labels, remove source branch; 6 requests', async () => {
+  test('3. a new promotion opens the MR: title, table, record, assignee, labels, remove source branch; at most 7 requests', async () => {
     const { value: r, requests } = await counted(() =>
       promote(request({ env: 'prod', reviewers: ['reviewer'], labels: ['team-a'] }), { gitlab: bot() }),
     );
@@ -100,7 +100,7 @@ describe('promote', () => {
     assert.equal(await branchFile('prod'), main.replace('helloworld:ci-33', 'helloworld:ci-34'));
   });
 
-  test('budget: the story promotion makes at most 7 requests; nothing to do at most 2', async () => {
+  test('budget: a new promotion at most 7 requests, nothing to do 2, an update 6 API + 4 git (10)', async () => {
     const { value: r, requests } = await counted(() =>
       promote(request({ env: 'budget' }), { gitlab: bot() }),
     );
