@@ -1,8 +1,10 @@
 // REST routes for projects and their members.
-import { type ApiDeps, authed, projectOf } from './api-common.js';
+import { type ApiDeps, authed, oneOf, projectOf } from './api-common.js';
 import { addMember, createProject, updateProject } from './core-projects.js';
 import { badRequest, bool, type Ctx, int, missing, notFound, Page, param, type Router, str } from './http.js';
 import { AccessLevel, type Project, type User } from './state.js';
+
+const VISIBILITIES = ['private', 'internal', 'public'];
 
 /** POST .../members for a project or a group: `user_id` joins `members` at `access_level`. */
 export function addMemberRoute(ctx: Ctx, { core, entities }: ApiDeps, members: Record<string, number>) {
@@ -43,7 +45,7 @@ export function register(router: Router, deps: ApiDeps): void {
       path,
       description: str(ctx, 'description') ?? '',
       defaultBranch: str(ctx, 'default_branch') ?? 'main',
-      visibility: (str(ctx, 'visibility') as Project['visibility']) ?? 'private',
+      visibility: (oneOf(ctx, 'visibility', VISIBILITIES) as Project['visibility']) ?? 'private',
       onlyAllowMergeIfPipelineSucceeds: bool(ctx, 'only_allow_merge_if_pipeline_succeeds') ?? false,
       removeSourceBranchAfterMerge: bool(ctx, 'remove_source_branch_after_merge') ?? true,
       initializeWithReadme: bool(ctx, 'initialize_with_readme') ?? false,

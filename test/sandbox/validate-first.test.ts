@@ -167,6 +167,15 @@ describe('validate before change', () => {
     assert.equal(p.status, 404);
   });
 
+  test('project POST: a visibility GitLab does not have is a 400', async () => {
+    const body = { name: 'vf-secret', visibility: 'secret' };
+    await refused('/projects', 'POST', body, { error: 'visibility does not have a valid value' });
+    const p = await api(sb, `/projects/${encodeURIComponent('operator/vf-secret')}`, {
+      token: 'operator-token',
+    });
+    assert.equal(p.status, 404);
+  });
+
   test('hook PUT: an invalid signing token leaves the url', async () => {
     const hooks = `${ops}/hooks`;
     const made = await api(sb, hooks, json('POST', { url: 'http://127.0.0.1:9/before' }, 'root-token'));
