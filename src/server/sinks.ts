@@ -115,56 +115,83 @@ export function checkWorkerOptions(o: WorkerOptions): void {
     throw new Error(`serve: worker heap ${o.heapMb} MB is under 16 MB`);
 }
 
+/** A worker's report about its jobs, passed on to the watcher, the metrics and the callbacks. */
+function relay(d: SinkDeps, gen: number, m: Exclude<FromWorker, { type: 'ready' }>): void {
+  if (m.type === 'added') d.watcher.track(m.id, m.job, gen);
+  else if (m.type === 'started') d.watcher.started(m.id);
+  else if (m.type === 'ended') d.watcher.ended(m.id, m.error);
+  else if (m.type === 'verdict') d.metrics.verdicts.inc({ state: m.state });
+  else if (m.type === 'alert') d.ctx.onAlert?.(m.kind, m.project, m.detail);
+  else if (m.type === 'move') d.ctx.onDeployRefMove?.(m.project, m.ref, m.sha);
+  else if (m.type === 'retry') {
+    d.callerCtx.gitlab.retries++;
+    d.callerCtx.gitlab.opts.onRetry?.(m.what, m.info);
+  }
+}
+
+function deathReason(error: (Error & { code?: string }) | null, code: number, heapMb: number): string {
+  if (error?.code === 'ERR_WORKER_OUT_OF_MEMORY') return `out of memory (heap limit ${heapMb} MB)`;
+  return error ? `crashed: ${error.message}` : `exited with code ${code}`;
+}
+
 /**
  * Jobs on a worker thread. A worker that dies (out of memory, a crash) is restarted after a
  * delay that doubles while it keeps dying; the jobs it held count as failed.
  */
 export function workerSink(d: SinkDeps, o: WorkerOptions): JobSink {
-  const init = workerInit(d.callerCtx);
-  const heapMb = o.heapMb ?? DEFAULT_WORKER_HEAP_MB;
-  let worker: Worker | null = null;
-  let workerReady = false;
-  let generation = 0;
-  let downSince: { reason: string; restartAt: number } | null = null;
-  let restartTimer: NodeJS.Timeout | null = null;
-  let terminating = false;
-  let shuttingDown = false;
-  let killReason: string | null = null;
-  let crashes = 0;
-  let startedAt = 0;
-  const pending: string[] = [];
-  let firstStart: { resolve: () => void; reject: (e: Error) => void } | null = null;
-  const ready = new Promise<void>((resolve, reject) => {
-    firstStart = { resolve, reject };
-  });
-  ready.catch(() => {});
+  return new WorkerSink(d, o);
+}
 
-  function onMessage(gen: number, m: FromWorker): void {
-    if (gen !== generation) return;
-    if (m.type === 'ready') {
-      // Serving, the listener keeps the process alive, not the worker (see close()).
-      if (!shuttingDown) worker?.unref();
-      workerReady = true;
-      downSince = null;
-      firstStart?.resolve();
-      firstStart = null;
-    } else if (m.type === 'added') d.watcher.track(m.id, m.job, gen);
-    else if (m.type === 'started') d.watcher.started(m.id);
-    else if (m.type === 'ended') d.watcher.ended(m.id, m.error);
-    else if (m.type === 'verdict') d.metrics.verdicts.inc({ state: m.state });
-    else if (m.type === 'alert') d.ctx.onAlert?.(m.kind, m.project, m.detail);
-    else if (m.type === 'move') d.ctx.onDeployRefMove?.(m.project, m.ref, m.sha);
-    else if (m.type === 'retry') {
-      d.callerCtx.gitlab.retries++;
-      d.callerCtx.gitlab.opts.onRetry?.(m.what, m.info);
-    }
+class WorkerSink implements JobSink {
+  readonly ready: Promise<void>;
+  private readonly init: Init;
+  private readonly heapMb: number;
+  private worker: Worker | null = null;
+  private workerReady = false;
+  private generation = 0;
+  private downSince: { reason: string; restartAt: number } | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private terminating = false;
+  private shuttingDown = false;
+  private killReason: string | null = null;
+  private crashes = 0;
+  private startedAt = 0;
+  /** jobs waiting for a worker */
+  private readonly pending: string[] = [];
+  private firstStart: { resolve: () => void; reject: (e: Error) => void } | null = null;
+
+  constructor(
+    private readonly d: SinkDeps,
+    private readonly o: WorkerOptions,
+  ) {
+    this.init = workerInit(d.callerCtx);
+    this.heapMb = o.heapMb ?? DEFAULT_WORKER_HEAP_MB;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.firstStart = { resolve, reject };
+    });
+    this.ready.catch(() => {});
+    this.start();
   }
 
-  function start(): void {
-    const gen = ++generation;
+  private onMessage(gen: number, m: FromWorker): void {
+    if (gen !== this.generation) return;
+    if (m.type !== 'ready') {
+      relay(this.d, gen, m);
+      return;
+    }
+    // Serving, the listener keeps the process alive, not the worker (see close()).
+    if (!this.shuttingDown) this.worker?.unref();
+    this.workerReady = true;
+    this.downSince = null;
+    this.firstStart?.resolve();
+    this.firstStart = null;
+  }
+
+  private start(): void {
+    const gen = ++this.generation;
     const data: WorkerInit = {
-      ...init,
-      concurrency: d.concurrency,
+      ...this.init,
+      concurrency: this.d.concurrency,
       logLevel: log.level,
       generation: gen,
       gitopsBotWorker: true,
@@ -174,96 +201,93 @@ export function workerSink(d: SinkDeps, o: WorkerOptions): JobSink {
       // Small generations keep the worker's memory down; its collections no longer delay
       // acknowledgements, which happen on the main thread. A job that needs more than the
       // old generation kills the worker, which is then restarted (its jobs count as failed).
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: heapMb },
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: this.heapMb },
     });
     let lastError: (Error & { code?: string }) | null = null;
-    w.on('message', (m: FromWorker) => onMessage(gen, m));
+    w.on('message', (m: FromWorker) => this.onMessage(gen, m));
     w.on('error', (e) => {
       lastError = e;
     });
-    w.on('exit', (code) => onExit(gen, lastError, code));
-    worker = w;
-    workerReady = false;
-    startedAt = Date.now();
-    for (const id of pending.splice(0)) {
-      const job = d.watcher.assign(id, gen);
+    w.on('exit', (code) => this.onExit(gen, lastError, code));
+    this.worker = w;
+    this.workerReady = false;
+    this.startedAt = Date.now();
+    for (const id of this.pending.splice(0)) {
+      const job = this.d.watcher.assign(id, gen);
       if (job) w.postMessage({ id, job } satisfies ToWorker);
     }
   }
 
-  function onExit(gen: number, error: (Error & { code?: string }) | null, code: number): void {
-    if (gen !== generation) return;
-    worker = null;
-    workerReady = false;
-    if (terminating) return;
-    const why =
-      killReason ??
-      (error?.code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? `out of memory (heap limit ${heapMb} MB)`
-        : error
-          ? `crashed: ${error.message}`
-          : `exited with code ${code}`);
-    killReason = null;
-    d.metrics.restarts.inc();
-    const lost = d.watcher.lost(gen, why);
-    crashes = Date.now() - startedAt < 60_000 ? crashes + 1 : 1;
-    const delay = shuttingDown ? 0 : Math.min(30_000, (o.restartDelayMs ?? 1000) * 2 ** (crashes - 1));
-    downSince = { reason: `the worker thread ${why}`, restartAt: Date.now() + delay };
+  private onExit(gen: number, error: (Error & { code?: string }) | null, code: number): void {
+    if (gen !== this.generation) return;
+    this.worker = null;
+    this.workerReady = false;
+    if (this.terminating) return;
+    const why = this.killReason ?? deathReason(error, code, this.heapMb);
+    this.killReason = null;
+    this.d.metrics.restarts.inc();
+    const lost = this.d.watcher.lost(gen, why);
+    this.crashes = Date.now() - this.startedAt < 60_000 ? this.crashes + 1 : 1;
+    const delay = this.shuttingDown
+      ? 0
+      : Math.min(30_000, (this.o.restartDelayMs ?? 1000) * 2 ** (this.crashes - 1));
+    this.downSince = { reason: `the worker thread ${why}`, restartAt: Date.now() + delay };
     log.error(
       { alert: 'worker died', reason: why, jobsLost: lost, restartInMs: delay },
       `worker thread ${why}; ${lost} job(s) failed with it; restarting in ${(delay / 1000).toFixed(1)} s`,
     );
-    if (firstStart) {
+    if (this.firstStart) {
       // it never came up: that is a start-up failure, not something to retry
-      firstStart.reject(new Error(`the worker thread did not start: ${why}`));
-      firstStart = null;
+      this.firstStart.reject(new Error(`the worker thread did not start: ${why}`));
+      this.firstStart = null;
       return;
     }
-    restartTimer = setTimeout(() => {
-      restartTimer = null;
-      start();
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.start();
     }, delay);
   }
 
-  start();
-  return {
-    ready,
-    dispatch(job) {
-      const id = nextId();
-      if (worker) {
-        d.watcher.track(id, job, generation);
-        worker.postMessage({ id, job } satisfies ToWorker);
-      } else {
-        d.watcher.track(id, job, null);
-        pending.push(id);
-      }
-    },
-    down() {
-      if (worker && workerReady) return null;
-      return downSince
-        ? `${downSince.reason}; restarting${downSince.restartAt > Date.now() ? ` in ${((downSince.restartAt - Date.now()) / 1000).toFixed(1)} s` : ''}`
-        : 'the worker thread is starting';
-    },
-    stuck(gen, why) {
-      if (gen !== generation || !worker) return;
-      killReason = why;
-      void worker.terminate();
-    },
-    closing() {
-      shuttingDown = true;
-      // The worker is unref'd while serving; once the listener is closed it would be the
-      // only thing left, and Node would exit with its work unfinished.
-      worker?.ref();
-      // A dead worker is restarted now if work waits for it.
-      if (restartTimer) {
-        clearTimeout(restartTimer);
-        restartTimer = null;
-        if (pending.length) start();
-      }
-    },
-    async close() {
-      terminating = true;
-      await worker?.terminate();
-    },
-  };
+  dispatch(job: JobSpec): void {
+    const id = nextId();
+    if (this.worker) {
+      this.d.watcher.track(id, job, this.generation);
+      this.worker.postMessage({ id, job } satisfies ToWorker);
+    } else {
+      this.d.watcher.track(id, job, null);
+      this.pending.push(id);
+    }
+  }
+
+  down(): string | null {
+    if (this.worker && this.workerReady) return null;
+    const s = this.downSince;
+    if (!s) return 'the worker thread is starting';
+    const wait = s.restartAt - Date.now();
+    return `${s.reason}; restarting${wait > 0 ? ` in ${(wait / 1000).toFixed(1)} s` : ''}`;
+  }
+
+  stuck(gen: number | null, why: string): void {
+    if (gen !== this.generation || !this.worker) return;
+    this.killReason = why;
+    void this.worker.terminate();
+  }
+
+  closing(): void {
+    this.shuttingDown = true;
+    // The worker is unref'd while serving; once the listener is closed it would be the
+    // only thing left, and Node would exit with its work unfinished.
+    this.worker?.ref();
+    // A dead worker is restarted now if work waits for it.
+    if (this.restartTimer) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+      if (this.pending.length) this.start();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.terminating = true;
+    await this.worker?.terminate();
+  }
 }

@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Registry } from 'prom-client';
 import type { GateContext } from '../gate/gate.js';
 import { log } from '../log.js';
-import { serveMetrics } from './metrics.js';
+import { type ServeMetrics, serveMetrics } from './metrics.js';
 import { type ManagedProject, ProjectDirectory, resolveProjects } from './projects.js';
 import { route } from './route.js';
 import { signatureProblem, signingKey } from './signature.js';
@@ -108,6 +108,102 @@ function parseBody(raw: Buffer): Body | null {
   }
 }
 
+interface Receiver {
+  secret?: string;
+  key: ReturnType<typeof signingKey> | null;
+  maxBody: number;
+  metrics: ServeMetrics;
+  /** why no delivery is taken now (503), or null */
+  refusal(): string | null;
+  /** whether this delivery id was seen already */
+  duplicate(event: string, id: string): boolean;
+  /** queues the work a delivery asks for; returns the outcome label */
+  deliver(event: string, body: Body): string;
+}
+
+/** One delivery: authenticated, read within the limit, parsed, deduplicated, routed; 202 at once. */
+async function receive(d: Receiver, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
+  const reply = (status: number, body: object, event = 'unknown', result = String(status)) => {
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+    d.metrics.deliveries.inc({ event, result });
+    d.metrics.ack.observe((performance.now() - started) / 1000);
+  };
+  const refusal = d.refusal();
+  if (refusal) return reply(503, { message: refusal });
+  const token = req.headers['x-gitlab-token'];
+  if (d.secret && (typeof token !== 'string' || !safeEqual(token, d.secret))) {
+    req.resume();
+    return reply(401, { message: 'invalid or missing X-Gitlab-Token' }, 'unknown', 'unauthorized');
+  }
+  const type = String(req.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim();
+  if (type !== 'application/json') {
+    req.resume();
+    return reply(415, { message: 'expected application/json' });
+  }
+  const raw = await readBody(req, d.maxBody);
+  if (raw === 'destroyed') return;
+  if (raw === 'too big') return reply(413, { message: `body over ${d.maxBody} bytes` });
+  if (d.key) {
+    const h = req.headers;
+    const problem = signatureProblem(
+      d.key,
+      {
+        id: h['webhook-id'] as string | undefined,
+        timestamp: h['webhook-timestamp'] as string | undefined,
+        signature: h['webhook-signature'] as string | undefined,
+      },
+      raw,
+    );
+    if (problem) return reply(401, { message: problem }, 'unknown', 'bad signature');
+  }
+  const body = parseBody(raw);
+  if (!body) return reply(400, { message: 'invalid JSON' });
+  const event = String(req.headers['x-gitlab-event'] ?? '');
+  const id = req.headers['idempotency-key'] ?? req.headers['x-gitlab-event-uuid'];
+  if (typeof id === 'string' && id && d.duplicate(event, id)) {
+    return reply(200, { status: 'duplicate' }, event, 'duplicate');
+  }
+  const result = d.deliver(event, body);
+  reply(202, { status: result }, event || 'none', result);
+}
+
+/** POST /webhook, GET /healthz, GET /metrics. */
+function httpServer(d: Receiver, health: () => Health): Server {
+  const registry = d.metrics.registry;
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'POST' && path === '/webhook') {
+      receive(d, req, res).catch((e: Error) => {
+        log.error({ err: e.message }, 'webhook failed');
+        if (!res.headersSent) {
+          res.writeHead(500, { 'Content-Type': 'application/json' });
+          res.end('{"message":"internal error"}');
+        }
+      });
+      return;
+    }
+    if (req.method === 'GET' && path === '/healthz') {
+      const { ok, ...h } = health();
+      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(h));
+      return;
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      registry.metrics().then((text) => {
+        res.writeHead(200, { 'Content-Type': registry.contentType });
+        res.end(text);
+      });
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end('{"message":"not found"}');
+  });
+}
+
 export function createWebhookServer(opts: ServeOptions): WebhookServer {
   const metrics = serveMetrics();
   const { registry } = metrics;
@@ -159,84 +255,23 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     return { ok: true, status: 'ok', inFlight };
   }
 
-  async function webhook(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    const reply = (status: number, body: object, event = 'unknown', result = String(status)) => {
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
-      metrics.deliveries.inc({ event, result });
-      metrics.ack.observe((performance.now() - started) / 1000);
-    };
-    if (closing) return reply(503, { message: 'shutting down' });
-    if (!ready) return reply(503, { message: 'starting: the managed projects are not resolved yet' });
-    const token = req.headers['x-gitlab-token'];
-    if (opts.secret && (typeof token !== 'string' || !safeEqual(token, opts.secret))) {
-      req.resume();
-      return reply(401, { message: 'invalid or missing X-Gitlab-Token' }, 'unknown', 'unauthorized');
-    }
-    const type = String(req.headers['content-type'] ?? '')
-      .split(';')[0]
-      .trim();
-    if (type !== 'application/json') {
-      req.resume();
-      return reply(415, { message: 'expected application/json' });
-    }
-    const raw = await readBody(req, maxBody);
-    if (raw === 'destroyed') return;
-    if (raw === 'too big') return reply(413, { message: `body over ${maxBody} bytes` });
-    if (key) {
-      const h = req.headers;
-      const problem = signatureProblem(
-        key,
-        {
-          id: h['webhook-id'] as string | undefined,
-          timestamp: h['webhook-timestamp'] as string | undefined,
-          signature: h['webhook-signature'] as string | undefined,
-        },
-        raw,
-      );
-      if (problem) return reply(401, { message: problem }, 'unknown', 'bad signature');
-    }
-    const body = parseBody(raw);
-    if (!body) return reply(400, { message: 'invalid JSON' });
-    const event = String(req.headers['x-gitlab-event'] ?? '');
-    const id = req.headers['idempotency-key'] ?? req.headers['x-gitlab-event-uuid'];
-    if (typeof id === 'string' && id && !remember(`${event}:${id}`)) {
-      return reply(200, { status: 'duplicate' }, event, 'duplicate');
-    }
-    const routed = route(event, body, opts.projects ? (managed ?? new Map()) : null);
-    if (routed.result === 'queued') jobs.dispatch(routed.job);
-    reply(202, { status: routed.result }, event || 'none', routed.result);
-  }
-
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'POST' && path === '/webhook') {
-      webhook(req, res).catch((e: Error) => {
-        log.error({ err: e.message }, 'webhook failed');
-        if (!res.headersSent) {
-          res.writeHead(500, { 'Content-Type': 'application/json' });
-          res.end('{"message":"internal error"}');
-        }
-      });
-      return;
-    }
-    if (req.method === 'GET' && path === '/healthz') {
-      const { ok, ...h } = health();
-      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(h));
-      return;
-    }
-    if (req.method === 'GET' && path === '/metrics') {
-      registry.metrics().then((text) => {
-        res.writeHead(200, { 'Content-Type': registry.contentType });
-        res.end(text);
-      });
-      return;
-    }
-    res.writeHead(404, { 'Content-Type': 'application/json' });
-    res.end('{"message":"not found"}');
-  });
+  const server = httpServer(
+    {
+      secret: opts.secret,
+      key,
+      maxBody,
+      metrics,
+      refusal: () =>
+        closing ? 'shutting down' : ready ? null : 'starting: the managed projects are not resolved yet',
+      duplicate: (event, id) => !remember(`${event}:${id}`),
+      deliver(event, body) {
+        const routed = route(event, body, opts.projects ? (managed ?? new Map()) : null);
+        if (routed.result === 'queued') jobs.dispatch(routed.job);
+        return routed.result;
+      },
+    },
+    health,
+  );
 
   const setManaged = (list: ManagedProject[]) => {
     managed = new Map(list.map((p) => [p.id, p]));
