@@ -9,6 +9,7 @@ import { registerManifestCommands } from './cli/manifests.js';
 import { registerPromote } from './cli/promote.js';
 import { registerRetag } from './cli/retag.js';
 import { registerSandbox } from './cli/sandbox.js';
+import { exitCodeHelp } from './model/exit-codes.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -21,21 +22,7 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .addHelpText(
-      'after',
-      `
-Exit codes:
-  0  success (changed, or already at the target)
-  1  anything else that failed
-  2  bad arguments (an invalid tag, digest or repository names the rule it breaks)
-  3  the image is not referenced in any given file
-  4  a file is not valid YAML (FILE:LINE:COL and the parser's reason)
-  5  promote refused: the tag is older than the one deployed or proposed
-  6  gate: the approval rules do not pass (yet)
-  7  the image tag is not in the registry (promote --verify-image, retag), or it refused us
-  8  GitLab rejected the token, or it lacks access to the project
-`,
-    );
+    .addHelpText('after', `\n${exitCodeHelp()}`);
   registerPromote(program);
   registerRetag(program);
   registerGate(program);

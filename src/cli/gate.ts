@@ -1,10 +1,10 @@
 // `gitops-bot gate`, `gitops-bot serve` and `gitops-bot schema`: the approval rules.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { CliError } from './errors.js';
+import { CliError, ExitCode } from './errors.js';
 import { connection } from './promote.js';
 
-export const GATE_EXIT_NOT_PASSED = 6;
+export const GATE_EXIT_NOT_PASSED = ExitCode.GATE_PENDING;
 
 export function registerGate(program: Command): void {
   program
@@ -41,7 +41,7 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
       }) => {
         const iid = Number(opts.mr);
         if (!Number.isInteger(iid) || iid < 1)
-          throw new CliError(`--mr '${opts.mr}' is not a merge request IID`, 2);
+          throw new CliError(`--mr '${opts.mr}' is not a merge request IID`, ExitCode.USAGE);
         const policy = await policyFrom(opts.policy);
         const conn = connection(opts.gitlabUrl);
         const [{ GitLabGate }, { gate }] = await Promise.all([
@@ -124,7 +124,10 @@ Examples:
         useDefaultLevel('info');
         const jobTimeout = Number(opts.jobTimeout);
         if (!(jobTimeout > 0))
-          throw new CliError(`--job-timeout '${opts.jobTimeout}' is not a positive number of seconds`, 2);
+          throw new CliError(
+            `--job-timeout '${opts.jobTimeout}' is not a positive number of seconds`,
+            ExitCode.USAGE,
+          );
         const heapMb = Number(opts.workerHeap);
         if (!Number.isInteger(heapMb) || heapMb < 16)
           throw new CliError(
@@ -148,7 +151,7 @@ Examples:
           try {
             signingKey(signingToken);
           } catch (e) {
-            throw new CliError(`signing token: ${(e as Error).message}`, 2);
+            throw new CliError(`signing token: ${(e as Error).message}`, ExitCode.USAGE);
           }
         }
         const conn = connection(opts.gitlabUrl);
@@ -156,7 +159,7 @@ Examples:
         const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
         if (opts.registerHook) {
           if (!opts.url || !opts.project?.length)
-            throw new CliError('--register-hook needs --url and --project', 2);
+            throw new CliError('--register-hook needs --url and --project', ExitCode.USAGE);
           const url = `${opts.url.replace(/\/+$/, '')}/webhook`;
           for (const p of opts.project) {
             const hook = await gitlab.ensureHook(p, url, { token: secret, signingToken });
@@ -165,7 +168,7 @@ Examples:
           return;
         }
         const m = /^(.*):(\d+)$/.exec(opts.listen);
-        if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, 2);
+        if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, ExitCode.USAGE);
         const [{ createWebhookServer }, { ProjectDirectory, resolveProjects, UnknownProjectError }] =
           await Promise.all([import('../server/webhook.js'), import('../server/projects.js')]);
         const bot = await gitlab.currentUser();
@@ -175,7 +178,7 @@ Examples:
           try {
             projects = await resolveProjects(new ProjectDirectory(gitlab.opts), opts.project);
           } catch (e) {
-            if (e instanceof UnknownProjectError) throw new CliError(e.message, 8);
+            if (e instanceof UnknownProjectError) throw new CliError(e.message, ExitCode.AUTH);
             throw e;
           }
         }
@@ -216,7 +219,7 @@ Examples:
     .description('print a JSON Schema (for editors): gitops-bot schema policy')
     .argument('<name>', 'policy')
     .action(async (name: string) => {
-      if (name !== 'policy') throw new CliError(`unknown schema '${name}' (known: policy)`, 2);
+      if (name !== 'policy') throw new CliError(`unknown schema '${name}' (known: policy)`, ExitCode.USAGE);
       const { policyJsonSchema } = await import('../policy/schema.js');
       process.stdout.write(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
     });
@@ -226,7 +229,7 @@ Examples:
 async function secretFrom(file: string | undefined, flag: string, env: string): Promise<string | undefined> {
   if (!file) return process.env[env] || undefined;
   const text = await readFile(file, 'utf8').catch(() => {
-    throw new CliError(`${flag} ${file}: cannot read it`, 2);
+    throw new CliError(`${flag} ${file}: cannot read it`, ExitCode.USAGE);
   });
   return text.trim() || undefined;
 }
@@ -243,13 +246,16 @@ async function policyFrom(
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new CliError(`--policy ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+    throw new CliError(
+      `--policy ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      ExitCode.USAGE,
+    );
   }
   const { parsePolicy, PolicyError } = await import('../policy/schema.js');
   try {
     return { policy: { policy: parsePolicy(text, file), source: `--policy ${file}` } };
   } catch (e) {
-    if (e instanceof PolicyError) throw new CliError(e.message, 2);
+    if (e instanceof PolicyError) throw new CliError(e.message, ExitCode.USAGE);
     throw e;
   }
 }

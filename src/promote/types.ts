@@ -1,18 +1,11 @@
 // The promotion's request, result and errors, shared by observe, decide and apply.
 import type { Change } from '../manifests/index.js';
+import { ExitCode } from '../model/exit-codes.js';
 import type { VerifyMode } from './image-facts.js';
 import type { SourceFacts } from './record.js';
 
-export const PromoteExit = {
-  OK: 0,
-  FAILURE: 1,
-  USAGE: 2,
-  NOT_REFERENCED: 3,
-  INVALID_YAML: 4,
-  REFUSED: 5,
-  IMAGE: 7,
-  AUTH: 8,
-} as const;
+/** The exit codes (one table for the CLI, the Action and --help: src/model/exit-codes.ts). */
+export const PromoteExit = ExitCode;
 
 export class PromoteError extends Error {
   override name = 'PromoteError';
