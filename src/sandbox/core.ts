@@ -1,6 +1,10 @@
 // The sandbox's domain logic, shared by the REST API and git over HTTP: who may do what,
-// how commits, merges and branch moves happen, and the events they raise. Route handlers
-// stay thin and call into this.
+// how commits, merges and branch moves happen, and the events they raise. Beside it, the
+// smaller domain modules: core-merge-requests (open, update, approve), core-statuses (the
+// commit-status state machine), core-notes, core-projects (projects, groups, members,
+// protected branches, hooks). Route handlers (api-*.ts, one file per GitLab resource)
+// parse and check the request, then call one operation here; an operation checks all it
+// can refuse before it changes anything.
 import { join } from 'node:path';
 import {
   ActionError,
