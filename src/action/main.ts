@@ -5,8 +5,8 @@
 import '../startup.js';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import { connection } from '../cli/promote.js';
 import { GitLab } from '../gitlab/client.js';
+import { connection } from '../gitlab/connection.js';
 import { PromoteError, PromoteExit, type PromoteRequest, promote } from '../promote/promote.js';
 import { credentialsFromEnv, RegistryClient } from '../registry/client.js';
 

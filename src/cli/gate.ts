@@ -1,8 +1,8 @@
 // `gitops-bot gate`, `gitops-bot serve` and `gitops-bot schema`: the approval rules.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { connection } from '../gitlab/connection.js';
 import { CliError, ExitCode } from './errors.js';
-import { connection } from './promote.js';
 
 export const GATE_EXIT_NOT_PASSED = ExitCode.GATE_PENDING;
 
@@ -120,7 +120,7 @@ Examples:
         workerHeap: string;
         policy?: string;
       }) => {
-        const { log, useDefaultLevel } = await import('../log.js');
+        const { log, useDefaultLevel } = await import('../base/log.js');
         useDefaultLevel('info');
         const jobTimeout = Number(opts.jobTimeout);
         if (!(jobTimeout > 0))

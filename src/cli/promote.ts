@@ -2,6 +2,7 @@
 // Heavy modules (gitbeaker, yaml, pino) load inside the action: `--help` and `--version`
 // stay fast.
 import type { Command } from 'commander';
+import { connection } from '../gitlab/connection.js';
 import type { PromoteRequest } from '../promote/promote.js';
 import { CliError } from './errors.js';
 
@@ -12,44 +13,6 @@ const list = (value: string, previous: string[] = []) => [
     .map((s) => s.trim())
     .filter(Boolean),
 ];
-
-export interface Connection {
-  url: string;
-  token: string;
-}
-
-/** GitLab URL and token from flags and the environment, with errors that say what to set. */
-export function connection(flagUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): Connection {
-  const url = flagUrl ?? env.GITLAB_URL ?? env.CI_SERVER_URL;
-  if (!url) {
-    throw new CliError(
-      'no GitLab URL: pass --gitlab-url, or set GITLAB_URL (CI_SERVER_URL is used in GitLab CI)',
-      2,
-    );
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new CliError(`--gitlab-url '${url}' is not a URL`, 2);
-  }
-  if (parsed.username || parsed.password) {
-    throw new CliError('the GitLab URL carries credentials: put the token in GITOPS_BOT_TOKEN instead', 2);
-  }
-  const token = env.GITOPS_BOT_TOKEN || env.GITLAB_TOKEN;
-  if (!token) {
-    if (env.CI_JOB_TOKEN) {
-      throw new CliError(
-        'only CI_JOB_TOKEN is set, and a job token cannot write to another project. Create a project access ' +
-          'token in the ops project (Settings > Access tokens: role Developer, scope api) and store it in the app ' +
-          'project as a masked CI/CD variable named GITOPS_BOT_TOKEN',
-        2,
-      );
-    }
-    throw new CliError('no token: set GITOPS_BOT_TOKEN (or GITLAB_TOKEN) to a token with the api scope', 2);
-  }
-  return { url: url.replace(/\/+$/, ''), token };
-}
 
 interface PromoteCliOptions {
   project: string;
@@ -189,7 +152,7 @@ Example (in an app pipeline):
         { RegistryClient, credentialsFromEnv },
       ] = await Promise.all([
         import('../gitlab/client.js'),
-        import('../log.js'),
+        import('../base/log.js'),
         import('../promote/promote.js'),
         import('../registry/client.js'),
       ]);

@@ -2,9 +2,10 @@
 // first-parent chain after the current deploy_ref, one piece of evidence per commit (the
 // MR that merged it, re-evaluated now under the rules in force before it; or its explicit
 // acceptance); decide with advance.ts (pure); apply: alerts, then one compare-and-swap push.
+
+import { log } from '../base/log.js';
 import type { GitLabGate } from '../gitlab/client.js';
 import { fastForward } from '../gitlab/git-push.js';
-import { log } from '../log.js';
 import { evaluate, type Facts, type Trust } from '../policy/evaluate.js';
 import { DEFAULT_POLICY } from '../policy/schema.js';
 import {

@@ -9,9 +9,9 @@ import {
 } from '../gitlab/client.js';
 import { noteCommits, pushesAfter } from '../gitlab/push-notes.js';
 import { findImages } from '../manifests/index.js';
+import { readRecordTrailer } from '../model/record.js';
+import { type ChangeKind, changeKind } from '../model/version-order.js';
 import type { Facts, Foreign, Trust } from '../policy/evaluate.js';
-import { readRecordTrailer } from '../promote/record.js';
-import { type ChangeKind, changeKind } from '../promote/version-order.js';
 import { foreignFiles } from './integrity.js';
 import type { ParsedPolicy } from './trust.js';
 

@@ -12,8 +12,9 @@
 // ref: 4), facts (approvals, diff versions, push notes, push events, changes, members, the
 // approver: 7), tag bump (2 per changed YAML file), for gitops-bot's own MR the head commit
 // (1, the files are already read), then the status and the comment (3, or 2 when unchanged).
+
+import { log } from '../base/log.js';
 import { GitLabError, type MergeRequestDetail } from '../gitlab/client.js';
-import { log } from '../log.js';
 import { evaluate, type Verdict } from '../policy/evaluate.js';
 import { DEFAULT_POLICY } from '../policy/schema.js';
 import { code, fence } from '../render/markdown.js';

@@ -3,8 +3,8 @@
 // else. Pure: the gate reads the files, this says which changes the bot did not write.
 import { structuredPatch } from 'diff';
 import { setImage } from '../manifests/index.js';
+import type { PromotionRecord } from '../model/record.js';
 import type { Foreign } from '../policy/evaluate.js';
-import type { PromotionRecord } from '../promote/record.js';
 
 export interface FileVersions {
   path: string;

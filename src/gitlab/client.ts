@@ -3,10 +3,10 @@
 // the request budget of a promotion can be read off the code.
 import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
-import { log } from '../log.js';
+import { log } from '../base/log.js';
+import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from '../base/retry.js';
 import { replaceRef } from './git-push.js';
 import { isPushNote } from './push-notes.js';
-import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from './retry.js';
 import { requesterFn } from './transport.js';
 
 /**

@@ -47,3 +47,13 @@ export const ExitCode = Object.fromEntries(EXIT_CODES.map((e) => [e.name, e.code
 export function exitCodeHelp(): string {
   return `Exit codes:\n${EXIT_CODES.map((e) => `  ${e.code}  ${e.meaning.replace(/`/g, '')}`).join('\n')}\n`;
 }
+
+/** An error reported as one line, with the exit code it ends the command with. */
+export class ExitError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = ExitCode.FAILURE,
+  ) {
+    super(message);
+  }
+}

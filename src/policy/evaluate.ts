@@ -1,7 +1,7 @@
 // The verdict on a merge request: a pure function over facts fetched from GitLab, so that
 // every rule, and every way around one, is a row in a table test (as Atlantis does with its
 // apply requirements).
-import type { ChangeKind } from '../promote/version-order.js';
+import type { ChangeKind } from '../model/version-order.js';
 import { accessLevelNumber, type Environment, type FreezeWindow, type Policy } from './schema.js';
 
 export interface Person {

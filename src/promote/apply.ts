@@ -1,18 +1,18 @@
 // Apply: the writes a decision implies, through the GitLab client. Each reports 'done', or
 // 'lost-race' when GitLab shows that someone else moved first (the loop then observes again).
 import { type GitLab, GitLabError, type MergeRequest } from '../gitlab/client.js';
-import { mrDescription, mrTitle } from '../render/description.js';
-import { diffComment, isDiffComment } from '../render/diff-comment.js';
-import { type Decision, newest, overtakenBy, type Write } from './decide.js';
-import type { Observation } from './observe.js';
-import { commitMessage, editActions, planEdits } from './plan.js';
 import {
   type ImageFacts,
   type PromotionRecord,
   readRecordComment,
   readRecordTrailer,
   sameProposal,
-} from './record.js';
+} from '../model/record.js';
+import { mrDescription, mrTitle } from '../render/description.js';
+import { diffComment, isDiffComment } from '../render/diff-comment.js';
+import { type Decision, newest, overtakenBy, type Write } from './decide.js';
+import type { Observation } from './observe.js';
+import { commitMessage, editActions, planEdits } from './plan.js';
 import { type ManifestFile, PromoteError, PromoteExit, type PromoteRequest, type Scope } from './types.js';
 
 export interface ApplyContext {

@@ -3,10 +3,10 @@
 // implies, which apply performs. A repair after a race is a write of a refusal or a noop:
 // a newer proposal overwritten by an older run is restored, a missing comment is posted.
 import type { MergeRequest } from '../gitlab/client.js';
+import { type PromotionRecord, sameProposal } from '../model/record.js';
+import { compareTags } from '../model/version-order.js';
 import type { Observation } from './observe.js';
-import { type PromotionRecord, sameProposal } from './record.js';
 import type { PromoteAction, PromoteRequest } from './types.js';
-import { compareTags } from './version-order.js';
 
 export type Write =
   /** a run stopped between opening the MR and commenting: post the diff comment for its head */

@@ -4,8 +4,8 @@
 // commit it was built from) and `org.opencontainers.image.source` (the project's URL).
 import type { GitLab } from '../gitlab/client.js';
 import { GitLabError } from '../gitlab/client.js';
+import type { DeployedChanges, ImageFacts, SourceFacts } from '../model/record.js';
 import { type ImageInfo, imageName, type RegistryClient, RegistryError } from '../registry/client.js';
-import type { DeployedChanges, ImageFacts, SourceFacts } from './record.js';
 
 export const REVISION = 'org.opencontainers.image.revision';
 export const SOURCE = 'org.opencontainers.image.source';

@@ -3,8 +3,8 @@
 // is out of step with its branch, also the head commit's record and who pushed after the bot.
 import type { GitLab, MergeRequest } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
+import { type PromotionRecord, readRecordComment, readRecordTrailer } from '../model/record.js';
 import { type Plan, planEdits } from './plan.js';
-import { type PromotionRecord, readRecordComment, readRecordTrailer } from './record.js';
 import { type ManifestFile, PromoteError, PromoteExit, type PromoteRequest, type Scope } from './types.js';
 
 export interface Observation {

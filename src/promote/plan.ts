@@ -8,9 +8,9 @@ import {
   setImage,
   YamlSyntaxError,
 } from '../manifests/index.js';
+import { type PromotionRecord, recordTrailer } from '../model/record.js';
 import { mrTitle } from '../render/description.js';
 import type { FileDiff } from '../render/diff-comment.js';
-import { type PromotionRecord, recordTrailer } from './record.js';
 import { type ManifestFile, PromoteError, PromoteExit, type PromoteRequest, type Scope } from './types.js';
 
 export interface Plan {

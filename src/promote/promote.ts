@@ -19,12 +19,12 @@
 
 import { type GitLab, GitLabError } from '../gitlab/client.js';
 import { digestProblem, repositoryProblem, tagProblem } from '../manifests/reference.js';
+import type { ImageFacts } from '../model/record.js';
 import { type RegistryClient, RegistryError } from '../registry/client.js';
 import { type Applied, type ApplyContext, apply } from './apply.js';
 import { type Decision, decide } from './decide.js';
 import { describeChanges, inspectNew } from './image-facts.js';
 import { type Observation, observe } from './observe.js';
-import type { ImageFacts } from './record.js';
 import { PromoteError, PromoteExit, type PromoteRequest, type PromoteResult, type Scope } from './types.js';
 
 export { MAX_MANIFEST_BYTES } from './observe.js';

@@ -1,8 +1,8 @@
 // The promotion's request, result and errors, shared by observe, decide and apply.
 import type { Change } from '../manifests/index.js';
 import { ExitCode } from '../model/exit-codes.js';
+import type { SourceFacts } from '../model/record.js';
 import type { VerifyMode } from './image-facts.js';
-import type { SourceFacts } from './record.js';
 
 /** The exit codes (one table for the CLI, the Action and --help: src/model/exit-codes.ts). */
 export const PromoteExit = ExitCode;

@@ -9,7 +9,7 @@
 // - Auth: the registry says how in its 401 (`WWW-Authenticate`). Basic gets the credentials;
 //   Bearer sends us to a token endpoint (GitLab's is /jwt/auth) with them, for a scope.
 import { createHash } from 'node:crypto';
-import { backoff, type RetryPolicy, serverWait } from '../gitlab/retry.js';
+import { backoff, type RetryPolicy, serverWait } from '../base/retry.js';
 import { splitDomain } from '../manifests/reference.js';
 
 export const MANIFEST_TYPES = [
@@ -20,7 +20,7 @@ export const MANIFEST_TYPES = [
 ] as const;
 const INDEX_TYPES = new Set<string>([MANIFEST_TYPES[0], MANIFEST_TYPES[2]]);
 
-// GitLab's retry policy (src/gitlab/retry.ts: its backoff and its reading of Retry-After),
+// GitLab's retry policy (src/base/retry.ts: its backoff and its reading of Retry-After),
 // shorter: a registry check must not hold a promotion up for long.
 const RETRY: RetryPolicy = { attempts: 3, budgetMs: 20_000, baseDelayMs: 250, maxDelayMs: 2_000 };
 const RETRY_STATUS = new Set([429, 502, 503, 504]);

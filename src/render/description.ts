@@ -1,8 +1,8 @@
 // The merge request a reviewer and an operator read: title, summary table, and the hidden
 // record the bot reads back on later runs.
 
-import { type PromotionRecord, recordComment } from '../promote/record.js';
-import { changeKind } from '../promote/version-order.js';
+import { type PromotionRecord, recordComment } from '../model/record.js';
+import { changeKind } from '../model/version-order.js';
 import { code, link, plain } from './markdown.js';
 
 export function mrTitle(r: PromotionRecord): string {

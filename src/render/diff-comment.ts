@@ -1,7 +1,7 @@
 // The sticky comment: the rendered diff of every changed file. One per MR; later runs
 // edit it. Long diffs are collapsed, and the whole is cut below GitLab's note limit.
 import { createPatch } from 'diff';
-import { type PromotionRecord, recordComment } from '../promote/record.js';
+import { type PromotionRecord, recordComment } from '../model/record.js';
 import { code, fence } from './markdown.js';
 
 export const DIFF_MARKER = '<!-- gitops-bot:diff -->';

@@ -2,9 +2,9 @@
 // Both take jobs by `dispatch` and report the same typed events to the watcher and the
 // metrics, so timeouts, failure counts and alerts do not depend on which one runs them.
 import { Worker } from 'node:worker_threads';
+import { log } from '../base/log.js';
 import type { GateContext } from '../gate/gate.js';
 import { GitLabGate } from '../gitlab/client.js';
-import { log } from '../log.js';
 import { createJobRunner, type JobSpec } from './jobs.js';
 import type { ServeMetrics } from './metrics.js';
 import type { Watcher } from './watch.js';

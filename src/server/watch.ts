@@ -2,7 +2,7 @@
 // tracked from the moment it is queued; one that fails or runs past the job timeout is
 // counted (gitops_bot_job_failures_total{reason}) and alerted (an error log line naming the
 // project and MR, and why); /healthz asks `stuck()`.
-import { log } from '../log.js';
+import { log } from '../base/log.js';
 import { describeJob, type JobSpec } from './jobs.js';
 import type { ServeMetrics } from './metrics.js';
 

@@ -9,8 +9,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { log } from '../base/log.js';
 import type { GateContext } from '../gate/gate.js';
-import { log } from '../log.js';
 import { type ServeMetrics, serveMetrics } from './metrics.js';
 import { type ManagedProject, ProjectDirectory, resolveProjects } from './projects.js';
 import { route } from './route.js';

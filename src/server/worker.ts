@@ -6,9 +6,9 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { log } from '../base/log.js';
 import type { GateContext } from '../gate/gate.js';
 import { GitLabGate, type GitLabOptions } from '../gitlab/client.js';
-import { log } from '../log.js';
 import { createJobRunner, type JobSpec } from './jobs.js';
 
 export interface WorkerInit {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { foreignFiles } from '../../src/gate/integrity.js';
 import { isPushNote, noteCommits, pushesAfter } from '../../src/gitlab/push-notes.js';
-import type { PromotionRecord } from '../../src/promote/record.js';
+import type { PromotionRecord } from '../../src/model/record.js';
 
 const BASE = `apiVersion: apps/v1
 kind: Deployment

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/requester-utils';
-import { backoff, classify, DEFAULT_RETRY, serverWait, withRetry } from '../../src/gitlab/retry.js';
+import { backoff, classify, DEFAULT_RETRY, serverWait, withRetry } from '../../src/base/retry.js';
 
 function httpError(status: number, headers: Record<string, string> = {}): GitbeakerRequestError {
   return new GitbeakerRequestError(String(status), {

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { MergeRequest } from '../../src/gitlab/client.js';
+import type { PromotionRecord } from '../../src/model/record.js';
 import { type DecideRequest, decide, type Write } from '../../src/promote/decide.js';
 import { inStep, type Observation } from '../../src/promote/observe.js';
 import { planEdits } from '../../src/promote/plan.js';
-import type { PromotionRecord } from '../../src/promote/record.js';
 import type { Scope } from '../../src/promote/types.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';

@@ -2,7 +2,7 @@
 // bump needs one more approval): each rule is a row.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { changeKind, compareTags } from '../../src/promote/version-order.js';
+import { changeKind, compareTags } from '../../src/model/version-order.js';
 
 describe('compareTags', () => {
   const rows: Array<[string, string, -1 | 0 | 1 | null, string]> = [
