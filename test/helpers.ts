@@ -2,6 +2,8 @@
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -105,6 +107,36 @@ environments:
     deploy_ref: deploy/prod
 `;
 
+/** Protects a branch of the ops project, as operator (GitLab's protected_branches body). */
+export async function protect(sandbox: Sandbox, rule: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${sandbox.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
+    method: 'POST',
+    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+    body: JSON.stringify(rule),
+  });
+  if (!r.ok) throw new Error(`protecting ${String(rule.name)}: ${r.status} ${await r.text()}`);
+}
+
+/** deploy/prod: only gitops-bot (user `botId`) may push to it. */
+export function protectDeployRef(sandbox: Sandbox, botId: number): Promise<void> {
+  return protect(sandbox, {
+    name: 'deploy/prod',
+    push_access_level: 60,
+    merge_access_level: 60,
+    allowed_to_push: [{ user_id: botId }],
+  });
+}
+
+/** The ops project's hook to `url` with push, MR and note events, as operator. */
+export async function addHook(sandbox: Sandbox, url: string, token: string): Promise<{ id: number }> {
+  return client(sandbox, 'operator').ProjectHooks.add(OPS, url, {
+    token,
+    pushEvents: true,
+    mergeRequestsEvents: true,
+    noteEvents: true,
+  });
+}
+
 /** Adds STRICT_POLICY and deploy/prod, and lets Developers (the bot) merge into main. */
 export async function strictOps(sandbox: Sandbox): Promise<void> {
   const op = client(sandbox, 'operator');
@@ -112,11 +144,7 @@ export async function strictOps(sandbox: Sandbox): Promise<void> {
     { action: 'create', filePath: '.gitops-bot.yml', content: STRICT_POLICY },
   ]);
   await op.Branches.create(OPS, 'deploy/prod', 'main');
-  await fetch(`${sandbox.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
-  });
+  await protect(sandbox, { name: 'main', push_access_level: 40, merge_access_level: 30 });
 }
 
 /** Polls `check` until it holds; fails naming `what` after `tries` polls. */
@@ -131,4 +159,25 @@ export async function until(
     await new Promise((r) => setTimeout(r, ms));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A loopback receiver for the sandbox's webhooks: every delivery, in order. */
+export async function hookReceiver(): Promise<{
+  url: string;
+  received: Array<{ headers: IncomingHttpHeaders; event: string; body: any }>;
+  close(): void;
+}> {
+  const received: Array<{ headers: IncomingHttpHeaders; event: string; body: any }> = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString());
+      received.push({ headers: req.headers, event: String(req.headers['x-gitlab-event']), body });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}/hook`, received, close: () => server.close() };
 }

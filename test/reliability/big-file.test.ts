@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { FileTooLargeError, GitLab } from '../../src/gitlab/client.js';
 import { MAX_MANIFEST_BYTES, promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, run, sandboxFixture, tempDir, until } from '../helpers.js';
+import { addHook, client, OPS, run, sandboxFixture, tempDir, until } from '../helpers.js';
 import { type ServeProcess, startServe } from '../server/serve-process.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -23,12 +23,7 @@ async function vm(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> {
 before(async () => {
   sb = await sandboxFixture();
   serve = await startServe(sb, ['--project', OPS]);
-  await client(sb, 'operator').ProjectHooks.add(OPS, `${serve.url}/webhook`, {
-    token: 's',
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+  await addHook(sb, `${serve.url}/webhook`, 's');
 });
 after(async () => {
   await serve?.stop();

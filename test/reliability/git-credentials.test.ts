@@ -8,7 +8,16 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, PROMOTE_STORY, sandboxFixture, strictOps, until } from '../helpers.js';
+import {
+  addHook,
+  client,
+  OPS,
+  PROMOTE_STORY,
+  protectDeployRef,
+  sandboxFixture,
+  strictOps,
+  until,
+} from '../helpers.js';
 import { CLI, fakeGit, realGit, type ServeProcess, startServe } from '../server/serve-process.js';
 
 const TOKEN = 'gitops-bot-token';
@@ -59,16 +68,7 @@ before(async () => {
   sb = await sandboxFixture();
   await strictOps(sb);
   const bot = (await op().Users.all({ username: 'gitops-bot' }))[0];
-  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      name: 'deploy/prod',
-      push_access_level: 60,
-      merge_access_level: 60,
-      allowed_to_push: [{ user_id: bot.id }],
-    }),
-  });
+  await protectDeployRef(sb, bot.id);
   git = await fakeGit(`
 if [ "$(cat "$(dirname "$0")/mode")" = pass ] || [ "$1" = init ]; then exec '${await realGit()}' "$@"; fi
 echo "fatal: unable to access '$*' with $(env | grep '^GIT_CONFIG_VALUE_' | tr '\\n' ' ') token=$GITOPS_BOT_TOKEN" >&2
@@ -79,12 +79,7 @@ exit 128
     PATH: `${git.dir}:${process.env.PATH}`,
     GITOPS_BOT_LOG_LEVEL: 'debug',
   });
-  await op().ProjectHooks.add(OPS, `${serve.url}/webhook`, {
-    token: 's',
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+  await addHook(sb, `${serve.url}/webhook`, 's');
 });
 after(async () => {
   await serve?.stop();

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture, strictOps, until } from '../helpers.js';
+import { addHook, client, OPS, sandboxFixture, strictOps, until } from '../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 let sb: Sandbox;
@@ -53,12 +53,7 @@ after(async () => {
 test('serve killed between the merge and the deploy_ref move converges after a restart', async () => {
   const first = await startServe(0);
   const port = Number(new URL(first.url).port);
-  await op().ProjectHooks.add(OPS, `${first.url}/webhook`, {
-    token: 's',
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+  await addHook(sb, `${first.url}/webhook`, 's');
   const r = await promote(
     { project: OPS, files: ['deployment.yml'], image: 'registry.example.com/root/helloworld', tag: 'ci-34' },
     { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },

@@ -8,7 +8,16 @@ import { after, before, test } from 'node:test';
 import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, sandboxFixture, strictOps, tempDir, until } from '../helpers.js';
+import {
+  addHook,
+  client,
+  OPS,
+  protectDeployRef,
+  sandboxFixture,
+  strictOps,
+  tempDir,
+  until,
+} from '../helpers.js';
 import { deliver, fakeGit, realGit, type ServeProcess, startServe } from '../server/serve-process.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -63,16 +72,7 @@ before(async () => {
   sb = await sandboxFixture();
   await strictOps(sb);
   const bot = (await op().Users.all({ username: 'gitops-bot' }))[0];
-  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      name: 'deploy/prod',
-      push_access_level: 60,
-      merge_access_level: 60,
-      allowed_to_push: [{ user_id: bot.id }],
-    }),
-  });
+  await protectDeployRef(sb, bot.id);
 });
 after(async () => {
   for (const s of serves) await s.kill();
@@ -88,12 +88,7 @@ test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker
     TMPDIR: await tempDir(),
   });
   serves.push(s);
-  const hook = await op().ProjectHooks.add(OPS, `${s.url}/webhook`, {
-    token: 's',
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+  const hook = await addHook(sb, `${s.url}/webhook`, 's');
   const mr = await newMr('ci-34');
   await until(() => gated(mr.sha), 'the first verdict');
   assert.equal((await s.health()).status, 200);

@@ -5,34 +5,22 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, client, failure, OPS, sandboxFixture } from '../helpers.js';
+import { api, client, failure, hookReceiver, OPS, sandboxFixture } from '../helpers.js';
 
 let sb: Sandbox;
-const received: Array<{ event: string; body: any }> = [];
-const receiver = createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    received.push({
-      event: String(req.headers['x-gitlab-event']),
-      body: JSON.parse(Buffer.concat(chunks).toString()),
-    });
-    res.end('ok');
-  });
-});
+let hooks: Awaited<ReturnType<typeof hookReceiver>>;
 
 before(async () => {
   sb = await sandboxFixture();
-  await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
-  const port = (receiver.address() as AddressInfo).port;
-  await client(sb, 'operator').ProjectHooks.add(OPS, `http://127.0.0.1:${port}/hook`, {
+  hooks = await hookReceiver();
+  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, {
     pushEvents: false,
     noteEvents: true,
   });
 });
 after(async () => {
   await sb.close();
-  receiver.close();
+  hooks.close();
 });
 
 const P = encodeURIComponent(OPS);
@@ -163,7 +151,7 @@ describe('comments on commits', () => {
       { action: 'create', filePath: 'commented.txt', content: 'x' },
     ]);
     await sb.idle();
-    const mark = received.length;
+    const mark = hooks.received.length;
     const posted = await api(sb, `/projects/${P}/repository/commits/${c.id}/comments`, {
       method: 'POST',
       token: 'argocd-token',
@@ -199,9 +187,9 @@ describe('comments on commits', () => {
     assert.equal(byRef.body.length, 2);
 
     await sb.idle();
-    const hooks = received.slice(mark).filter((r) => r.event === 'Note Hook');
-    assert.equal(hooks.length, 2);
-    const h = hooks[0].body;
+    const notes = hooks.received.slice(mark).filter((r) => r.event === 'Note Hook');
+    assert.equal(notes.length, 2);
+    const h = notes[0].body;
     assert.equal(h.object_kind, 'note');
     assert.equal(h.user.username, 'argocd');
     assert.equal(h.user.id, argocd.id);

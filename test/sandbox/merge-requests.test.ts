@@ -3,24 +3,15 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, type Client, client, failure, OPS, sandboxFixture } from '../helpers.js';
+import { api, type Client, client, failure, hookReceiver, OPS, sandboxFixture } from '../helpers.js';
 
 let sb: Sandbox;
-const received: Array<{ headers: IncomingHttpHeaders; body: any }> = [];
-const receiver = createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString()) });
-    res.end('ok');
-  });
-});
+let hooks: Awaited<ReturnType<typeof hookReceiver>>;
 
 before(async () => {
   sb = await sandboxFixture();
-  await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
-  const port = (receiver.address() as AddressInfo).port;
-  await client(sb, 'operator').ProjectHooks.add(OPS, `http://127.0.0.1:${port}/hook`, {
+  hooks = await hookReceiver();
+  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, {
     token: 'hook-secret',
     pushEvents: true,
     mergeRequestsEvents: true,
@@ -29,7 +20,7 @@ before(async () => {
 });
 after(async () => {
   await sb.close();
-  receiver.close();
+  hooks.close();
 });
 
 /** A branch with one changed file, as the bot makes it. */
@@ -265,18 +256,18 @@ describe('merge requests', () => {
 
   test('hooks: delivered with GitLab headers and payload keys', async () => {
     await sb.idle();
-    const events = received.map((r) => r.headers['x-gitlab-event']);
+    const events = hooks.received.map((r) => r.headers['x-gitlab-event']);
     assert.ok(events.includes('Push Hook'));
     assert.ok(events.includes('Merge Request Hook'));
     assert.ok(events.includes('Note Hook'));
-    for (const r of received) {
+    for (const r of hooks.received) {
       assert.equal(r.headers['x-gitlab-token'], 'hook-secret');
       assert.match(String(r.headers['x-gitlab-event-uuid']), /^[0-9a-f-]{36}$/);
       assert.match(String(r.headers['idempotency-key']), /^[0-9a-f-]{36}$/);
       assert.ok(r.headers['x-gitlab-webhook-uuid']);
       assert.match(String(r.headers['user-agent']), /^GitLab\//);
     }
-    const mrEvents = received.filter((r) => r.body.object_kind === 'merge_request').map((r) => r.body);
+    const mrEvents = hooks.received.filter((r) => r.body.object_kind === 'merge_request').map((r) => r.body);
     const actions = mrEvents.map((b) => b.object_attributes.action);
     for (const a of ['open', 'update', 'close', 'reopen', 'approved', 'merge'])
       assert.ok(actions.includes(a), a);
@@ -287,10 +278,10 @@ describe('merge requests', () => {
     assert.equal(open.object_attributes.iid, 1);
     assert.ok(open.object_attributes.last_commit.id);
     assert.ok(open.user.username);
-    const note = received.find((r) => r.body.object_kind === 'note')!.body;
+    const note = hooks.received.find((r) => r.body.object_kind === 'note')!.body;
     assert.equal(note.object_attributes.noteable_type, 'MergeRequest');
     assert.equal(note.merge_request.iid, 1);
-    const pushEvent = received.find((r) => r.body.object_kind === 'push')!.body;
+    const pushEvent = hooks.received.find((r) => r.body.object_kind === 'push')!.body;
     assert.match(pushEvent.ref, /^refs\/heads\//);
     assert.ok(pushEvent.commits.length >= 1);
     // Resending keeps the Idempotency-Key, as GitLab's "Resend request" does.
@@ -298,14 +289,14 @@ describe('merge requests', () => {
       deliveries: Array<{ id: number; idempotencyKey: string }>;
     };
     const first = list.deliveries[0];
-    const count = received.length;
+    const count = hooks.received.length;
     await fetch(`${sb.url}/-/sandbox/hooks/deliveries/${first.id}/resend`, {
       method: 'POST',
       headers: { 'PRIVATE-TOKEN': 'root-token' },
     });
     await sb.idle();
-    assert.equal(received.length, count + 1);
-    assert.equal(received.at(-1)!.headers['idempotency-key'], first.idempotencyKey);
+    assert.equal(hooks.received.length, count + 1);
+    assert.equal(hooks.received.at(-1)!.headers['idempotency-key'], first.idempotencyKey);
   });
 
   test('hooks: Maintainer only; list and delete', async () => {

@@ -8,24 +8,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, client, failure, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
+import { api, client, failure, hookReceiver, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
 
 let sb: Sandbox;
-const received: Array<{ headers: IncomingHttpHeaders; body: any }> = [];
-const receiver = createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString()) });
-    res.end('ok');
-  });
-});
+let hooks: Awaited<ReturnType<typeof hookReceiver>>;
 
 before(async () => {
   sb = await sandboxFixture();
-  await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
-  const port = (receiver.address() as AddressInfo).port;
-  await client(sb, 'operator').ProjectHooks.add(OPS, `http://127.0.0.1:${port}/hook`, {
+  hooks = await hookReceiver();
+  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, {
     pushEvents: true,
     mergeRequestsEvents: true,
     noteEvents: true,
@@ -33,7 +24,7 @@ before(async () => {
 });
 after(async () => {
   await sb.close();
-  receiver.close();
+  hooks.close();
 });
 
 const P = encodeURIComponent(OPS);
@@ -43,13 +34,13 @@ const short = (sha: string) => sha.slice(0, 8);
 /** Where the deliveries so far end, once those under way have arrived. */
 async function mark(): Promise<number> {
   await sb.idle();
-  return received.length;
+  return hooks.received.length;
 }
 
 /** Deliveries since `since` (from `mark()`), once the sandbox is idle. */
 async function hooksSince(since: number, kind: string) {
   await sb.idle();
-  return received.slice(since).filter((r) => r.body.object_kind === kind);
+  return hooks.received.slice(since).filter((r) => r.body.object_kind === kind);
 }
 
 async function commit(user: string, branch: string, path: string, message: string, start?: string) {

@@ -6,7 +6,7 @@ import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
-import { client, OPS, sandboxFixture } from '../helpers.js';
+import { addHook, client, OPS, protect, protectDeployRef, sandboxFixture } from '../helpers.js';
 
 const SECRET = 'hook-secret-1';
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -76,28 +76,12 @@ before(async () => {
   ]);
   for (const b of ['deploy/prod', 'staging', 'frozen', 'grouped']) await o.Branches.create(OPS, b, 'main');
   // Developers (the bot) may merge into main; only gitops-bot may push deploy/prod.
-  const protect = (body: object) =>
-    fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-      method: 'POST',
-      headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  await protect({ name: 'main', push_access_level: 40, merge_access_level: 30 });
+  await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
   // gitops-bot governs protected branches only.
   for (const name of ['staging', 'frozen', 'grouped'])
-    await protect({ name, push_access_level: 40, merge_access_level: 30 });
-  await protect({
-    name: 'deploy/prod',
-    push_access_level: 60,
-    merge_access_level: 60,
-    allowed_to_push: [{ user_id: bot.id }],
-  });
-  await o.ProjectHooks.add(OPS, hookUrl, {
-    token: SECRET,
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+    await protect(sb, { name, push_access_level: 40, merge_access_level: 30 });
+  await protectDeployRef(sb, bot.id);
+  await addHook(sb, hookUrl, SECRET);
 });
 after(async () => {
   await srv?.close();

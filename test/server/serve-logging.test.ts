@@ -9,7 +9,7 @@ import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer } from '../../src/server/webhook.js';
-import { client, OPS, PROMOTE_STORY, sandboxFixture, strictOps, until } from '../helpers.js';
+import { addHook, client, OPS, PROMOTE_STORY, sandboxFixture, strictOps, until } from '../helpers.js';
 import { CLI, deliver, type ServeProcess, startServe } from './serve-process.js';
 
 let sb: Sandbox;
@@ -38,12 +38,7 @@ test('serve logs at info by default, its worker too; a bypassing merge is an err
   assert.equal(listening?.level, 30);
   const ready = s.logs().find((l) => l.msg === 'worker thread started');
   assert.equal(ready?.thread, 'worker', 'the worker logs at the same level');
-  await op().ProjectHooks.add(OPS, `${s.url}/webhook`, {
-    token: 's',
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+  await addHook(sb, `${s.url}/webhook`, 's');
   // a Maintainer merges without any approval: a bypass of the rules
   const r = await promote(
     { project: OPS, files: ['deployment.yml'], image: 'registry.example.com/root/helloworld', tag: 'ci-34' },

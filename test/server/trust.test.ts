@@ -12,7 +12,17 @@ import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
-import { client, OPS, run, STRICT_POLICY, sandboxFixture, tempDir } from '../helpers.js';
+import {
+  addHook,
+  client,
+  OPS,
+  protect,
+  protectDeployRef,
+  run,
+  STRICT_POLICY,
+  sandboxFixture,
+  tempDir,
+} from '../helpers.js';
 
 const SECRET = 'trust-secret';
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -98,31 +108,13 @@ before(async () => {
   ]);
   await o.Branches.create(OPS, 'deploy/prod', 'main');
   await o.Branches.create(OPS, 'staging', 'main'); // named by the policy, left unprotected
-  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'main', push_access_level: 40, merge_access_level: 30 }),
-  });
+  await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
   const gitlab = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
   botId = (await gitlab.currentUser()).id;
-  await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      name: 'deploy/prod',
-      push_access_level: 60,
-      merge_access_level: 60,
-      allowed_to_push: [{ user_id: botId }],
-    }),
-  });
+  await protectDeployRef(sb, botId);
   srv = createWebhookServer({ ctx: { gitlab, botUserId: botId }, secret: SECRET, projects: [OPS] });
   const url = `${await srv.listen(0, '127.0.0.1')}/webhook`;
-  await op().ProjectHooks.add(OPS, url, {
-    token: SECRET,
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
+  await addHook(sb, url, SECRET);
 });
 after(async () => {
   await srv?.close();
