@@ -61,5 +61,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `gitops-bot --help | head`: a reader that stops early is no error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 // Not a top-level await: the bundle (scripts/bundle.mjs) is CommonJS. main() catches all.
 void main(process.argv);

@@ -6,7 +6,14 @@ import { CliError, ExitCode } from './errors.js';
 
 export const GATE_EXIT_NOT_PASSED = ExitCode.GATE_PENDING;
 
+/** gate, serve and schema. */
 export function registerGate(program: Command): void {
+  registerGateCommand(program);
+  registerServe(program);
+  registerSchema(program);
+}
+
+function registerGateCommand(program: Command): void {
   program
     .command('gate')
     .description("evaluate a merge request against the ops repo's approval rules; publish the verdict")
@@ -30,43 +37,10 @@ Example (ops repo MR pipeline, see ci-templates/gate.yml):
   $ gitops-bot gate --project root/helloworld-ops --mr $CI_MERGE_REQUEST_IID
 `,
     )
-    .action(
-      async (opts: {
-        project: string;
-        mr: string;
-        merge?: boolean;
-        json?: boolean;
-        policy?: string;
-        gitlabUrl?: string;
-      }) => {
-        const iid = Number(opts.mr);
-        if (!Number.isInteger(iid) || iid < 1)
-          throw new CliError(`--mr '${opts.mr}' is not a merge request IID`, ExitCode.USAGE);
-        const policy = await policyFrom(opts.policy);
-        const conn = connection(opts.gitlabUrl);
-        const [{ GitLabGate }, { gate }] = await Promise.all([
-          import('../gitlab/client.js'),
-          import('../gate/gate.js'),
-        ]);
-        const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
-        const bot = await gitlab.currentUser();
-        const result = await gate(
-          { gitlab, botUserId: bot.id, botUsername: bot.username, ...policy },
-          opts.project,
-          iid,
-          {
-            merge: opts.merge,
-          },
-        );
-        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-        else {
-          process.stdout.write(`${result.verdict.pass ? 'pass' : 'not passed'}: ${result.verdict.summary}\n`);
-          for (const a of result.verdict.approvals) process.stdout.write(`  @${a.username}: ${a.reason}\n`);
-        }
-        if (!result.verdict.pass) process.exitCode = GATE_EXIT_NOT_PASSED;
-      },
-    );
+    .action(gateAction);
+}
 
+function registerServe(program: Command): void {
   program
     .command('serve')
     .description('receive GitLab webhooks: enforce the approval rules, merge, and move deploy_ref')
@@ -107,113 +81,10 @@ Examples:
   $ gitops-bot serve --register-hook --project root/helloworld-ops --url https://bot.example.com
 `,
     )
-    .action(
-      async (opts: {
-        listen: string;
-        secretFile?: string;
-        signingTokenFile?: string;
-        project?: string[];
-        registerHook?: boolean;
-        url?: string;
-        gitlabUrl?: string;
-        jobTimeout: string;
-        workerHeap: string;
-        policy?: string;
-      }) => {
-        const { log, useDefaultLevel } = await import('../base/log.js');
-        useDefaultLevel('info');
-        const jobTimeout = Number(opts.jobTimeout);
-        if (!(jobTimeout > 0))
-          throw new CliError(
-            `--job-timeout '${opts.jobTimeout}' is not a positive number of seconds`,
-            ExitCode.USAGE,
-          );
-        const heapMb = Number(opts.workerHeap);
-        if (!Number.isInteger(heapMb) || heapMb < 16)
-          throw new CliError(
-            `--worker-heap '${opts.workerHeap}' is not a whole number of MB, at least 16`,
-            2,
-          );
-        const policy = await policyFrom(opts.policy);
-        const secret = await secretFrom(opts.secretFile, '--secret-file', 'GITOPS_BOT_WEBHOOK_SECRET');
-        const signingToken = await secretFrom(
-          opts.signingTokenFile,
-          '--signing-token-file',
-          'GITOPS_BOT_WEBHOOK_SIGNING_TOKEN',
-        );
-        if (!secret && !signingToken)
-          throw new CliError(
-            'no webhook secret: pass --secret-file or set GITOPS_BOT_WEBHOOK_SECRET (or a signing token)',
-            2,
-          );
-        if (signingToken) {
-          const { signingKey } = await import('../server/signature.js');
-          try {
-            signingKey(signingToken);
-          } catch (e) {
-            throw new CliError(`signing token: ${(e as Error).message}`, ExitCode.USAGE);
-          }
-        }
-        const conn = connection(opts.gitlabUrl);
-        const { GitLabGate } = await import('../gitlab/client.js');
-        const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
-        if (opts.registerHook) {
-          if (!opts.url || !opts.project?.length)
-            throw new CliError('--register-hook needs --url and --project', ExitCode.USAGE);
-          const url = `${opts.url.replace(/\/+$/, '')}/webhook`;
-          for (const p of opts.project) {
-            const hook = await gitlab.ensureHook(p, url, { token: secret, signingToken });
-            process.stdout.write(`hook ${hook.id} ${hook.action} in ${p}: ${url}\n`);
-          }
-          return;
-        }
-        const m = /^(.*):(\d+)$/.exec(opts.listen);
-        if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, ExitCode.USAGE);
-        const [{ createWebhookServer }, { ProjectDirectory, resolveProjects, UnknownProjectError }] =
-          await Promise.all([import('../server/webhook.js'), import('../server/projects.js')]);
-        const bot = await gitlab.currentUser();
-        // The managed projects as GitLab knows them (id and canonical path), once.
-        let projects: Awaited<ReturnType<typeof resolveProjects>> | undefined;
-        if (opts.project?.length) {
-          try {
-            projects = await resolveProjects(new ProjectDirectory(gitlab.opts), opts.project);
-          } catch (e) {
-            if (e instanceof UnknownProjectError) throw new CliError(e.message, ExitCode.AUTH);
-            throw e;
-          }
-        }
-        // Jobs run on a worker thread: GitLab calls and garbage collection there never delay
-        // the acknowledgement of a delivery here.
-        const server = createWebhookServer({
-          ctx: { gitlab, botUserId: bot.id, botUsername: bot.username, ...policy },
-          secret,
-          signingToken,
-          projects,
-          jobTimeoutMs: jobTimeout * 1000,
-          worker: { heapMb },
-        });
-        const url = await server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
-        log.info(
-          {
-            url,
-            bot: bot.username,
-            projects: projects ?? 'all',
-            jobTimeoutS: jobTimeout,
-            workerHeapMb: heapMb,
-          },
-          'serve listening',
-        );
-        process.stdout.write(`gitops-bot serve: listening on ${url} as ${bot.username}\n`);
-        const stop = async () => {
-          process.stdout.write('gitops-bot serve: finishing work in flight\n');
-          await server.close();
-          process.exit(0);
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      },
-    );
+    .action(serveAction);
+}
 
+function registerSchema(program: Command): void {
   program
     .command('schema')
     .description('print a JSON Schema (for editors): gitops-bot schema policy')
@@ -258,4 +129,143 @@ async function policyFrom(
     if (e instanceof PolicyError) throw new CliError(e.message, ExitCode.USAGE);
     throw e;
   }
+}
+
+/** One MR: evaluate, publish the verdict, merge if asked; exit 6 when the rules do not pass. */
+async function gateAction(opts: {
+  project: string;
+  mr: string;
+  merge?: boolean;
+  json?: boolean;
+  policy?: string;
+  gitlabUrl?: string;
+}): Promise<void> {
+  const iid = Number(opts.mr);
+  if (!Number.isInteger(iid) || iid < 1)
+    throw new CliError(`--mr '${opts.mr}' is not a merge request IID`, ExitCode.USAGE);
+  const policy = await policyFrom(opts.policy);
+  const conn = connection(opts.gitlabUrl);
+  const [{ GitLabGate }, { gate }] = await Promise.all([
+    import('../gitlab/client.js'),
+    import('../gate/gate.js'),
+  ]);
+  const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
+  const bot = await gitlab.currentUser();
+  const result = await gate(
+    { gitlab, botUserId: bot.id, botUsername: bot.username, ...policy },
+    opts.project,
+    iid,
+    {
+      merge: opts.merge,
+    },
+  );
+  if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else {
+    process.stdout.write(`${result.verdict.pass ? 'pass' : 'not passed'}: ${result.verdict.summary}\n`);
+    for (const a of result.verdict.approvals) process.stdout.write(`  @${a.username}: ${a.reason}\n`);
+  }
+  if (!result.verdict.pass) process.exitCode = GATE_EXIT_NOT_PASSED;
+}
+
+/** The webhook receiver (or, with --register-hook, the hook's registration). */
+async function serveAction(opts: {
+  listen: string;
+  secretFile?: string;
+  signingTokenFile?: string;
+  project?: string[];
+  registerHook?: boolean;
+  url?: string;
+  gitlabUrl?: string;
+  jobTimeout: string;
+  workerHeap: string;
+  policy?: string;
+}): Promise<void> {
+  const { log, useDefaultLevel } = await import('../base/log.js');
+  useDefaultLevel('info');
+  const jobTimeout = Number(opts.jobTimeout);
+  if (!(jobTimeout > 0))
+    throw new CliError(
+      `--job-timeout '${opts.jobTimeout}' is not a positive number of seconds`,
+      ExitCode.USAGE,
+    );
+  const heapMb = Number(opts.workerHeap);
+  if (!Number.isInteger(heapMb) || heapMb < 16)
+    throw new CliError(`--worker-heap '${opts.workerHeap}' is not a whole number of MB, at least 16`, 2);
+  const policy = await policyFrom(opts.policy);
+  const secret = await secretFrom(opts.secretFile, '--secret-file', 'GITOPS_BOT_WEBHOOK_SECRET');
+  const signingToken = await secretFrom(
+    opts.signingTokenFile,
+    '--signing-token-file',
+    'GITOPS_BOT_WEBHOOK_SIGNING_TOKEN',
+  );
+  if (!secret && !signingToken)
+    throw new CliError(
+      'no webhook secret: pass --secret-file or set GITOPS_BOT_WEBHOOK_SECRET (or a signing token)',
+      2,
+    );
+  if (signingToken) {
+    const { signingKey } = await import('../server/signature.js');
+    try {
+      signingKey(signingToken);
+    } catch (e) {
+      throw new CliError(`signing token: ${(e as Error).message}`, ExitCode.USAGE);
+    }
+  }
+  const conn = connection(opts.gitlabUrl);
+  const { GitLabGate } = await import('../gitlab/client.js');
+  const gitlab = new GitLabGate({ url: conn.url, token: conn.token });
+  if (opts.registerHook) {
+    if (!opts.url || !opts.project?.length)
+      throw new CliError('--register-hook needs --url and --project', ExitCode.USAGE);
+    const url = `${opts.url.replace(/\/+$/, '')}/webhook`;
+    for (const p of opts.project) {
+      const hook = await gitlab.ensureHook(p, url, { token: secret, signingToken });
+      process.stdout.write(`hook ${hook.id} ${hook.action} in ${p}: ${url}\n`);
+    }
+    return;
+  }
+  const m = /^(.*):(\d+)$/.exec(opts.listen);
+  if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, ExitCode.USAGE);
+  const [{ createWebhookServer }, { ProjectDirectory, resolveProjects, UnknownProjectError }] =
+    await Promise.all([import('../server/webhook.js'), import('../server/projects.js')]);
+  const bot = await gitlab.currentUser();
+  // The managed projects as GitLab knows them (id and canonical path), once.
+  let projects: Awaited<ReturnType<typeof resolveProjects>> | undefined;
+  if (opts.project?.length) {
+    try {
+      projects = await resolveProjects(new ProjectDirectory(gitlab.opts), opts.project);
+    } catch (e) {
+      if (e instanceof UnknownProjectError) throw new CliError(e.message, ExitCode.AUTH);
+      throw e;
+    }
+  }
+  // Jobs run on a worker thread: GitLab calls and garbage collection there never delay
+  // the acknowledgement of a delivery here.
+  const server = createWebhookServer({
+    ctx: { gitlab, botUserId: bot.id, botUsername: bot.username, ...policy },
+    secret,
+    signingToken,
+    projects,
+    jobTimeoutMs: jobTimeout * 1000,
+    worker: { heapMb },
+  });
+  const url = await server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
+  log.info(
+    {
+      url,
+      bot: bot.username,
+      projects: projects ?? 'all',
+      jobTimeoutS: jobTimeout,
+      workerHeapMb: heapMb,
+    },
+    'serve listening',
+  );
+  process.stdout.write(`gitops-bot serve: listening on ${url} as ${bot.username}\n`);
+  const stop = async () => {
+    process.stdout.write('gitops-bot serve: finishing work in flight\n');
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }

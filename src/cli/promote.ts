@@ -114,64 +114,67 @@ Example (in an app pipeline):
       --assignee operator --target-branch main
 `,
     )
-    .action(async (opts: PromoteCliOptions) => {
-      const env = process.env;
-      const conn = connection(opts.gitlabUrl, env);
-      const timeout = Number(opts.timeout);
-      if (!(timeout > 0))
-        throw new CliError(`--timeout '${opts.timeout}' is not a positive number of seconds`, 2);
-      const req: PromoteRequest = {
-        project: opts.project,
-        files: opts.file,
-        image: opts.image,
-        tag: opts.tag,
-        digest: opts.digest,
-        env: opts.env,
-        app: opts.app,
-        container: opts.container,
-        assignees: opts.assignee ?? [],
-        reviewers: opts.reviewer ?? [],
-        labels: opts.label ?? [],
-        targetBranch: opts.targetBranch,
-        allowDowngrade: opts.allowDowngrade,
-        verifyImage: opts.verifyImage,
-        pinDigest: opts.pinDigest,
-        dryRun: opts.dryRun,
-        source: {
-          project: opts.sourceProject ?? env.CI_PROJECT_PATH,
-          sha: opts.sourceSha ?? env.CI_COMMIT_SHA,
-          pipelineUrl: env.CI_PIPELINE_URL,
-          pipelineIid: env.CI_PIPELINE_IID,
-          projectUrl: opts.sourceProject ? undefined : env.CI_PROJECT_URL,
-        },
-      };
-      const [
-        { GitLab },
-        { log },
-        { PromoteError, PromoteExit, promote },
-        { RegistryClient, credentialsFromEnv },
-      ] = await Promise.all([
-        import('../gitlab/client.js'),
-        import('../base/log.js'),
-        import('../promote/promote.js'),
-        import('../registry/client.js'),
-      ]);
-      const gitlab = new GitLab({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
-      try {
-        const result = await promote(req, {
-          gitlab,
-          registry: new RegistryClient({ credentials: credentialsFromEnv(env) }),
-          progress: (line) => {
-            if (!opts.json) process.stderr.write(`gitops-bot: ${line}\n`);
-          },
-        });
-        log.info({ result: { ...result, changes: result.changes.length } }, 'promote finished');
-        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-        else if (result.mr) process.stdout.write(`${result.mr.url}\n`);
-        if (result.action === 'refused') process.exitCode = PromoteExit.REFUSED;
-      } catch (e) {
-        if (e instanceof PromoteError) throw new CliError(e.message, e.exitCode);
-        throw e;
-      }
+    .action(promoteAction);
+}
+
+/** Builds the request from flags and GitLab CI's variables, runs it, prints the outcome. */
+async function promoteAction(opts: PromoteCliOptions): Promise<void> {
+  const env = process.env;
+  const conn = connection(opts.gitlabUrl, env);
+  const timeout = Number(opts.timeout);
+  if (!(timeout > 0))
+    throw new CliError(`--timeout '${opts.timeout}' is not a positive number of seconds`, 2);
+  const req: PromoteRequest = {
+    project: opts.project,
+    files: opts.file,
+    image: opts.image,
+    tag: opts.tag,
+    digest: opts.digest,
+    env: opts.env,
+    app: opts.app,
+    container: opts.container,
+    assignees: opts.assignee ?? [],
+    reviewers: opts.reviewer ?? [],
+    labels: opts.label ?? [],
+    targetBranch: opts.targetBranch,
+    allowDowngrade: opts.allowDowngrade,
+    verifyImage: opts.verifyImage,
+    pinDigest: opts.pinDigest,
+    dryRun: opts.dryRun,
+    source: {
+      project: opts.sourceProject ?? env.CI_PROJECT_PATH,
+      sha: opts.sourceSha ?? env.CI_COMMIT_SHA,
+      pipelineUrl: env.CI_PIPELINE_URL,
+      pipelineIid: env.CI_PIPELINE_IID,
+      projectUrl: opts.sourceProject ? undefined : env.CI_PROJECT_URL,
+    },
+  };
+  const [
+    { GitLab },
+    { log },
+    { PromoteError, PromoteExit, promote },
+    { RegistryClient, credentialsFromEnv },
+  ] = await Promise.all([
+    import('../gitlab/client.js'),
+    import('../base/log.js'),
+    import('../promote/promote.js'),
+    import('../registry/client.js'),
+  ]);
+  const gitlab = new GitLab({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
+  try {
+    const result = await promote(req, {
+      gitlab,
+      registry: new RegistryClient({ credentials: credentialsFromEnv(env) }),
+      progress: (line) => {
+        if (!opts.json) process.stderr.write(`gitops-bot: ${line}\n`);
+      },
     });
+    log.info({ result: { ...result, changes: result.changes.length } }, 'promote finished');
+    if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (result.mr) process.stdout.write(`${result.mr.url}\n`);
+    if (result.action === 'refused') process.exitCode = PromoteExit.REFUSED;
+  } catch (e) {
+    if (e instanceof PromoteError) throw new CliError(e.message, e.exitCode);
+    throw e;
+  }
 }
