@@ -5,7 +5,6 @@
 
 import { log } from '../base/log.js';
 import type { GitLabGate } from '../gitlab/client.js';
-import { fastForward } from '../gitlab/git-push.js';
 import { evaluate, type Facts, type Trust } from '../policy/evaluate.js';
 import { DEFAULT_POLICY } from '../policy/schema.js';
 import {
@@ -315,15 +314,7 @@ async function walk(
     );
   }
   if (decision.action !== 'move') return done(decision);
-  const result = await fastForward({
-    url: gl.opts.url,
-    token: gl.opts.token,
-    project,
-    ref,
-    sha: decision.to,
-    current,
-    isAncestor: async (a, b) => (await gl.mergeBase(project, a, b)) === a,
-  });
+  const result = await gl.fastForward(project, ref, decision.to, current);
   if (result === 'moved') {
     ctx.onDeployRefMove?.(project, ref, decision.to);
     log.info({ project, ref, sha: decision.to }, 'deploy ref moved');

@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
 import { log } from '../base/log.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from '../base/retry.js';
-import { replaceRef } from './git-push.js';
+import { fastForward, GIT_REQUESTS_PER_PUSH, replaceRef } from './git-push.js';
 import { isPushNote } from './push-notes.js';
-import { requesterFn } from './transport.js';
+import { countingRequesterFn } from './transport.js';
 
 /**
  * A file over the size limit (16 MiB, promote's MAX_MANIFEST_BYTES): refused without reading
@@ -144,7 +144,9 @@ export class GitLab {
       token: opts.token,
       queryTimeout: opts.timeoutMs ?? 30_000,
       rateLimits: {},
-      requesterFn,
+      requesterFn: countingRequesterFn(() => {
+        this.requests++;
+      }),
     } as never);
     this.policy = { ...DEFAULT_RETRY, ...opts.retry };
   }
@@ -155,24 +157,21 @@ export class GitLab {
    */
   protected async call<T>(what: string, fn: () => Promise<T>, repeat: Repeat<T> = 'safe'): Promise<T> {
     try {
-      return await withRetry(
-        () => {
-          this.requests++;
-          return fn();
+      return await withRetry(fn, repeat, this.policy, {
+        onRetry: (info) => {
+          this.retries++;
+          log.warn({ call: what, ...info }, 'GitLab call failed; retrying');
+          this.opts.onRetry?.(what, info);
         },
-        repeat,
-        this.policy,
-        {
-          onRetry: (info) => {
-            this.retries++;
-            log.warn({ call: what, ...info }, 'GitLab call failed; retrying');
-            this.opts.onRetry?.(what, info);
-          },
-        },
-      );
+      });
     } catch (e) {
       throw toGitLabError(what, e);
     }
+  }
+
+  /** GitLab's base URL, for links the bot writes (never with credentials). */
+  get webUrl(): string {
+    return this.opts.url.replace(/\/+$/, '');
   }
 
   async projectDefaultBranch(project: string): Promise<string> {
@@ -182,27 +181,21 @@ export class GitLab {
 
   /** The file at `ref`, or null when the project has no such file there. */
   async readFile(project: string, path: string, ref: string): Promise<FileAtRef | null> {
-    try {
-      const f = (await this.call(`read ${path} at ${ref} of ${project}`, () =>
-        this.api.RepositoryFiles.show(project, path, ref),
-      )) as Raw;
-      return {
-        path,
-        content: Buffer.from(String(f.content), 'base64'),
-        lastCommitId: String(f.last_commit_id),
-        commitId: String(f.commit_id),
-        blobId: String(f.blob_id),
-      };
-    } catch (e) {
-      if (
-        e instanceof GitLabError &&
-        e.status === 404 &&
-        /File Not Found|Commit Not Found/i.test(e.gitlabMessage)
-      ) {
-        return null;
-      }
-      throw e;
-    }
+    return orNull(
+      async () => {
+        const f = (await this.call(`read ${path} at ${ref} of ${project}`, () =>
+          this.api.RepositoryFiles.show(project, path, ref),
+        )) as Raw;
+        return {
+          path,
+          content: Buffer.from(String(f.content), 'base64'),
+          lastCommitId: String(f.last_commit_id),
+          commitId: String(f.commit_id),
+          blobId: String(f.blob_id),
+        };
+      },
+      (e) => e.status === 404 && /File Not Found|Commit Not Found/i.test(e.gitlabMessage),
+    );
   }
 
   async openMergeRequest(project: string, sourceBranch: string): Promise<MergeRequest | null> {
@@ -292,7 +285,7 @@ export class GitLab {
     }
     const scratch = `gitops-bot-next/${branch}/${randomBytes(4).toString('hex')}`;
     const sha = await this.createCommit(project, scratch, message, actions, { startBranch });
-    this.requests += 4; // git: info/refs + upload-pack, info/refs + receive-pack
+    this.requests += GIT_REQUESTS_PER_PUSH; // git speaks HTTP itself, outside our transport
     let moved: 'moved' | 'stale';
     try {
       moved = await replaceRef({
@@ -313,24 +306,17 @@ export class GitLab {
   }
 
   async branchHead(project: string, branch: string): Promise<string | null> {
-    try {
+    return orNull(async () => {
       const b = (await this.call(`read branch ${branch}`, () =>
         this.api.Branches.show(project, branch),
       )) as Raw;
       return String(b.commit.id);
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404) return null;
-      throw e;
-    }
+    });
   }
 
   /** Deletes a branch; one that is already gone is fine. */
   async deleteBranch(project: string, branch: string): Promise<void> {
-    try {
-      await this.call(`delete branch ${branch}`, () => this.api.Branches.remove(project, branch));
-    } catch (e) {
-      if (!(e instanceof GitLabError && e.status === 404)) throw e;
-    }
+    await orNull(() => this.call(`delete branch ${branch}`, () => this.api.Branches.remove(project, branch)));
   }
 
   /** A commit's id, message and parents; null when the ref does not exist. */
@@ -338,7 +324,7 @@ export class GitLab {
     project: string,
     ref: string,
   ): Promise<{ id: string; message: string; parentIds: string[] } | null> {
-    try {
+    return orNull(async () => {
       const c = (await this.call(`read commit ${ref} of ${project}`, () =>
         this.api.Commits.show(project, ref),
       )) as Raw;
@@ -347,10 +333,7 @@ export class GitLab {
         message: String(c.message ?? ''),
         parentIds: (c.parent_ids ?? []).map(String),
       };
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404) return null;
-      throw e;
-    }
+    });
   }
 
   async createMergeRequest(
@@ -424,27 +407,27 @@ export class GitLab {
     /** the paths the comparison changes (old and new names) */
     paths: string[];
   } | null> {
-    try {
-      const c = (await this.call(`compare ${from.slice(0, 8)}...${to.slice(0, 8)} in ${project}`, () =>
-        this.api.Repositories.compare(project, from, to),
-      )) as Raw;
-      return {
-        webUrl: String(c.web_url ?? ''),
-        commits: ((c.commits ?? []) as Raw[]).map((x) => ({
-          id: String(x.id),
-          title: String(x.title ?? ''),
-          message: String(x.message ?? ''),
-          webUrl: String(x.web_url ?? ''),
-          parentIds: ((x.parent_ids ?? []) as unknown[]).map(String),
-        })),
-        paths: [
-          ...new Set(((c.diffs ?? []) as Raw[]).flatMap((d) => [String(d.old_path), String(d.new_path)])),
-        ],
-      };
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404 && /Ref|Commit/i.test(e.gitlabMessage)) return null;
-      throw e;
-    }
+    return orNull(
+      async () => {
+        const c = (await this.call(`compare ${from.slice(0, 8)}...${to.slice(0, 8)} in ${project}`, () =>
+          this.api.Repositories.compare(project, from, to),
+        )) as Raw;
+        return {
+          webUrl: String(c.web_url ?? ''),
+          commits: ((c.commits ?? []) as Raw[]).map((x) => ({
+            id: String(x.id),
+            title: String(x.title ?? ''),
+            message: String(x.message ?? ''),
+            webUrl: String(x.web_url ?? ''),
+            parentIds: ((x.parent_ids ?? []) as unknown[]).map(String),
+          })),
+          paths: [
+            ...new Set(((c.diffs ?? []) as Raw[]).flatMap((d) => [String(d.old_path), String(d.new_path)])),
+          ],
+        };
+      },
+      (e) => e.status === 404 && /Ref|Commit/i.test(e.gitlabMessage),
+    );
   }
 
   /** The first 100 notes, oldest first: the bot's sticky comment is among the first. */
@@ -513,14 +496,9 @@ export class GitLab {
   }
   /** Deletes a note; one already gone is fine (another run deleted it). */
   async deleteNote(project: string, iid: number, noteId: number): Promise<void> {
-    try {
-      await this.call(`delete a comment on !${iid}`, () =>
-        this.api.MergeRequestNotes.remove(project, iid, noteId),
-      );
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404) return;
-      throw e;
-    }
+    await orNull(() =>
+      this.call(`delete a comment on !${iid}`, () => this.api.MergeRequestNotes.remove(project, iid, noteId)),
+    );
   }
 
   async updateNote(project: string, iid: number, noteId: number, body: string): Promise<void> {
@@ -632,15 +610,15 @@ export class GitLabGate extends GitLab {
 
   /** User ids of a group's members (inherited ones too); null when it cannot be read. */
   async groupMembers(group: string): Promise<Set<number> | null> {
-    try {
-      const list = (await this.call(`list members of group ${group}`, () =>
-        this.api.GroupMembers.all(group, { includeInherited: true }),
-      )) as Raw[];
-      return new Set(list.map((m) => Number(m.id)));
-    } catch (e) {
-      if (e instanceof GitLabError && (e.status === 404 || e.status === 403)) return null;
-      throw e;
-    }
+    return orNull(
+      async () => {
+        const list = (await this.call(`list members of group ${group}`, () =>
+          this.api.GroupMembers.all(group, { includeInherited: true }),
+        )) as Raw[];
+        return new Set(list.map((m) => Number(m.id)));
+      },
+      (e) => e.status === 404 || e.status === 403,
+    );
   }
 
   /**
@@ -654,9 +632,8 @@ export class GitLabGate extends GitLab {
     ref: string,
     limit = FileTooLargeError.MAX_BYTES,
   ): Promise<string | null> {
-    let read: { text: string } | { tooLarge: number | null };
-    try {
-      read = await this.call(`read ${path} at ${ref}`, async () => {
+    const read = await orNull(() =>
+      this.call(`read ${path} at ${ref}`, async () => {
         const r = (await this.api.RepositoryFiles.showRaw(project, path, ref, {
           asStream: true,
           showExpanded: true,
@@ -685,12 +662,10 @@ export class GitLabGate extends GitLab {
           }
         }
         return { text: Buffer.concat(chunks, size).toString('utf8') };
-      });
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404) return null;
-      throw e;
-    }
-    if ('tooLarge' in read) throw new FileTooLargeError(path, ref, limit, read.tooLarge);
+      }),
+    );
+    if (read === null) return null;
+    if ('tooLarge' in read) throw new FileTooLargeError(path, ref, limit, read.tooLarge ?? null);
     return read.text;
   }
 
@@ -761,13 +736,10 @@ export class GitLabGate extends GitLab {
 
   /** A branch's head and whether it is protected; null when there is no such branch. */
   async branch(project: string, name: string): Promise<{ head: string; protected: boolean } | null> {
-    try {
+    return orNull(async () => {
       const b = (await this.call(`read branch ${name}`, () => this.api.Branches.show(project, name))) as Raw;
       return { head: String(b.commit.id), protected: !!b.protected };
-    } catch (e) {
-      if (e instanceof GitLabError && e.status === 404) return null;
-      throw e;
-    }
+    });
   }
 
   /**
@@ -825,15 +797,40 @@ export class GitLabGate extends GitLab {
   }
 
   async mergeBase(project: string, a: string, b: string): Promise<string | null> {
-    try {
-      const c = (await this.call(`merge base of ${a.slice(0, 8)} and ${b.slice(0, 8)}`, () =>
-        this.api.Repositories.mergeBase(project, [a, b]),
-      )) as Raw;
-      return String(c.id);
-    } catch (e) {
-      if (e instanceof GitLabError && (e.status === 404 || e.status === 400)) return null;
-      throw e;
-    }
+    return orNull(
+      async () => {
+        const c = (await this.call(`merge base of ${a.slice(0, 8)} and ${b.slice(0, 8)}`, () =>
+          this.api.Repositories.mergeBase(project, [a, b]),
+        )) as Raw;
+        return String(c.id);
+      },
+      (e) => e.status === 404 || e.status === 400,
+    );
+  }
+
+  /**
+   * Moves `ref` forward to `sha` with a compare-and-swap push (git over HTTPS, the token in
+   * git's environment): never backwards or sideways. `current` is the head read through the
+   * API (null: the branch does not exist yet).
+   */
+  async fastForward(
+    project: string,
+    ref: string,
+    sha: string,
+    current: string | null,
+  ): Promise<'moved' | 'already' | 'diverged'> {
+    if (current === sha) return 'already';
+    if (current && (await this.mergeBase(project, current, sha)) !== current) return 'diverged';
+    this.requests += GIT_REQUESTS_PER_PUSH; // git speaks HTTP itself, outside our transport
+    return fastForward({
+      url: this.opts.url,
+      token: this.opts.token,
+      project,
+      ref,
+      sha,
+      current,
+      isAncestor: async () => true,
+    });
   }
 
   async commitComment(project: string, sha: string, note: string): Promise<void> {
@@ -892,6 +889,22 @@ export class GitLabGate extends GitLab {
       },
     )) as Raw;
     return { id: Number(h.id), action: 'created' };
+  }
+}
+
+/**
+ * The call's answer, or null when GitLab answers 404 (and `match`, when given, agrees: e.g.
+ * only "File Not Found", not "Project Not Found"). The one place a 404 becomes "absent".
+ */
+async function orNull<T>(
+  fn: () => Promise<T>,
+  match: (e: GitLabError) => boolean = (e) => e.status === 404,
+): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof GitLabError && match(e)) return null;
+    throw e;
   }
 }
 

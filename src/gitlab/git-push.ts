@@ -16,6 +16,8 @@ import { join } from 'node:path';
 
 /** Each git command is killed after this long (a hung connection must not hold a job forever). */
 export const GIT_TIMEOUT_MS = 60_000;
+/** HTTP requests one leased push makes: info/refs + upload-pack (the fetch), info/refs + receive-pack. */
+export const GIT_REQUESTS_PER_PUSH = 4;
 
 /** A git command that failed; the message is scrubbed of credentials. */
 export class GitPushError extends Error {

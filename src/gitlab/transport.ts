@@ -60,7 +60,19 @@ async function singleAttempt(endpoint: string, options?: Record<string, unknown>
   return { body: await body(response, !!asStream), headers, status: response.status };
 }
 
-export const requesterFn = createRequesterFn(
-  (_, options) => Promise.resolve(options),
-  singleAttempt as never,
-);
+/**
+ * gitbeaker's requester over singleAttempt; `onRequest` is told of every HTTP request as it
+ * is sent (each attempt of a retried call counts), so a client's request count is the
+ * transport's, not a tally kept by hand.
+ */
+export function countingRequesterFn(onRequest: () => void) {
+  return createRequesterFn((_, options) => Promise.resolve(options), ((
+    endpoint: string,
+    options?: Record<string, unknown>,
+  ) => {
+    onRequest();
+    return singleAttempt(endpoint, options);
+  }) as never);
+}
+
+export const requesterFn = countingRequesterFn(() => {});

@@ -1,6 +1,7 @@
 // Apply: the writes a decision implies, through the GitLab client. Each reports 'done', or
 // 'lost-race' when GitLab shows that someone else moved first (the loop then observes again).
 import { type GitLab, GitLabError, type MergeRequest } from '../gitlab/client.js';
+import { pushesAfter } from '../gitlab/push-notes.js';
 import {
   type ImageFacts,
   type PromotionRecord,
@@ -110,7 +111,7 @@ async function openMr(ctx: ApplyContext, { record, people, comment }: Shown): Pr
       sourceBranch: scope.branch,
       targetBranch: scope.target,
       title: mrTitle(record),
-      description: mrDescription(record, gl.opts.url),
+      description: mrDescription(record, gl.webUrl),
       assigneeIds: people.assigneeIds ?? [],
       reviewerIds: people.reviewerIds ?? [],
       labels: ['gitops-bot', ...(req.labels ?? [])],
@@ -143,7 +144,7 @@ async function updateMr(
   else await createDiffComment(at, comment);
   const updated = await gl.updateMergeRequest(scope.project, mr.iid, {
     title: mrTitle(record),
-    description: mrDescription(record, gl.opts.url),
+    description: mrDescription(record, gl.webUrl),
     addLabels: ['gitops-bot', ...(req.labels ?? [])].filter((l) => !mr.labels.includes(l)),
     assigneeIds: people.assigneeIds,
     reviewerIds: people.reviewerIds,
@@ -239,8 +240,21 @@ async function restoreNewest(o: RepairOptions, candidate: PromotionRecord): Prom
     const seen = await visibleProposal(o.gl, o.req.project, o.mr);
     if (!seen.head) return; // merged or closed meanwhile: nothing left to repair
     record = seen.record ? (newest(record, seen.record) ?? record) : record;
-    if (!(await reconcile(o, record, { head: seen.head, commentId: seen.commentId }))) continue;
+    const described = await reconcile(o, record, { head: seen.head, commentId: seen.commentId });
+    if (!described) continue;
     const after = await visibleProposal(o.gl, o.req.project, o.mr);
+    if (after.head && after.head !== described) {
+      // The branch moved while we wrote the projections: they may now hide a newer
+      // proposal. Take the new head's record into account and look again.
+      // (a trailer is trusted only when nobody but gitops-bot pushed since: anyone can write one)
+      const [head, pushes] = await Promise.all([
+        o.gl.commitInfo(o.req.project, after.head),
+        o.gl.pushNotes(o.req.project, o.mr.iid),
+      ]);
+      if (!pushesAfter(pushes, o.mr.authorUsername).length)
+        record = newest(record, readRecordTrailer(head?.message)) ?? record;
+      continue;
+    }
     if (!after.record || newest(record, after.record) === record) return;
     record = after.record;
   }
@@ -264,15 +278,15 @@ async function visibleProposal(
 
 /**
  * Makes the branch, the description and the comment describe `record` again. The branch
- * is reset to that record's edit when its head (`seen.head`) holds another proposal. False
- * when the branch moved meanwhile (nothing written).
+ * is reset to that record's edit when its head (`seen.head`) holds another proposal. Returns
+ * the head the projections now describe; null when the branch moved meanwhile (nothing written).
  */
 async function reconcile(
   o: RepairOptions,
   record: PromotionRecord,
   /** the MR's head and its diff comment, as visibleProposal just read them */
   seen: { head: string; commentId: number | null },
-): Promise<boolean> {
+): Promise<string | null> {
   const { gl, req, mr } = o;
   const plan = planEdits(req, o.files, record, record);
   const fixed: PromotionRecord = { ...record, files: plan.record.files, fromTag: plan.record.fromTag };
@@ -287,7 +301,7 @@ async function reconcile(
       editActions(plan, o.files),
       record.target,
     );
-    if (!sha) return false;
+    if (!sha) return null;
   }
   const withCommit = { ...fixed, commit: sha };
   o.say(`bringing !${mr.iid} back in step with its branch (${record.tag ?? record.digest})`);
@@ -297,7 +311,7 @@ async function reconcile(
   else await createDiffComment(at, body);
   await gl.updateMergeRequest(req.project, mr.iid, {
     title: mrTitle(withCommit),
-    description: mrDescription(withCommit, gl.opts.url),
+    description: mrDescription(withCommit, gl.webUrl),
   });
-  return true;
+  return sha;
 }

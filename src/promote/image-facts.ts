@@ -86,7 +86,7 @@ export async function describeChanges(o: {
     const which = [!from && o.fromTag, !to && 'the new image'].filter(Boolean).join(' and ');
     return unknown(`${which} ${!from && !to ? 'have' : 'has'} no ${REVISION} label`);
   }
-  const src = sourceProject(o.newInfo.labels, o.source, o.gitlab.opts.url);
+  const src = sourceProject(o.newInfo.labels, o.source, o.gitlab.webUrl);
   if (!src)
     return unknown(
       `the app's source is not a project of this GitLab (${o.newInfo.labels[SOURCE] || o.source.projectUrl || `no ${SOURCE} label, no --source-project`})`,
@@ -102,7 +102,7 @@ export async function describeChanges(o: {
   if (!compared)
     return unknown(`${src.project} does not have commit ${from.slice(0, 8)} or ${to.slice(0, 8)}`);
   const mergeRequests: DeployedChanges['mergeRequests'] = [];
-  const base = o.gitlab.opts.url.replace(/\/+$/, '');
+  const base = o.gitlab.webUrl;
   for (const c of compared.commits) {
     const m = /^See merge request (\S+?)!(\d+)\s*$/m.exec(c.message);
     if (m) mergeRequests.push({ ref: `${m[1]}!${m[2]}`, url: `${base}/${m[1]}/-/merge_requests/${m[2]}` });
