@@ -4,7 +4,7 @@
 // acceptance); decide with advance.ts (pure); apply: alerts, then one compare-and-swap push.
 
 import { log } from '../base/log.js';
-import type { GitLabGate } from '../gitlab/client.js';
+
 import { evaluate, type Facts, type Trust } from '../policy/evaluate.js';
 import { DEFAULT_POLICY } from '../policy/schema.js';
 import {
@@ -17,7 +17,7 @@ import {
   startWalk,
   step,
 } from './advance.js';
-import { type GateContext, gatherFacts } from './facts.js';
+import { type GateContext, type GateForge, gatherFacts } from './facts.js';
 import { alertOnce } from './notify.js';
 import { type ParsedPolicy, POLICY_FILE, parse, type RulesInForce, trustFor } from './trust.js';
 
@@ -49,7 +49,7 @@ interface WalkContext {
   /** paths the whole range changes (files-based environments match on them) */
   paths: string[];
   /** push events, read once per walk */
-  events?: Awaited<ReturnType<GitLabGate['pushEvents']>>;
+  events?: Awaited<ReturnType<GateForge['pushEvents']>>;
 }
 
 /** Who pushed `sha` to the target, from GitLab's push events. */

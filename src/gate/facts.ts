@@ -19,6 +19,43 @@ const SEVERITY: Record<string, number> = { major: 3, minor: 2, patch: 1, prerele
 /** Files read to judge one MR; beyond these, a bot MR's extra files are listed without hunks. */
 const MAX_FILES = 20;
 
+/**
+ * What the gate needs of GitLab, and nothing else: reads of the MR, its approvals and push
+ * records, files, members; the status, comments, the merge and the deploy_ref move.
+ */
+export type GateForge = Pick<
+  GitLabGate,
+  | 'requests'
+  | 'projectDefaultBranch'
+  | 'branch'
+  | 'branchHead'
+  | 'rawFile'
+  | 'mergeRequest'
+  | 'mergeRequestCommits'
+  | 'approvals'
+  | 'lastPushAt'
+  | 'pushNotes'
+  | 'pushEvents'
+  | 'changedPaths'
+  | 'accessLevels'
+  | 'user'
+  | 'groupMembers'
+  | 'commitInfo'
+  | 'commitDiff'
+  | 'commitMergeRequests'
+  | 'commitNotes'
+  | 'commitComments'
+  | 'commitComment'
+  | 'compare'
+  | 'notes'
+  | 'createNote'
+  | 'updateNote'
+  | 'deleteNote'
+  | 'setStatus'
+  | 'merge'
+  | 'fastForward'
+>;
+
 export interface GateContext {
   gitlab: GitLabGate;
   botUserId: number;
@@ -38,7 +75,7 @@ export function isTooLarge(e: unknown): e is FileTooLargeError {
 }
 
 /** Reads files once per evaluation: bumpKind and the integrity check look at the same ones. */
-function fileReader(gl: GitLabGate, project: string) {
+function fileReader(gl: GateForge, project: string) {
   const cache = new Map<string, Promise<string | null>>();
   return (path: string, ref: string): Promise<string | null> => {
     const key = `${ref}\0${path}`;
@@ -92,7 +129,7 @@ async function foreignChanges(
   project: string,
   mr: MergeRequestDetail,
   changedPaths: string[],
-  pushNotes: Awaited<ReturnType<GitLabGate['pushNotes']>>,
+  pushNotes: Awaited<ReturnType<GateForge['pushNotes']>>,
   read: Read,
 ): Promise<Foreign | null> {
   const bot = ctx.botUsername ?? (await ctx.gitlab.user(ctx.botUserId)).username;

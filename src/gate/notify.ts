@@ -1,10 +1,10 @@
 // The bot's sticky comments: one note per marker on an MR (created, or edited when its text
 // changed), one comment per marker on a commit (GitLab cannot edit those, so a new state
 // gets a new marker). When racing runs both created one, the oldest stays.
-import type { GitLabGate } from '../gitlab/client.js';
+import type { GateForge } from './facts.js';
 
 export async function ensureNote(
-  gl: GitLabGate,
+  gl: GateForge,
   project: string,
   iid: number,
   marker: string,
@@ -27,7 +27,7 @@ export async function ensureNote(
 }
 
 export async function ensureCommitNote(
-  gl: GitLabGate,
+  gl: GateForge,
   project: string,
   sha: string,
   marker: string,
@@ -45,7 +45,7 @@ export function alertMarker(key: string): string {
 
 /** An alert on an MR (by iid) or a commit (by sha), once per key. */
 export async function alertOnce(
-  gl: GitLabGate,
+  gl: GateForge,
   project: string,
   on: { iid?: number; sha?: string },
   key: string,

@@ -3,9 +3,10 @@
 // every MR come from places only Maintainers control: the ops project's protected default
 // branch, as it stands at the deploy ref in strict mode (a change that has not reached it
 // through approved history is not in force yet), or a policy file given to gitops-bot.
-import type { GitLabGate } from '../gitlab/client.js';
+
 import type { Trust } from '../policy/evaluate.js';
 import { DEFAULT_POLICY, type Policy, PolicyError, parsePolicy } from '../policy/schema.js';
+import type { GateForge } from './facts.js';
 
 export const POLICY_FILE = '.gitops-bot.yml';
 
@@ -53,7 +54,7 @@ export function deployRefs(
  * the policy on it; in strict mode one more, the policy at the deploy ref.
  */
 export async function rulesInForce(
-  gl: GitLabGate,
+  gl: GateForge,
   project: string,
   given?: { policy: Policy | null; source: string },
 ): Promise<RulesInForce> {
@@ -100,7 +101,7 @@ export async function rulesInForce(
 
 /** The trust facts for an MR into `target`, given the rules in force. */
 export async function trustFor(
-  gl: GitLabGate,
+  gl: GateForge,
   project: string,
   rules: RulesInForce,
   target: string,

@@ -1,6 +1,6 @@
 // Apply: the writes a decision implies, through the GitLab client. Each reports 'done', or
 // 'lost-race' when GitLab shows that someone else moved first (the loop then observes again).
-import { type GitLab, GitLabError, type MergeRequest } from '../gitlab/client.js';
+import { GitLabError, type MergeRequest } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
 import {
   type ImageFacts,
@@ -14,10 +14,17 @@ import { diffComment, isDiffComment } from '../render/diff-comment.js';
 import { type Decision, newest, overtakenBy, type Write } from './decide.js';
 import type { Observation } from './observe.js';
 import { commitMessage, editActions, planEdits } from './plan.js';
-import { type ManifestFile, PromoteError, PromoteExit, type PromoteRequest, type Scope } from './types.js';
+import {
+  type ManifestFile,
+  PromoteError,
+  PromoteExit,
+  type PromoteForge,
+  type PromoteRequest,
+  type Scope,
+} from './types.js';
 
 export interface ApplyContext {
-  gl: GitLab;
+  gl: PromoteForge;
   req: PromoteRequest;
   scope: Scope;
   say: (line: string) => void;
@@ -156,7 +163,7 @@ async function updateMr(
 
 /** Where the diff comment goes. */
 interface NoteTarget {
-  gl: GitLab;
+  gl: PromoteForge;
   project: string;
   iid: number;
 }
@@ -195,7 +202,11 @@ async function updateDiffComment(at: NoteTarget, noteId: number, body: string): 
 type People = { assigneeIds?: number[]; reviewerIds?: number[] };
 
 /** The ids of the assignees and reviewers to set: none when the MR has them already. */
-async function resolvePeople(gl: GitLab, req: PromoteRequest, mr: MergeRequest | null): Promise<People> {
+async function resolvePeople(
+  gl: PromoteForge,
+  req: PromoteRequest,
+  mr: MergeRequest | null,
+): Promise<People> {
   const same = (want: string[] | undefined, have: Array<{ username: string }>) =>
     !want?.length ||
     (want.length === have.length &&
@@ -221,7 +232,7 @@ async function resolvePeople(gl: GitLab, req: PromoteRequest, mr: MergeRequest |
 }
 
 interface RepairOptions {
-  gl: GitLab;
+  gl: PromoteForge;
   req: PromoteRequest;
   mr: MergeRequest;
   files: ManifestFile[];
@@ -262,7 +273,7 @@ async function restoreNewest(o: RepairOptions, candidate: PromotionRecord): Prom
 
 /** The newest of what the MR's description and its diff comment propose, and its head, read now. */
 async function visibleProposal(
-  gl: GitLab,
+  gl: PromoteForge,
   project: string,
   mr: MergeRequest,
 ): Promise<{ record: PromotionRecord | null; head: string | null; commentId: number | null }> {

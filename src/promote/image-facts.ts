@@ -2,10 +2,10 @@
 // which digest will run, and which app commits lie between the deployed image and the new
 // one. The build template labels each image with `org.opencontainers.image.revision` (the
 // commit it was built from) and `org.opencontainers.image.source` (the project's URL).
-import type { GitLab } from '../gitlab/client.js';
 import { GitLabError } from '../gitlab/client.js';
 import type { DeployedChanges, ImageFacts, SourceFacts } from '../model/record.js';
 import { type ImageInfo, imageName, type RegistryClient, RegistryError } from '../registry/client.js';
+import type { PromoteForge } from './types.js';
 
 export const REVISION = 'org.opencontainers.image.revision';
 export const SOURCE = 'org.opencontainers.image.source';
@@ -61,7 +61,7 @@ function sourceProject(labels: Record<string, string>, source: SourceFacts, gitl
  */
 export async function describeChanges(o: {
   registry: RegistryClient;
-  gitlab: GitLab;
+  gitlab: PromoteForge;
   image: string;
   newInfo: ImageInfo;
   fromTag: string | undefined;
@@ -91,7 +91,7 @@ export async function describeChanges(o: {
     return unknown(
       `the app's source is not a project of this GitLab (${o.newInfo.labels[SOURCE] || o.source.projectUrl || `no ${SOURCE} label, no --source-project`})`,
     );
-  let compared: Awaited<ReturnType<GitLab['compare']>>;
+  let compared: Awaited<ReturnType<PromoteForge['compare']>>;
   try {
     compared = await o.gitlab.compare(src.project, from, to);
   } catch (e) {

@@ -1,11 +1,18 @@
 // Observe: what GitLab holds for one promotion, read into plain data. The files at the
 // target (and the edit they imply), the open MR and its description's record; when the MR
 // is out of step with its branch, also the head commit's record and who pushed after the bot.
-import type { GitLab, MergeRequest } from '../gitlab/client.js';
+import type { MergeRequest } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
 import { type PromotionRecord, readRecordComment, readRecordTrailer } from '../model/record.js';
 import { type Plan, planEdits } from './plan.js';
-import { type ManifestFile, PromoteError, PromoteExit, type PromoteRequest, type Scope } from './types.js';
+import {
+  type ManifestFile,
+  PromoteError,
+  PromoteExit,
+  type PromoteForge,
+  type PromoteRequest,
+  type Scope,
+} from './types.js';
 
 export interface Observation {
   scope: Scope;
@@ -67,7 +74,7 @@ export interface ObserveOptions {
 }
 
 /** Two requests (files and MR, in parallel), two more when the MR is out of step. */
-export async function observe(gl: GitLab, o: ObserveOptions): Promise<Observation> {
+export async function observe(gl: PromoteForge, o: ObserveOptions): Promise<Observation> {
   const { req, scope } = o;
   const { project, target } = scope;
   o.say(`reading ${req.files.join(', ')} at ${target} of ${project}`);

@@ -17,7 +17,7 @@
 // are projections that any run checks (the `sha` in GitLab's answers) and rebuilds when out
 // of step.
 
-import { type GitLab, GitLabError } from '../gitlab/client.js';
+import { GitLabError } from '../gitlab/client.js';
 import { digestProblem, repositoryProblem, tagProblem } from '../manifests/reference.js';
 import type { ImageFacts } from '../model/record.js';
 import { type RegistryClient, RegistryError } from '../registry/client.js';
@@ -25,7 +25,14 @@ import { type Applied, type ApplyContext, apply } from './apply.js';
 import { type Decision, decide } from './decide.js';
 import { describeChanges, inspectNew } from './image-facts.js';
 import { type Observation, observe } from './observe.js';
-import { PromoteError, PromoteExit, type PromoteRequest, type PromoteResult, type Scope } from './types.js';
+import {
+  PromoteError,
+  PromoteExit,
+  type PromoteForge,
+  type PromoteRequest,
+  type PromoteResult,
+  type Scope,
+} from './types.js';
 
 export { MAX_MANIFEST_BYTES } from './observe.js';
 export {
@@ -92,7 +99,7 @@ export function defaultApp(image: string): string {
 }
 
 export interface PromoteDeps {
-  gitlab: GitLab;
+  gitlab: PromoteForge;
   /** the image registry; without it nothing is verified and the changes are not listed */
   registry?: RegistryClient;
   progress?: (line: string) => void;
@@ -113,7 +120,7 @@ export async function promote(req: PromoteRequest, deps: PromoteDeps): Promise<P
 
 async function run(
   req: PromoteRequest,
-  gl: GitLab,
+  gl: PromoteForge,
   say: (l: string) => void,
   registry: RegistryClient | undefined,
 ): Promise<PromoteResult> {
@@ -192,7 +199,7 @@ async function checkImage(
 
 /** What the record says about the images: asked once, when something is to be written. */
 async function registryFacts(o: {
-  gl: GitLab;
+  gl: PromoteForge;
   req: PromoteRequest;
   registry: RegistryClient | undefined;
   checked: Checked;
@@ -211,7 +218,7 @@ async function registryFacts(o: {
 }
 
 function result(o: {
-  gl: GitLab;
+  gl: PromoteForge;
   obs: Observation;
   decision: Decision;
   applied: Extract<Applied, { kind: 'done' }>;

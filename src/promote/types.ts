@@ -1,4 +1,6 @@
 // The promotion's request, result and errors, shared by observe, decide and apply.
+
+import type { GitLab } from '../gitlab/client.js';
 import type { Change } from '../manifests/index.js';
 import { ExitCode } from '../model/exit-codes.js';
 import type { SourceFacts } from '../model/record.js';
@@ -76,3 +78,30 @@ export interface Scope {
   /** the image as it will be written (the digest pinned when --pin-digest asked for it) */
   image: { image: string; tag?: string; digest?: string };
 }
+
+/**
+ * What promote needs of GitLab, and nothing else: reads, the one compare-and-swap branch
+ * write, the MR and its comments. The client (src/gitlab/client.ts) provides it.
+ */
+export type PromoteForge = Pick<
+  GitLab,
+  | 'requests'
+  | 'webUrl'
+  | 'projectDefaultBranch'
+  | 'readFile'
+  | 'openMergeRequest'
+  | 'members'
+  | 'userId'
+  | 'writeBranch'
+  | 'branchHead'
+  | 'commitInfo'
+  | 'createMergeRequest'
+  | 'updateMergeRequest'
+  | 'compare'
+  | 'notes'
+  | 'pushNotes'
+  | 'createNote'
+  | 'updateNote'
+  | 'deleteNote'
+  | 'mergeRequest'
+>;
