@@ -180,9 +180,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       server.closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
       await webhooks.idle();
-      await store.flush();
+      await store.stop();
       core.close();
-      if (temporary) await rm(dataDir, { recursive: true, force: true });
+      // git processes that were still finishing may add files while the folder goes: retry.
+      if (temporary) await rm(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }

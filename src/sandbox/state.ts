@@ -256,7 +256,7 @@ export class Store {
 
   /** Schedules a write of the whole state; writes coalesce, so a burst costs one or two. */
   changed(): void {
-    if (!this.file) return;
+    if (!this.file || this.stopped) return;
     if (this.dirty) return;
     this.dirty = true;
     this.writing = this.writing.then(async () => {
@@ -269,6 +269,14 @@ export class Store {
 
   flush(): Promise<void> {
     return this.writing;
+  }
+
+  /** No more writes (the sandbox is closing): a request still finishing cannot write into a removed folder. */
+  private stopped = false;
+  async stop(): Promise<void> {
+    await this.writing;
+    this.stopped = true;
+    await this.writing;
   }
 
   user(id: number): User | undefined {
