@@ -17,7 +17,7 @@ import {
   startWalk,
   step,
 } from './advance.js';
-import { type GateContext, type GateForge, gatherFacts } from './facts.js';
+import { type GateContext, type GateForge, gatherFacts, groupMembersOf } from './facts.js';
 import { alertOnce } from './notify.js';
 import { type ParsedPolicy, POLICY_FILE, parse, type RulesInForce, trustFor } from './trust.js';
 
@@ -88,14 +88,7 @@ async function acceptance(
     gl.accessLevels(w.project),
     Promise.all(notes.map((n) => gl.user(n.id))),
   ]);
-  const groupPaths = [
-    ...new Set(
-      policy && !('error' in policy)
-        ? policy.environments.flatMap((e) => e.approvals.groups ?? []).map((g) => g.toLowerCase())
-        : [],
-    ),
-  ];
-  const groups = await Promise.all(groupPaths.map((g) => gl.groupMembers(g)));
+  const groups = await groupMembersOf(gl, policy);
   const someone = bypasser ?? { id: -1, username: '(unknown)' };
   const facts: Facts = {
     mr: {
@@ -112,7 +105,7 @@ async function acceptance(
       user: { id: n.id, username: n.username, bot: people[i].bot },
       approvedAt: n.at,
     })),
-    groups: new Map(groupPaths.map((g, i) => [g, groups[i]])),
+    groups,
     accessLevels: levels,
     pushers: new Set([someone.id]),
     trust: w.trust,
@@ -173,17 +166,19 @@ async function evidence(
   return a.pass ? { accounted: true, how: 'accepted', bypass } : { accounted: false, bypass };
 }
 
+/** The approval rules of the environment that governs `target` (files globs aside). */
+function approvalsFor(policy: ParsedPolicy, target: string, defaultBranch: string) {
+  const p = policy && !('error' in policy) ? policy : DEFAULT_POLICY;
+  return p.environments.find((e) => (e.match.target_branches ?? [defaultBranch]).includes(target))?.approvals;
+}
+
 /** Acceptances a bypass needs: as many as the approvals the rules require, at least one. */
 function requiredAcceptances(policy: ParsedPolicy, target: string, defaultBranch: string): number {
-  const p = policy && !('error' in policy) ? policy : DEFAULT_POLICY;
-  const env = p.environments.find((e) => (e.match.target_branches ?? [defaultBranch]).includes(target));
-  return Math.max(1, env?.approvals.required ?? 1);
+  return Math.max(1, approvalsFor(policy, target, defaultBranch)?.required ?? 1);
 }
 
 function eligibleText(policy: ParsedPolicy, target: string, defaultBranch: string): string {
-  const p = policy && !('error' in policy) ? policy : DEFAULT_POLICY;
-  const env = p.environments.find((e) => (e.match.target_branches ?? [defaultBranch]).includes(target));
-  const a = env?.approvals;
+  const a = approvalsFor(policy, target, defaultBranch);
   if (!a) return 'eligible approvers';
   const who = [...(a.users ?? []), ...(a.groups ?? []).map((g) => `members of ${g}`)];
   return who.length ? who.join(', ') : `${a.min_access_level}s of the project`;

@@ -114,6 +114,22 @@ async function bumpKind(read: Read, base: string, head: string, paths: string[])
   return worst;
 }
 
+/** Members of the groups the policy's approval rules name, by lowercase group path. */
+export async function groupMembersOf(
+  gl: GateForge,
+  policy: ParsedPolicy,
+): Promise<Map<string, Set<number> | null>> {
+  const paths = [
+    ...new Set(
+      policy && !('error' in policy)
+        ? policy.environments.flatMap((e) => e.approvals.groups ?? []).map((g) => g.toLowerCase())
+        : [],
+    ),
+  ];
+  const members = await Promise.all(paths.map((g) => gl.groupMembers(g)));
+  return new Map(paths.map((g, i) => [g, members[i]]));
+}
+
 /** gitops-bot's own MR: opened by the bot from its branch namespace. */
 export function isBotMergeRequest(mr: MergeRequestDetail, botUserId: number): boolean {
   return mr.author.id === botUserId && mr.sourceBranch.startsWith('gitops-bot/');
@@ -199,16 +215,9 @@ export async function gatherFacts(
     gl.changedPaths(project, mr.iid),
     gl.accessLevels(project),
   ]);
-  const groupPaths = [
-    ...new Set(
-      policy && !('error' in policy)
-        ? policy.environments.flatMap((e) => e.approvals.groups ?? []).map((g) => g.toLowerCase())
-        : [],
-    ),
-  ];
-  const [people, groupMembers] = await Promise.all([
+  const [people, groups] = await Promise.all([
     Promise.all(approvals.map((a: Approval) => gl.user(a.user.id))),
-    Promise.all(groupPaths.map((g) => gl.groupMembers(g))),
+    groupMembersOf(gl, policy),
   ]);
   // Who pushed: GitLab's push notes on the MR, and its push events for the source branch
   // (the pushes before the MR was opened).
@@ -242,7 +251,7 @@ export async function gatherFacts(
       user: { id: a.user.id, username: a.user.username, bot: people[i].bot },
       approvedAt: a.approvedAt,
     })),
-    groups: new Map(groupPaths.map((g, i) => [g, groupMembers[i]])),
+    groups,
     accessLevels,
     pushers,
     trust,

@@ -119,7 +119,7 @@ export async function gate(
   }
   // A recheck of a merged MR finishes what a merge started: a bot killed between the merge
   // and moving deploy_ref converges here (afterMerge is idempotent).
-  if (merged || (opts.merge && mr.state === 'merged')) await afterMerge(ctx, project, iid);
+  if (merged || (opts.merge && mr.state === 'merged')) await afterMerge(ctx, project, iid, rules);
   return { verdict, sha: mr.sha, merged, requests: gl.requests };
 }
 
@@ -133,11 +133,13 @@ export async function afterMerge(
   ctx: GateContext,
   project: string,
   iid: number,
+  /** the rules in force, when the caller just read them (gate() after its own merge) */
+  known?: RulesInForce,
 ): Promise<'moved' | 'unchanged' | 'alert' | 'none'> {
   const gl = ctx.gitlab;
   const [mr, rules] = await Promise.all([
     gl.mergeRequest(project, iid),
-    rulesInForce(gl, project, ctx.policy),
+    known ?? rulesInForce(gl, project, ctx.policy),
   ]);
   if (mr.state !== 'merged' || !mr.mergeCommitSha) return 'none';
   const d = deployRefs(rules.policy, rules.defaultBranch).find((x) => x.branch === mr.targetBranch);
@@ -160,14 +162,17 @@ export async function afterPush(
 ): Promise<'direct' | 'merge' | 'none'> {
   if (/^0+$/.test(after)) return 'none';
   const gl = ctx.gitlab;
-  // Most pushes are to MR branches: two reads tell that no rule deploys from this one.
+  // Most pushes are to MR branches: two reads tell that no rule deploys from this one (and
+  // are not read again for the rules).
+  let read: { defaultBranch: string; headText: string | null } | undefined;
   if (!ctx.policy) {
     const defaultBranch = await gl.projectDefaultBranch(project);
-    const atHead = parse(await gl.rawFile(project, POLICY_FILE, defaultBranch));
+    read = { defaultBranch, headText: await gl.rawFile(project, POLICY_FILE, defaultBranch) };
+    const atHead = parse(read.headText);
     if (branch !== defaultBranch && !deployRefs(atHead, defaultBranch).some((d) => d.branch === branch))
       return 'none';
   }
-  const rules = await rulesInForce(gl, project, ctx.policy);
+  const rules = await rulesInForce(gl, project, ctx.policy, read);
   const d = deployRefs(rules.policy, rules.defaultBranch).find((x) => x.branch === branch);
   if (!d) return 'none';
   const r = await advance(ctx, project, rules, d.branch, d.ref);

@@ -5,7 +5,7 @@
 // through approved history is not in force yet), or a policy file given to gitops-bot.
 
 import type { Trust } from '../policy/evaluate.js';
-import { DEFAULT_POLICY, type Policy, PolicyError, parsePolicy } from '../policy/schema.js';
+import { type Policy, PolicyError, parsePolicy } from '../policy/schema.js';
 import type { GateForge } from './facts.js';
 
 export const POLICY_FILE = '.gitops-bot.yml';
@@ -57,8 +57,10 @@ export async function rulesInForce(
   gl: GateForge,
   project: string,
   given?: { policy: Policy | null; source: string },
+  /** the default branch and its policy, when the caller read them already */
+  read?: { defaultBranch: string; headText: string | null },
 ): Promise<RulesInForce> {
-  const defaultBranch = await gl.projectDefaultBranch(project);
+  const defaultBranch = read?.defaultBranch ?? (await gl.projectDefaultBranch(project));
   if (given) {
     const b = await gl.branch(project, defaultBranch);
     return {
@@ -72,7 +74,7 @@ export async function rulesInForce(
   }
   const [b, headText] = await Promise.all([
     gl.branch(project, defaultBranch),
-    gl.rawFile(project, POLICY_FILE, defaultBranch),
+    read ? read.headText : gl.rawFile(project, POLICY_FILE, defaultBranch),
   ]);
   const atHead = parse(headText);
   const base = {
@@ -127,5 +129,3 @@ function rulesTrust(rules: RulesInForce): Omit<Trust, 'targetProtected' | 'notes
     defaultProtected: rules.defaultProtected,
   };
 }
-
-export { DEFAULT_POLICY };

@@ -212,18 +212,26 @@ export class Webhooks {
     });
   }
 
+  /** What every Note Hook starts with: who, and in which project. */
+  private noteEnvelope(project: Project, user: User) {
+    const p = this.presenters.hookProject(project);
+    return {
+      object_kind: 'note',
+      event_type: 'note',
+      user: { ...this.presenters.user(user), email: '[REDACTED]' },
+      project_id: project.id,
+      project: p,
+      repository: repository(p),
+    };
+  }
+
   /** The Note Hook of a comment on an MR. GitLab sends none for system notes. */
   note(project: Project, mr: MergeRequest, note: Note, user: User, action: 'create' | 'update') {
     if (note.system) return;
     this.enqueue(project, 'note', 'Note Hook', async () => {
       const web = `${this.baseUrl}/${project.namespace}/${project.path}`;
       return {
-        object_kind: 'note',
-        event_type: 'note',
-        user: { ...this.presenters.user(user), email: '[REDACTED]' },
-        project_id: project.id,
-        project: this.presenters.hookProject(project),
-        repository: repository(this.presenters.hookProject(project)),
+        ...this.noteEnvelope(project, user),
         object_attributes: {
           id: note.id,
           note: note.body,
@@ -249,12 +257,7 @@ export class Webhooks {
     this.enqueue(project, 'note', 'Note Hook', async () => {
       const web = `${this.baseUrl}/${project.namespace}/${project.path}`;
       return {
-        object_kind: 'note',
-        event_type: 'note',
-        user: { ...this.presenters.user(user), email: '[REDACTED]' },
-        project_id: project.id,
-        project: this.presenters.hookProject(project),
-        repository: repository(this.presenters.hookProject(project)),
+        ...this.noteEnvelope(project, user),
         object_attributes: {
           id: comment.id,
           note: comment.note,
