@@ -108,8 +108,10 @@ export function createWatcher(o: WatcherOptions) {
     },
     /** the first job running past the timeout, in words; null when none is */
     stuck(now = Date.now()): string | null {
+      // Only once its timer fired: /healthz never says stuck before the failure is counted
+      // and alerted (a late timer on a busy machine would otherwise be seen first).
       for (const t of jobs.values())
-        if (t.startedAt !== null && now - t.startedAt > o.jobTimeoutMs)
+        if (t.timedOut && t.startedAt !== null)
           return `${describeJob(t.job)} has been running for ${((now - t.startedAt) / 1000).toFixed(1)} s (job timeout ${o.jobTimeoutMs / 1000} s)`;
       return null;
     },

@@ -79,7 +79,7 @@ after(async () => {
   await sb?.close();
 });
 
-test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker is restarted at twice it', async () => {
+test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker is restarted at twice it', async (t) => {
   // git hangs on every fetch (a network that never answers)
   const git = await fakeGit(`[ "$1" = fetch ] && exec sleep 60\nexec '${await realGit()}' "$@"`);
   const s = await startServe(sb, ['--project', OPS, '--job-timeout', '2'], {
@@ -89,6 +89,8 @@ test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker
   });
   serves.push(s);
   const hook = await addHook(sb, `${s.url}/webhook`, 's');
+  // removed even when an assertion fails, so the next test's deliveries reach only its serve
+  t.after(() => op().ProjectHooks.remove(OPS, hook.id));
   const mr = await newMr('ci-34');
   await until(() => gated(mr.sha), 'the first verdict');
   assert.equal((await s.health()).status, 200);
@@ -123,10 +125,9 @@ test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker
   // the next delivery is handled by the new worker
   const next = await newMr('ci-35');
   await until(() => gated(next.sha), 'the next MR to be gated by the new worker');
-  await op().ProjectHooks.remove(OPS, hook.id);
 });
 
-test('the worker dies (out of memory): restarted, its jobs counted, /healthz 503 while it is down', async () => {
+test('the worker dies (out of memory): restarted, its jobs counted, /healthz 503 while it is down', async (t) => {
   const s = await startServe(sb, ['--project', OPS, '--worker-heap', '32']);
   serves.push(s);
   // A dense manifest (every line an image reference) under the 16 MiB limit: parsing it
@@ -148,6 +149,7 @@ test('the worker dies (out of memory): restarted, its jobs counted, /healthz 503
     mergeRequestsEvents: true,
     noteEvents: true,
   });
+  t.after(() => op().ProjectHooks.remove(OPS, hook.id));
   const started = Date.now();
   await client(sb, 'reviewer').MergeRequests.create(OPS, 'dense-change', 'main', 'Dense bump');
   const down = await healthUntil(
@@ -165,7 +167,6 @@ test('the worker dies (out of memory): restarted, its jobs counted, /healthz 503
   console.log(
     `worker death: /healthz 503 ${((down.at - started) / 1000).toFixed(1)} s after the MR opened, healthy again at ${((well.at - started) / 1000).toFixed(1)} s`,
   );
-  await op().ProjectHooks.remove(OPS, hook.id);
 
   // serve is up, and the restarted worker handles the next delivery
   assert.equal(s.child.exitCode, null);

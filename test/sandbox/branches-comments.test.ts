@@ -1,8 +1,6 @@
 // Branch protection as the Branches and Protected Branches APIs show it, comments on commits
 // (API and Note Hook), and an MR's diff_refs as the target branch moves.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { api, client, failure, hookReceiver, OPS, sandboxFixture } from '../helpers.js';
