@@ -15,12 +15,12 @@
 
 import { log } from '../base/log.js';
 import { GitLabError, type MergeRequestDetail } from '../gitlab/client.js';
+import { ensureSticky } from '../gitlab/sticky.js';
 import { evaluate, type Verdict } from '../policy/evaluate.js';
 import { DEFAULT_POLICY } from '../policy/schema.js';
 import { code, fence } from '../render/markdown.js';
 import { type AdvanceResult, advance } from './deploy-ref.js';
 import { type GateContext, gatherFacts } from './facts.js';
-import { ensureNote } from './notify.js';
 import { deployRefs, POLICY_FILE, parse, type RulesInForce, rulesInForce, trustFor } from './trust.js';
 
 export type { GateContext } from './facts.js';
@@ -103,7 +103,7 @@ export async function gate(
   const verdict = await judge(ctx, project, mr, rules, mr.targetBranch);
   if (mr.state === 'opened') {
     await gl.setStatus(project, mr.sha, verdict.state, { name: STATUS_NAME, description: verdict.summary });
-    await ensureNote(gl, project, iid, VERDICT_MARKER, verdictComment(verdict, mr.sha, rules.source));
+    await ensureSticky(gl, { project, iid }, VERDICT_MARKER, verdictComment(verdict, mr.sha, rules.source));
   }
   let merged = false;
   if (opts.merge && verdict.pass && verdict.merge === 'bot' && mr.state === 'opened') {

@@ -1,41 +1,7 @@
-// The bot's sticky comments: one note per marker on an MR (created, or edited when its text
-// changed), one comment per marker on a commit (GitLab cannot edit those, so a new state
-// gets a new marker). When racing runs both created one, the oldest stays.
+// The gate's comments go through the one sticky rule (src/gitlab/sticky.ts): the verdict
+// on the MR, alerts on an MR or a commit, once per key.
+import { ensureCommitSticky, ensureSticky } from '../gitlab/sticky.js';
 import type { GateForge } from './facts.js';
-
-export async function ensureNote(
-  gl: GateForge,
-  project: string,
-  iid: number,
-  marker: string,
-  body: string,
-): Promise<void> {
-  const mine = (await gl.notes(project, iid))
-    .filter((n) => n.body.startsWith(marker))
-    .sort((a, b) => a.id - b.id);
-  if (!mine.length) {
-    await gl.createNote(project, iid, body);
-    const again = (await gl.notes(project, iid))
-      .filter((n) => n.body.startsWith(marker))
-      .sort((a, b) => a.id - b.id);
-    for (const extra of again.slice(1)) await gl.deleteNote(project, iid, extra.id);
-    if (again.length > 1 && again[0].body !== body) await gl.updateNote(project, iid, again[0].id, body);
-    return;
-  }
-  if (mine[0].body !== body) await gl.updateNote(project, iid, mine[0].id, body);
-  for (const extra of mine.slice(1)) await gl.deleteNote(project, iid, extra.id);
-}
-
-export async function ensureCommitNote(
-  gl: GateForge,
-  project: string,
-  sha: string,
-  marker: string,
-  body: string,
-) {
-  const existing = await gl.commitComments(project, sha);
-  if (!existing.some((c) => c.startsWith(marker))) await gl.commitComment(project, sha, body);
-}
 
 const ALERT = '<!-- gitops-bot:alert ';
 
@@ -53,6 +19,6 @@ export async function alertOnce(
 ): Promise<void> {
   const marker = alertMarker(key);
   const body = `${marker}\n${text}`;
-  if (on.iid !== undefined) await ensureNote(gl, project, on.iid, marker, body);
-  else if (on.sha) await ensureCommitNote(gl, project, on.sha, marker, body);
+  if (on.iid !== undefined) await ensureSticky(gl, { project, iid: on.iid }, marker, body);
+  else if (on.sha) await ensureCommitSticky(gl, { project, sha: on.sha }, marker, body);
 }

@@ -1,7 +1,8 @@
 // Apply: the writes a decision implies, through the GitLab client. Each reports 'done', or
 // 'lost-race' when GitLab shows that someone else moved first (the loop then observes again).
-import { GitLabError, type MergeRequest } from '../gitlab/client.js';
+import { GitLabError, type MergeRequest, type Note } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
+import { ensureSticky } from '../gitlab/sticky.js';
 import {
   type ImageFacts,
   type PromotionRecord,
@@ -10,7 +11,7 @@ import {
   sameProposal,
 } from '../model/record.js';
 import { mrDescription, mrTitle } from '../render/description.js';
-import { diffComment, isDiffComment } from '../render/diff-comment.js';
+import { DIFF_MARKER, diffComment, isDiffComment } from '../render/diff-comment.js';
 import { type Decision, newest, overtakenBy, type Write } from './decide.js';
 import type { Observation } from './observe.js';
 import { commitMessage, editActions, planEdits } from './plan.js';
@@ -49,7 +50,7 @@ export async function apply(ctx: ApplyContext, obs: Observation, d: Decision): P
   const at = { gl: ctx.gl, project: ctx.scope.project };
   if (first.kind === 'finish-comment') {
     ctx.say(`adding the missing diff comment to !${first.iid}`);
-    await createDiffComment(
+    await showDiff(
       { ...at, iid: first.iid },
       diffComment({ ...obs.plan.record, commit: first.commit }, obs.plan.diffs),
     );
@@ -133,7 +134,7 @@ async function openMr(ctx: ApplyContext, { record, people, comment }: Shown): Pr
   // client takes the open MR of the branch for ours): look again.
   if (created.sha !== record.commit || readRecordComment(created.description)?.commit !== record.commit)
     return OVERTAKEN;
-  await createDiffComment({ gl, project: scope.project, iid: created.iid }, comment);
+  await showDiff({ gl, project: scope.project, iid: created.iid }, comment, []);
   ctx.say(`commented the diff on !${created.iid}`);
   return { kind: 'done', commit: record.commit, mr: { iid: created.iid, url: created.webUrl } };
 }
@@ -145,10 +146,10 @@ async function updateMr(
 ): Promise<Applied> {
   const { gl, req, scope } = ctx;
   const at = { gl, project: scope.project, iid: mr.iid };
-  const sticky = (await gl.notes(scope.project, mr.iid)).find((n) => isDiffComment(n.body));
+  const notes = await gl.notes(scope.project, mr.iid);
+  const sticky = notes.find((n) => isDiffComment(n.body));
   if (overtakenBy(readRecordComment(sticky?.body), record.commit, req)) return OVERTAKEN;
-  if (sticky) await updateDiffComment(at, sticky.id, comment);
-  else await createDiffComment(at, comment);
+  await showDiff(at, comment, notes);
   const updated = await gl.updateMergeRequest(scope.project, mr.iid, {
     title: mrTitle(record),
     description: mrDescription(record, gl.webUrl),
@@ -169,34 +170,18 @@ interface NoteTarget {
 }
 
 /**
- * Posts the diff comment, then makes sure it is the only one. Two runs that each found no
- * comment (the creator of the MR, and a run that came in before the creator commented)
- * both post one; GitLab cannot refuse the second. Every run that posts applies the same
- * rule, so they agree: the oldest comment stays, and takes the text of the comment that
- * describes the MR's head, if another one does. One read more when a comment is created,
- * two more when there was a duplicate.
+ * Makes the MR's one diff comment read `body` (the sticky rule: the oldest comment stays).
+ * When a race left duplicates, the survivor takes the text of the comment that describes
+ * the MR's head, whichever run wrote it.
  */
-async function createDiffComment({ gl, project, iid }: NoteTarget, body: string): Promise<void> {
-  await gl.createNote(project, iid, body);
-  const comments = (await gl.notes(project, iid))
-    .filter((n) => isDiffComment(n.body))
-    .sort((a, b) => a.id - b.id);
-  if (comments.length < 2) return;
-  const [keep, ...extra] = comments;
-  const head = (await gl.mergeRequest(project, iid)).sha;
-  const current = comments.find((c) => readRecordComment(c.body)?.commit === head);
-  if (current && current !== keep) await gl.updateNote(project, iid, keep.id, current.body);
-  for (const c of extra) await gl.deleteNote(project, iid, c.id);
-}
-
-/** Updates the diff comment; when a racing run deleted it as a duplicate, posts it again. */
-async function updateDiffComment(at: NoteTarget, noteId: number, body: string): Promise<void> {
-  try {
-    await at.gl.updateNote(at.project, at.iid, noteId, body);
-  } catch (e) {
-    if (!(e instanceof GitLabError && e.status === 404)) throw e;
-    await createDiffComment(at, body);
-  }
+async function showDiff({ gl, project, iid }: NoteTarget, body: string, known?: Note[]): Promise<void> {
+  await ensureSticky(gl, { project, iid }, DIFF_MARKER, body, {
+    known,
+    settle: async (comments) => {
+      const head = (await gl.mergeRequest(project, iid)).sha;
+      return comments.find((c) => readRecordComment(c.body)?.commit === head)?.body;
+    },
+  });
 }
 
 type People = { assigneeIds?: number[]; reviewerIds?: number[] };
@@ -251,7 +236,7 @@ async function restoreNewest(o: RepairOptions, candidate: PromotionRecord): Prom
     const seen = await visibleProposal(o.gl, o.req.project, o.mr);
     if (!seen.head) return; // merged or closed meanwhile: nothing left to repair
     record = seen.record ? (newest(record, seen.record) ?? record) : record;
-    const described = await reconcile(o, record, { head: seen.head, commentId: seen.commentId });
+    const described = await reconcile(o, record, { head: seen.head, notes: seen.notes });
     if (!described) continue;
     const after = await visibleProposal(o.gl, o.req.project, o.mr);
     if (after.head && after.head !== described) {
@@ -276,7 +261,7 @@ async function visibleProposal(
   gl: PromoteForge,
   project: string,
   mr: MergeRequest,
-): Promise<{ record: PromotionRecord | null; head: string | null; commentId: number | null }> {
+): Promise<{ record: PromotionRecord | null; head: string | null; notes: Note[] }> {
   const [fresh, notes] = await Promise.all([
     gl.openMergeRequest(project, mr.sourceBranch),
     gl.notes(project, mr.iid),
@@ -284,7 +269,7 @@ async function visibleProposal(
   const described = readRecordComment(fresh?.description);
   const sticky = notes.find((n) => isDiffComment(n.body));
   const shown = readRecordComment(sticky?.body);
-  return { record: newest(described, shown), head: fresh?.sha ?? null, commentId: sticky?.id ?? null };
+  return { record: newest(described, shown), head: fresh?.sha ?? null, notes };
 }
 
 /**
@@ -295,8 +280,8 @@ async function visibleProposal(
 async function reconcile(
   o: RepairOptions,
   record: PromotionRecord,
-  /** the MR's head and its diff comment, as visibleProposal just read them */
-  seen: { head: string; commentId: number | null },
+  /** the MR's head and its notes, as visibleProposal just read them */
+  seen: { head: string; notes: Note[] },
 ): Promise<string | null> {
   const { gl, req, mr } = o;
   const plan = planEdits(req, o.files, record, record);
@@ -318,8 +303,7 @@ async function reconcile(
   o.say(`bringing !${mr.iid} back in step with its branch (${record.tag ?? record.digest})`);
   const body = diffComment(withCommit, plan.diffs);
   const at = { gl, project: req.project, iid: mr.iid };
-  if (seen.commentId !== null) await updateDiffComment(at, seen.commentId, body);
-  else await createDiffComment(at, body);
+  await showDiff(at, body, seen.notes);
   await gl.updateMergeRequest(req.project, mr.iid, {
     title: mrTitle(withCommit),
     description: mrDescription(withCommit, gl.webUrl),
