@@ -432,9 +432,14 @@ export class GitLab {
 
   /** The first 100 notes, oldest first: the bot's sticky comment is among the first. */
   async notes(project: string, iid: number): Promise<Note[]> {
-    const list = (await this.call(`list comments of !${iid}`, () =>
+    return this.notePage(project, iid, 'asc', `list comments of !${iid}`);
+  }
+
+  /** One page of 100 notes of an MR, by creation time. */
+  private async notePage(project: string, iid: number, sort: 'asc' | 'desc', what: string): Promise<Note[]> {
+    const list = (await this.call(what, () =>
       this.api.MergeRequestNotes.all(project, iid, {
-        sort: 'asc',
+        sort,
         orderBy: 'created_at',
         perPage: 100,
         maxPages: 1,
@@ -448,16 +453,7 @@ export class GitLab {
    * pushed to its source branch since it was opened, as GitLab recorded it.
    */
   async pushNotes(project: string, iid: number): Promise<PushNote[]> {
-    const list = (await this.call(`list pushes to !${iid}`, () =>
-      this.api.MergeRequestNotes.all(project, iid, {
-        sort: 'desc',
-        orderBy: 'created_at',
-        perPage: 100,
-        maxPages: 1,
-      }),
-    )) as Raw[];
-    return list
-      .map(toNote)
+    return (await this.notePage(project, iid, 'desc', `list pushes to !${iid}`))
       .filter((n) => n.system && isPushNote(n.body))
       .map((n) => ({ username: n.author, userId: n.authorId, at: n.createdAt, body: n.body }));
   }

@@ -102,6 +102,15 @@ export async function noteCommits(
   return base ? (await repo.log([`${base}..${after}`])).reverse() : [];
 }
 
+/** How GitLab names a run of commits in a push note: one id, `from...to` after a known
+ * start, or `first..last` when the push created the branch. */
+function commitRange(commits: CommitInfo[], start: string): string {
+  if (commits.length === 1) return shortId(commits[0].id);
+  return !isBlank(start)
+    ? `${shortId(start)}...${shortId(commits.at(-1)!.id)}`
+    : `${shortId(commits[0].id)}..${shortId(commits.at(-1)!.id)}`;
+}
+
 /**
  * SystemNotes::CommitService#add_commits: `added N commit(s)`, the list, the compare link.
  * `newCommits` are the pushed commits the MR now contains; `existing` the pushed commits it
@@ -119,26 +128,14 @@ export function pushNoteBody(
   const parts = [`added ${plural(total, 'commit')}`];
   let items = '';
   if (existing.length) {
-    const ids =
-      existing.length === 1
-        ? shortId(existing[0].id)
-        : !isBlank(oldrev)
-          ? `${shortId(oldrev)}...${shortId(existing.at(-1)!.id)}`
-          : `${shortId(existing[0].id)}..${shortId(existing.at(-1)!.id)}`;
-    items += `<li>${ids} - ${plural(existing.length, 'commit')} from branch <code>${escapeHtml(mr.targetBranch)}</code></li>`;
+    items += `<li>${commitRange(existing, oldrev)} - ${plural(existing.length, 'commit')} from branch <code>${escapeHtml(mr.targetBranch)}</code></li>`;
   }
   let shown = newCommits;
   if (newCommits.length > NOTE_COMMIT_LIMIT) {
     const hidden = newCommits.slice(0, newCommits.length - NOTE_COMMIT_LIMIT);
     shown = newCommits.slice(hidden.length);
     const start = existing.length ? existing.at(-1)!.id : oldrev;
-    const ids =
-      hidden.length === 1
-        ? shortId(hidden[0].id)
-        : !isBlank(start)
-          ? `${shortId(start)}...${shortId(hidden.at(-1)!.id)}`
-          : `${shortId(hidden[0].id)}..${shortId(hidden.at(-1)!.id)}`;
-    items += `<li>${ids} - ${plural(hidden.length, 'earlier commit')}</li>`;
+    items += `<li>${commitRange(hidden, start)} - ${plural(hidden.length, 'earlier commit')}</li>`;
   }
   for (const c of shown) items += `<li>${escapeHtml(`${shortId(c.id)} - ${commitTitle(c.message)}`)}</li>`;
   parts.push(`<ul>${items}</ul>`);
