@@ -181,3 +181,19 @@ export async function hookReceiver(): Promise<{
   const port = (server.address() as AddressInfo).port;
   return { url: `http://127.0.0.1:${port}/hook`, received, close: () => server.close() };
 }
+
+/** A sandbox with a webhook receiver registered on OPS for `events`; `close` ends both. */
+export async function sandboxWithHooks(events: Record<string, unknown>): Promise<{
+  sb: Sandbox;
+  hooks: Awaited<ReturnType<typeof hookReceiver>>;
+  close(): Promise<void>;
+}> {
+  const sb = await sandboxFixture();
+  const hooks = await hookReceiver();
+  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, events);
+  const close = async () => {
+    await sb.close();
+    hooks.close();
+  };
+  return { sb, hooks, close };
+}

@@ -3,23 +3,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, client, failure, hookReceiver, OPS, sandboxFixture } from '../helpers.js';
+import { api, client, failure, type hookReceiver, OPS, sandboxWithHooks } from '../helpers.js';
 
 let sb: Sandbox;
 let hooks: Awaited<ReturnType<typeof hookReceiver>>;
+let close: () => Promise<void>;
 
 before(async () => {
-  sb = await sandboxFixture();
-  hooks = await hookReceiver();
-  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, {
-    pushEvents: false,
-    noteEvents: true,
-  });
+  ({ sb, hooks, close } = await sandboxWithHooks({ pushEvents: false, noteEvents: true }));
 });
-after(async () => {
-  await sb.close();
-  hooks.close();
-});
+after(() => close());
 
 const P = encodeURIComponent(OPS);
 const protect = (body: object) =>

@@ -1,25 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, type Client, client, failure, hookReceiver, OPS, sandboxFixture } from '../helpers.js';
+import { api, type Client, client, failure, type hookReceiver, OPS, sandboxWithHooks } from '../helpers.js';
 
 let sb: Sandbox;
 let hooks: Awaited<ReturnType<typeof hookReceiver>>;
+let close: () => Promise<void>;
 
 before(async () => {
-  sb = await sandboxFixture();
-  hooks = await hookReceiver();
-  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, {
+  ({ sb, hooks, close } = await sandboxWithHooks({
     token: 'hook-secret',
     pushEvents: true,
     mergeRequestsEvents: true,
     noteEvents: true,
-  });
+  }));
 });
-after(async () => {
-  await sb.close();
-  hooks.close();
-});
+after(() => close());
 
 /** A branch with one changed file, as the bot makes it. */
 async function branchWithChange(c: Client, branch: string, tag: string): Promise<string> {

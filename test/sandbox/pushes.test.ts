@@ -6,24 +6,30 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, client, failure, hookReceiver, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
+import {
+  api,
+  client,
+  failure,
+  type hookReceiver,
+  OPS,
+  run,
+  sandboxFixture,
+  sandboxWithHooks,
+  tempDir,
+} from '../helpers.js';
 
 let sb: Sandbox;
 let hooks: Awaited<ReturnType<typeof hookReceiver>>;
+let close: () => Promise<void>;
 
 before(async () => {
-  sb = await sandboxFixture();
-  hooks = await hookReceiver();
-  await client(sb, 'operator').ProjectHooks.add(OPS, hooks.url, {
+  ({ sb, hooks, close } = await sandboxWithHooks({
     pushEvents: true,
     mergeRequestsEvents: true,
     noteEvents: true,
-  });
+  }));
 });
-after(async () => {
-  await sb.close();
-  hooks.close();
-});
+after(() => close());
 
 const P = encodeURIComponent(OPS);
 const web = `/${OPS}/-/merge_requests`;
