@@ -94,17 +94,28 @@ test('other commands keep their human output: no log lines by default', async ()
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';
-    child.stdout.on('data', (b) => {
-      text += b;
-    });
-    child.stderr.on('data', (b) => {
-      text += b;
-    });
+    for (const stream of [child.stdout, child.stderr]) stream.on('data', (b) => (text += b));
     child.on('exit', () => resolve(text));
   });
   assert.match(out, /ci-40/);
   assert.doesNotMatch(out, /"level":/);
 });
+
+/** A Merge Request Hook for project 2's MR `iid`, signed with the secret 's'. */
+const postMergeRequestHook = (url: string, iid: number, action: string) =>
+  fetch(`${url}/webhook`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      'X-Gitlab-Token': 's',
+      'X-Gitlab-Event': 'Merge Request Hook',
+    },
+    body: JSON.stringify({
+      object_kind: 'merge_request',
+      project: { id: 2 },
+      object_attributes: { iid, action },
+    }),
+  });
 
 test('on a worker thread: ctx callbacks and the retry policy are honoured, what cannot cross is refused', async () => {
   const gitlab = () => new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
@@ -147,19 +158,7 @@ test('on a worker thread: ctx callbacks and the retry policy are honoured, what 
   });
   try {
     const url = await strict.listen(0, '127.0.0.1');
-    const res = await fetch(`${url}/webhook`, {
-      method: 'POST',
-      headers: {
-        'Content-Type': 'application/json',
-        'X-Gitlab-Token': 's',
-        'X-Gitlab-Event': 'Merge Request Hook',
-      },
-      body: JSON.stringify({
-        object_kind: 'merge_request',
-        project: { id: 2 },
-        object_attributes: { iid: bypassed, action: 'merge' },
-      }),
-    });
+    const res = await postMergeRequestHook(url, bypassed, 'merge');
     assert.equal(res.status, 202);
     await strict.idle();
     assert.deepEqual(alerts, [`merge ${OPS}`]);
@@ -187,19 +186,7 @@ test('on a worker thread: ctx callbacks and the retry policy are honoured, what 
   });
   try {
     const url = await srv.listen(0, '127.0.0.1');
-    const res = await fetch(`${url}/webhook`, {
-      method: 'POST',
-      headers: {
-        'Content-Type': 'application/json',
-        'X-Gitlab-Token': 's',
-        'X-Gitlab-Event': 'Merge Request Hook',
-      },
-      body: JSON.stringify({
-        object_kind: 'merge_request',
-        project: { id: 2 },
-        object_attributes: { iid: 1, action: 'update' },
-      }),
-    });
+    const res = await postMergeRequestHook(url, 1, 'update');
     assert.equal(res.status, 202);
     await srv.idle();
     // 2 attempts: one retry per call (the default policy would make five)
