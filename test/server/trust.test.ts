@@ -69,6 +69,15 @@ async function promoteTag(tag: string) {
   return { result: r, mr: await op().MergeRequests.show(OPS, r.mr!.iid) };
 }
 
+/** The reviewer's branch off main with service.yml set to `content`, and its MR. */
+async function serviceMr(branch: string, title: string, content: string) {
+  const r = rv();
+  await r.Commits.create(OPS, branch, title, [{ action: 'update', filePath: 'service.yml', content }], {
+    startBranch: 'main',
+  });
+  return r.MergeRequests.create(OPS, branch, 'main', title);
+}
+
 /** A clone of the ops repo as `user`, with git identity `name <email>` (free text in git). */
 async function cloneAs(
   user: string,
@@ -263,15 +272,7 @@ describe('trust only what a Developer cannot write', () => {
   });
 
   test('attack 4: who pushed is taken from GitLab, not from git identities', async () => {
-    const r = rv();
-    await r.Commits.create(
-      OPS,
-      'replicas',
-      'Two replicas',
-      [{ action: 'update', filePath: 'service.yml', content: 'kind: Service # 2\n' }],
-      { startBranch: 'main' },
-    );
-    const mr = await r.MergeRequests.create(OPS, 'replicas', 'main', 'Two replicas');
+    const mr = await serviceMr('replicas', 'Two replicas', 'kind: Service # 2\n');
     // operator pushes a commit to the MR posing as gitops-bot, then approves.
     const git = await cloneAs('operator', 'gitops-bot', 'gitops-bot@example.com');
     await git('checkout', '-q', 'replicas');
@@ -304,14 +305,7 @@ describe('trust only what a Developer cannot write', () => {
   test('attack 3: a bypassing merge holds deploy_ref; the next honest promotion does not carry it along', async () => {
     const before = await head('deploy/prod');
     const r = rv();
-    await r.Commits.create(
-      OPS,
-      'hostnet',
-      'Host network',
-      [{ action: 'update', filePath: 'service.yml', content: 'kind: Service # hostNetwork\n' }],
-      { startBranch: 'main' },
-    );
-    const bypass = await r.MergeRequests.create(OPS, 'hostnet', 'main', 'Host network');
+    const bypass = await serviceMr('hostnet', 'Host network', 'kind: Service # hostNetwork\n');
     await r.MergeRequests.merge(OPS, bypass.iid); // reviewer may merge into main
     await settle();
     const bypassSha = String((await op().MergeRequests.show(OPS, bypass.iid)).merge_commit_sha);
