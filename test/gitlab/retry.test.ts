@@ -15,6 +15,15 @@ function httpError(status: number, headers: Record<string, string> = {}): Gitbea
     },
   });
 }
+/** A call that always fails with `status`; `calls()` says how often it was made. */
+function alwaysFails(status: number, headers?: Record<string, string>) {
+  let calls = 0;
+  const call = async (): Promise<never> => {
+    calls++;
+    throw httpError(status, headers);
+  };
+  return { call, calls: () => calls };
+}
 const network = (code: string) => Object.assign(new TypeError('fetch failed'), { cause: { code } });
 const NOW = Date.parse('2026-12-02T10:00:00Z');
 
@@ -135,34 +144,16 @@ describe('withRetry', () => {
     assert.equal(checks, 0);
   });
   test('gives up after the attempts, with the last error', async () => {
-    let calls = 0;
+    const f = alwaysFails(503);
     await assert.rejects(
-      withRetry(
-        async () => {
-          calls++;
-          throw httpError(503);
-        },
-        'safe',
-        policy,
-        noSleep,
-      ),
+      withRetry(f.call, 'safe', policy, noSleep),
       (e: unknown) => e instanceof GitbeakerRequestError,
     );
-    assert.equal(calls, policy.attempts);
+    assert.equal(f.calls(), policy.attempts);
   });
   test('a wait beyond the budget is not waited', async () => {
-    let calls = 0;
-    await assert.rejects(
-      withRetry(
-        async () => {
-          calls++;
-          throw httpError(429, { 'Retry-After': '3600' });
-        },
-        'safe',
-        policy,
-        noSleep,
-      ),
-    );
-    assert.equal(calls, 1);
+    const f = alwaysFails(429, { 'Retry-After': '3600' });
+    await assert.rejects(withRetry(f.call, 'safe', policy, noSleep));
+    assert.equal(f.calls(), 1);
   });
 });
