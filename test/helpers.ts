@@ -197,3 +197,16 @@ export async function sandboxWithHooks(events: Record<string, unknown>): Promise
   };
   return { sb, hooks, close };
 }
+
+/** `c` commits `actions` as `message` on a new `branch` off `target`, and opens the MR into `target`. */
+export async function branchWithMr(
+  c: Client,
+  branch: string,
+  target: string,
+  message: string,
+  actions: Parameters<Client['Commits']['create']>[3],
+  title: string,
+) {
+  await c.Commits.create(OPS, branch, message, actions, { startBranch: target });
+  return c.MergeRequests.create(OPS, branch, target, title);
+}

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { api, client, failure, type hookReceiver, OPS, sandboxWithHooks } from '../helpers.js';
+import { api, branchWithMr, client, failure, type hookReceiver, OPS, sandboxWithHooks } from '../helpers.js';
 
 let sb: Sandbox;
 let hooks: Awaited<ReturnType<typeof hookReceiver>>;
@@ -226,16 +226,14 @@ describe('diff_refs', () => {
   test('opened: the latest version; unchanged when the target moves; moves with a push; kept when merged', async () => {
     const bot = client(sb, 'gitops-bot');
     const op = client(sb, 'operator');
-    await bot.Commits.create(
-      OPS,
+    const mr = await branchWithMr(
+      bot,
       'diffrefs/mr',
+      'main',
       'One',
       [{ action: 'create', filePath: 'diffrefs-mr/1.txt', content: '1' }],
-      {
-        startBranch: 'main',
-      },
+      'diff refs',
     );
-    const mr = await bot.MergeRequests.create(OPS, 'diffrefs/mr', 'main', 'diff refs');
     const main0 = (await op.Branches.show(OPS, 'main')).commit.id;
     let shown = await op.MergeRequests.show(OPS, mr.iid);
     assert.deepEqual(shown.diff_refs, { base_sha: main0, head_sha: shown.sha, start_sha: main0 });

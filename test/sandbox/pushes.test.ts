@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import {
   api,
+  branchWithMr,
   client,
   failure,
   type hookReceiver,
@@ -592,16 +593,14 @@ describe('persistence', () => {
     const dataDir = await tempDir();
     const first = await sandboxFixture({ dataDir });
     const bot = client(first, 'gitops-bot');
-    await bot.Commits.create(
-      OPS,
+    const mr = await branchWithMr(
+      bot,
       'keep/me',
+      'main',
       'One',
       [{ action: 'create', filePath: 'keep/1.txt', content: '1' }],
-      {
-        startBranch: 'main',
-      },
+      'kept',
     );
-    const mr = await bot.MergeRequests.create(OPS, 'keep/me', 'main', 'kept');
     await client(first, 'reviewer').Commits.create(OPS, 'keep/me', 'Two', [
       { action: 'create', filePath: 'keep/2.txt', content: '2' },
     ]);

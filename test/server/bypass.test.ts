@@ -6,7 +6,7 @@ import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
-import { addHook, client, OPS, protect, protectDeployRef, sandboxFixture } from '../helpers.js';
+import { addHook, branchWithMr, client, OPS, protect, protectDeployRef, sandboxFixture } from '../helpers.js';
 
 const SECRET = 'hook-secret-1';
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -127,16 +127,14 @@ describe('the approval rules, enforced through webhooks', () => {
       headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
       body: JSON.stringify({ merge_requests_author_approval: true }),
     });
-    await o.Commits.create(
-      OPS,
+    const mr = await branchWithMr(
+      o,
       'own',
+      'staging',
       'replicas',
       [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\n' }],
-      {
-        startBranch: 'staging',
-      },
+      'Operator edits the service',
     );
-    const mr = await o.MergeRequests.create(OPS, 'own', 'staging', 'Operator edits the service');
     await o.MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
@@ -145,16 +143,14 @@ describe('the approval rules, enforced through webhooks', () => {
 
   test('gitops-bot approves a proposal: never counted', async () => {
     const r = client(sb, 'reviewer');
-    await r.Commits.create(
-      OPS,
+    const mr = await branchWithMr(
+      r,
       'by-reviewer',
+      'staging',
       'x',
       [{ action: 'update', filePath: 'service.yml', content: 'kind: Service # x\n' }],
-      {
-        startBranch: 'staging',
-      },
+      'Reviewer edits the service',
     );
-    const mr = await r.MergeRequests.create(OPS, 'by-reviewer', 'staging', 'Reviewer edits the service');
     await client(sb, 'gitops-bot').MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
