@@ -226,14 +226,8 @@ describe('diff_refs', () => {
   test('opened: the latest version; unchanged when the target moves; moves with a push; kept when merged', async () => {
     const bot = client(sb, 'gitops-bot');
     const op = client(sb, 'operator');
-    const mr = await branchWithMr(
-      bot,
-      'diffrefs/mr',
-      'main',
-      'One',
-      [{ action: 'create', filePath: 'diffrefs-mr/1.txt', content: '1' }],
-      'diff refs',
-    );
+    const one = [{ action: 'create' as const, filePath: 'diffrefs-mr/1.txt', content: '1' }];
+    const mr = await branchWithMr(bot, 'diffrefs/mr', 'main', 'One', one, 'diff refs');
     const main0 = (await op.Branches.show(OPS, 'main')).commit.id;
     let shown = await op.MergeRequests.show(OPS, mr.iid);
     assert.deepEqual(shown.diff_refs, { base_sha: main0, head_sha: shown.sha, start_sha: main0 });

@@ -593,14 +593,8 @@ describe('persistence', () => {
     const dataDir = await tempDir();
     const first = await sandboxFixture({ dataDir });
     const bot = client(first, 'gitops-bot');
-    const mr = await branchWithMr(
-      bot,
-      'keep/me',
-      'main',
-      'One',
-      [{ action: 'create', filePath: 'keep/1.txt', content: '1' }],
-      'kept',
-    );
+    const one = [{ action: 'create' as const, filePath: 'keep/1.txt', content: '1' }];
+    const mr = await branchWithMr(bot, 'keep/me', 'main', 'One', one, 'kept');
     await client(first, 'reviewer').Commits.create(OPS, 'keep/me', 'Two', [
       { action: 'create', filePath: 'keep/2.txt', content: '2' },
     ]);
