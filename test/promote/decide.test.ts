@@ -93,6 +93,20 @@ const update = (expected: string) => [
   { kind: 'update-mr', iid: 7 },
 ];
 
+/** A row's outcome: the open MR updated, swapping one commit in for `expected`. */
+const updated = (expected: string) => ({
+  action: 'updated',
+  reason: 'updated the open merge request',
+  writes: update(expected),
+});
+/** A row refusing `tag` as older than `newest`, already proposed in !7, and repairing the MR to `newest`. */
+const refusedRepair = (tag: string, newest: string) => ({
+  tag,
+  action: 'refused',
+  reason: new RegExp(`^${tag} is older than ${newest}, already proposed in !7`),
+  writes: [{ kind: 'repair', tag: newest }],
+});
+
 const rows: Array<{
   name: string;
   tag: string;
@@ -138,9 +152,7 @@ const rows: Array<{
     name: 'a newer tag: update the MR, swapping the branch from its head',
     tag: 'ci-35',
     seen: { mr: { sha: 'h1', described: ['ci-34', 'h1'] } },
-    action: 'updated',
-    reason: 'updated the open merge request',
-    writes: update('h1'),
+    ...updated('h1'),
   },
   {
     name: 'an older tag than the one proposed: refused, nothing written',
@@ -163,49 +175,34 @@ const rows: Array<{
     tag: 'ci-34',
     req: { allowDowngrade: true },
     seen: { mr: { sha: 'h1', described: ['ci-35', 'h1'] } },
-    action: 'updated',
-    reason: 'updated the open merge request',
-    writes: update('h1'),
+    ...updated('h1'),
   },
   {
     name: 'race: an older run overwrote the branch of a newer proposal (the description still shows it): refused, repair to the newest',
-    tag: 'ci-35',
     seen: { mr: { sha: 'h2', described: ['ci-37', 'h1'] }, branch: { tag: 'ci-36' } },
-    action: 'refused',
-    reason: /^ci-35 is older than ci-37, already proposed in !7/,
-    writes: [{ kind: 'repair', tag: 'ci-37' }],
+    ...refusedRepair('ci-35', 'ci-37'),
   },
   {
     name: 'race: the branch is newer than the description (a run stopped before editing it): refused, repair to the branch',
-    tag: 'ci-35',
     seen: { mr: { sha: 'h2', described: ['ci-34', 'h1'] }, branch: { tag: 'ci-36' } },
-    action: 'refused',
-    reason: /^ci-35 is older than ci-36, already proposed in !7/,
-    writes: [{ kind: 'repair', tag: 'ci-36' }],
+    ...refusedRepair('ci-35', 'ci-36'),
   },
   {
     name: 'race: out of step, but this run is newer than both: update from the branch head',
     tag: 'ci-38',
     seen: { mr: { sha: 'h2', described: ['ci-37', 'h1'] }, branch: { tag: 'ci-36' } },
-    action: 'updated',
-    reason: 'updated the open merge request',
-    writes: update('h2'),
+    ...updated('h2'),
   },
   {
     name: 'race: the branch moved after our read (lost swap) to a newer proposal: observed again, refused, repair',
-    tag: 'ci-36',
     seen: { mr: { sha: 'h1', described: ['ci-35', 'h1'] }, knownHead: 'h2', branch: { tag: 'ci-37' } },
-    action: 'refused',
-    reason: /^ci-36 is older than ci-37, already proposed in !7/,
-    writes: [{ kind: 'repair', tag: 'ci-37' }],
+    ...refusedRepair('ci-36', 'ci-37'),
   },
   {
     name: 'race: the branch moved after our read to an older proposal: observed again, swap from the new head',
     tag: 'ci-38',
     seen: { mr: { sha: 'h1', described: ['ci-35', 'h1'] }, knownHead: 'h2', branch: { tag: 'ci-37' } },
-    action: 'updated',
-    reason: 'updated the open merge request',
-    writes: update('h2'),
+    ...updated('h2'),
   },
   {
     name: 'race: a branch without MR (a run stopped after its commit): adopt it, swapping from its head',
