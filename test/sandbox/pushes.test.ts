@@ -70,6 +70,18 @@ async function commit(user: string, branch: string, path: string, message: strin
   return c.id;
 }
 
+/** gitops-bot's force reset of `branch` onto main, with one commit creating `path`. */
+async function resetOntoMain(branch: string, path: string, message: string, content: string) {
+  const c = await client(sb, 'gitops-bot').Commits.create(
+    OPS,
+    branch,
+    message,
+    [{ action: 'create', filePath: path, content }],
+    { startBranch: 'main', force: true },
+  );
+  return c.id;
+}
+
 async function notes(iid: number, query = 'sort=asc') {
   const r = await api(sb, `/projects/${P}/merge_requests/${iid}/notes?${query}`, { token: 'operator-token' });
   assert.equal(r.status, 200);
@@ -201,15 +213,7 @@ describe('push system notes on merge requests', () => {
     const mr = await client(sb, 'gitops-bot').MergeRequests.create(OPS, 'push/reset', 'main', 'reset');
     const m1 = await commit('operator', 'main', 'push-reset/main.txt', 'Main moves on');
     // as gitops-bot rewrites its branch: one commit on the target, force
-    const c2 = (
-      await client(sb, 'gitops-bot').Commits.create(
-        OPS,
-        'push/reset',
-        'Bot again',
-        [{ action: 'create', filePath: 'push-reset/1.txt', content: 'again\n' }],
-        { startBranch: 'main', force: true },
-      )
-    ).id;
+    const c2 = await resetOntoMain('push/reset', 'push-reset/1.txt', 'Bot again', 'again\n');
     const [n] = await notes(mr.iid);
     assert.equal(n.author.username, 'gitops-bot');
     assert.equal(
@@ -220,13 +224,7 @@ describe('push system notes on merge requests', () => {
     );
     const m2 = await commit('operator', 'main', 'push-reset/main2.txt', 'Main again');
     const m3 = await commit('operator', 'main', 'push-reset/main3.txt', 'Main thrice');
-    await client(sb, 'gitops-bot').Commits.create(
-      OPS,
-      'push/reset',
-      'Bot thrice',
-      [{ action: 'create', filePath: 'push-reset/1.txt', content: 'thrice\n' }],
-      { startBranch: 'main', force: true },
-    );
+    await resetOntoMain('push/reset', 'push-reset/1.txt', 'Bot thrice', 'thrice\n');
     const latest = (await notes(mr.iid)).at(-1)!;
     assert.match(
       latest.body,
