@@ -115,6 +115,16 @@ async function gitCommit(wt: string, file: string, message: string): Promise<str
   return git(wt, 'rev-parse', 'HEAD');
 }
 
+/** gitops-bot's MR `title` from `branch` (one commit creating `base` off main), and a reviewer's
+ * clone with that branch checked out. */
+async function botMrInReviewerClone(branch: string, base: string, title: string) {
+  await commit('gitops-bot', branch, base, 'Base', 'main');
+  const mr = await client(sb, 'gitops-bot').MergeRequests.create(OPS, branch, 'main', title);
+  const wt = await clone('reviewer-token');
+  await git(wt, 'checkout', '-q', branch);
+  return { mr, wt };
+}
+
 describe('push system notes on merge requests', () => {
   test('a Commits API commit: "added 1 commit" by the API user, none at creation', async () => {
     const c1 = await commit('gitops-bot', 'push/api', 'push-api/1.txt', 'First', 'main');
@@ -236,10 +246,7 @@ describe('push system notes on merge requests', () => {
   });
 
   test('git push by a token: the note names the token user, not the commit author', async () => {
-    await commit('gitops-bot', 'push/git', 'push-git/0.txt', 'Base', 'main');
-    const mr = await client(sb, 'gitops-bot').MergeRequests.create(OPS, 'push/git', 'main', 'git push');
-    const wt = await clone('reviewer-token');
-    await git(wt, 'checkout', '-q', 'push/git');
+    const { mr, wt } = await botMrInReviewerClone('push/git', 'push-git/0.txt', 'git push');
     const old = await git(wt, 'rev-parse', 'HEAD');
     const a = await gitCommit(wt, 'push-git-a.txt', 'Pushed a');
     const b = await gitCommit(wt, 'push-git-b.txt', 'Pushed b');
@@ -273,10 +280,7 @@ describe('push system notes on merge requests', () => {
   });
 
   test('git force push: the new commits are listed; a reset to an ancestor adds none', async () => {
-    await commit('gitops-bot', 'push/force', 'push-force/0.txt', 'Base', 'main');
-    const mr = await client(sb, 'gitops-bot').MergeRequests.create(OPS, 'push/force', 'main', 'force');
-    const wt = await clone('reviewer-token');
-    await git(wt, 'checkout', '-q', 'push/force');
+    const { mr, wt } = await botMrInReviewerClone('push/force', 'push-force/0.txt', 'force');
     const base = await git(wt, 'rev-parse', 'HEAD');
     await gitCommit(wt, 'push-force-1.txt', 'Will be dropped');
     const dropped = await git(wt, 'rev-parse', 'HEAD');
@@ -307,10 +311,7 @@ describe('push system notes on merge requests', () => {
   });
 
   test('more than 10 commits: the last 10, after "K earlier commits"', async () => {
-    await commit('gitops-bot', 'push/many', 'push-many/0.txt', 'Base', 'main');
-    const mr = await client(sb, 'gitops-bot').MergeRequests.create(OPS, 'push/many', 'main', 'many');
-    const wt = await clone('reviewer-token');
-    await git(wt, 'checkout', '-q', 'push/many');
+    const { mr, wt } = await botMrInReviewerClone('push/many', 'push-many/0.txt', 'many');
     const old = await git(wt, 'rev-parse', 'HEAD');
     const shas: string[] = [];
     for (let i = 1; i <= 12; i++) shas.push(await gitCommit(wt, `push-many-${i}.txt`, `Commit ${i}`));
