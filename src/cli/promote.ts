@@ -14,29 +14,24 @@ const list = (value: string, previous: string[] = []) => [
     .filter(Boolean),
 ];
 
-interface PromoteCliOptions {
-  project: string;
+/** commander's options: the request's own fields, plus the flags spelled in the singular */
+type PromoteCliOptions = Pick<
+  PromoteRequest,
+  'project' | 'image' | 'tag' | 'digest' | 'env' | 'app' | 'container' | 'targetBranch' | 'allowDowngrade'
+> & {
   file: string[];
-  image: string;
-  tag?: string;
-  digest?: string;
-  env?: string;
-  app?: string;
-  container?: string;
   assignee?: string[];
   reviewer?: string[];
   label?: string[];
-  targetBranch?: string;
   sourceProject?: string;
   sourceSha?: string;
-  allowDowngrade?: boolean;
   verifyImage?: boolean;
   pinDigest?: boolean;
   dryRun?: boolean;
   json?: boolean;
   gitlabUrl?: string;
   timeout: string;
-}
+};
 
 export function registerPromote(program: Command): void {
   program

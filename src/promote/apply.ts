@@ -15,14 +15,8 @@ import { DIFF_MARKER, diffComment, isDiffComment } from '../render/diff-comment.
 import { type Decision, newest, overtakenBy, type Write } from './decide.js';
 import type { Observation } from './observe.js';
 import { commitMessage, editActions, planEdits } from './plan.js';
-import {
-  type ManifestFile,
-  PromoteError,
-  PromoteExit,
-  type PromoteForge,
-  type PromoteRequest,
-  type Scope,
-} from './types.js';
+import type { ManifestFile, PromoteForge, PromoteRequest, Scope } from './types.js';
+import { PromoteError, PromoteExit } from './types.js';
 
 export interface ApplyContext {
   gl: PromoteForge;

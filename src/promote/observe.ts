@@ -5,14 +5,8 @@ import type { MergeRequest } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
 import { type PromotionRecord, readRecordComment, readRecordTrailer } from '../model/record.js';
 import { type Plan, planEdits } from './plan.js';
-import {
-  type ManifestFile,
-  PromoteError,
-  PromoteExit,
-  type PromoteForge,
-  type PromoteRequest,
-  type Scope,
-} from './types.js';
+import type { ManifestFile, PromoteForge, PromoteRequest, Scope } from './types.js';
+import { PromoteError, PromoteExit } from './types.js';
 
 export interface Observation {
   scope: Scope;
