@@ -30,10 +30,16 @@ Examples:
   $ git clone http://oauth2:reviewer-token@127.0.0.1:8929/root/helloworld-ops.git
 
 Faults (--faults): rate=R (0-1), seed=N, kinds=K,K,... (default all of 500, 502, 503,
-429, slow, reset, drop-after-write), slow_ms=MS (default 1000), retry_after=S (default 1).
-drop-after-write performs a write and then closes the connection without an answer.
+429, slow, reset, drop-after-write; also hold), slow_ms=MS (default 1000), retry_after=S
+(default 1), only='METHOD /path' (fault only that route below /api/v4; :name matches any
+one segment), after='METHOD /path' (no faults until a request to that route succeeded; its
+answer is the first faulted). drop-after-write performs a write and then closes the
+connection without an answer; hold performs it and keeps the answer back for slow_ms (or
+until the client leaves).
   $ gitops-bot sandbox --port 0 --faults rate=0.2,seed=7
   $ gitops-bot sandbox --faults rate=0.1,kinds=503,429,drop-after-write
+  $ gitops-bot sandbox --faults 'rate=1,kinds=hold,slow_ms=60000,only=PUT /projects/:id/merge_requests/:iid/merge'
+  $ gitops-bot sandbox --faults 'rate=1,kinds=503,after=PUT /projects/:id/merge_requests/:iid/merge'
 
 Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log, and
 /-/sandbox/faults (GET) counts the faults injected.

@@ -119,27 +119,53 @@ export function restApi({ core, router, rateLimit, faults }: RestOptions): RestH
 
   return async (req, res, url, setUser) => {
     const injector = faults();
-    const fault = injector?.next() ?? null;
+    const method = req.method ?? 'GET';
+    const segments = url.pathname.slice('/api/v4'.length).split('/').filter(Boolean);
+    let fault = injector?.next(method, segments) ?? null;
     if (fault && (await injectFault(fault, injector!, req, res))) return;
-    // drop-after-write: do the write, then close the connection instead of answering
-    const dropped = () => {
+    // drop-after-write: do the write, then close the connection instead of answering;
+    // hold: do the write, then keep the answer back for slow_ms or until the client is gone
+    const dropped = async () => {
+      if (fault === 'hold') {
+        await held(req, injector!.spec.slowMs);
+        return req.socket.destroyed;
+      }
       if (fault !== 'drop-after-write') return false;
       req.socket.destroy();
       return true;
     };
     try {
       const done = await dispatch(req, res, url, setUser);
-      if (done === null || dropped()) return;
+      // after=: the request that starts the faults has been performed; its answer is faulted
+      if (done !== null && res.statusCode < 400 && injector?.arm(method, segments)) {
+        fault = injector.next(method, segments);
+        if (fault && (await injectFault(fault, injector, req, res))) return;
+      }
+      if (done === null || (await dropped())) return;
       answer(done.ctx, done.result, core.baseUrl);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
-      if (res.headersSent || dropped()) return;
+      if (res.headersSent || (await dropped())) return;
       for (const name of res.getHeaderNames()) {
         if (name.startsWith('x-') || name === 'link') res.removeHeader(name);
       }
       sendJson(res, e.status, e.body, e.headers);
     }
   };
+}
+
+/** Waits ms, or less if the client closes the connection first. */
+function held(req: IncomingMessage, ms: number): Promise<void> {
+  if (req.socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      req.socket.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    req.socket.once('close', done);
+  });
 }
 
 /** Plays an injected fault; true when it has answered (or dropped) the request. */

@@ -62,16 +62,12 @@ test('serve killed between the merge and the deploy_ref move converges after a r
   const deployBefore = (await op().Branches.show(OPS, 'deploy/prod')).commit.id;
   const mr = await op().MergeRequests.show(OPS, iid);
   await until(async () => (await op().Commits.allStatuses(OPS, mr.sha)).length > 0, 'the first verdict');
-  // Hold serve in the window: the moment the merge lands, and before GitLab answers it,
-  // every API request starts failing (503), so serve cannot read what it needs to move
-  // deploy_ref; it retries until it is killed. The kill then provably falls between the
-  // merge and the deploy_ref move.
-  const core = sb.core;
-  const merge = core.merge.bind(core);
-  core.merge = async (...args: Parameters<typeof merge>) => {
-    await merge(...args);
-    sb.setFaults('rate=1,kinds=503');
-  };
+  // Hold serve in the window: a sandbox fault that starts with the merge. The merge is
+  // performed, and from then on every API answer, the merge's own included, is held back, so
+  // serve can neither hear that it merged nor read what it needs to move deploy_ref (its
+  // jobs for the merge's webhooks included). The kill then provably falls between the merge
+  // and the deploy_ref move.
+  sb.setFaults('rate=1,kinds=hold,slow_ms=60000,after=PUT /projects/:id/merge_requests/:iid/merge');
   await op().MergeRequestApprovals.approve(OPS, iid, { sha: mr.sha });
   await until(
     async () => sb.core.store.mergeRequest(mr.project_id, iid)?.state === 'merged',
@@ -79,11 +75,10 @@ test('serve killed between the merge and the deploy_ref move converges after a r
     1,
     10_000,
   );
-  // serve is answered only after the faults are on; give it time to run into them
-  await until(async () => (sb.faults()['503'] ?? 0) >= 2, 'serve to be held by the faults', 5, 10_000);
+  // serve's merge is held, and its jobs for the merge's webhooks run into the hold too
+  await until(async () => (sb.faults().hold ?? 0) >= 2, 'serve to be held by the faults', 5, 10_000);
   process.kill(-first.child.pid!, 'SIGKILL');
   await new Promise((r) => first.child.once('exit', r));
-  core.merge = merge;
   sb.setFaults(null);
   await sb.settle();
   const merged = await op().MergeRequests.show(OPS, iid);
