@@ -56,7 +56,7 @@ export async function ensureSticky(
   }
   const [keep, ...extra] = again;
   for (const n of extra) await gl.deleteNote(project, iid, n.id);
-  const text = (extra.length && (await opts.settle?.(again))) || body;
+  const text = (extra.length ? await opts.settle?.(again) : undefined) ?? body;
   if (keep.body !== text) await gl.updateNote(project, iid, keep.id, text);
   return mine.length ? 'updated' : 'created';
 }

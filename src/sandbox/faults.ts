@@ -124,13 +124,13 @@ export class FaultInjector {
   }
 
   /**
-   * After a request succeeded: true when it is the one that starts the faults (`after`);
-   * its answer is then faulted with `next()`.
+   * After a request succeeded: when it is the one that starts the faults (`after`), the
+   * fault for its answer (the first one drawn); otherwise null.
    */
-  arm(method: string, segments: string[]): boolean {
-    if (this.armed || !this.spec.after || !routeMatches(this.spec.after, method, segments)) return false;
+  succeeded(method: string, segments: string[]): FaultKind | null {
+    if (this.armed || !this.spec.after || !routeMatches(this.spec.after, method, segments)) return null;
     this.armed = true;
-    return true;
+    return this.next(method, segments);
   }
 
   /** The fault for the next request, or null (always before `after`, or off the `only` route). */

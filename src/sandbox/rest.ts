@@ -137,8 +137,9 @@ export function restApi({ core, router, rateLimit, faults }: RestOptions): RestH
     try {
       const done = await dispatch(req, res, url, setUser);
       // after=: the request that starts the faults has been performed; its answer is faulted
-      if (done !== null && res.statusCode < 400 && injector?.arm(method, segments)) {
-        fault = injector.next(method, segments);
+      // (a request already faulted before it was performed cannot be that one: none is, before)
+      if (!fault && done !== null && res.statusCode < 400 && injector) {
+        fault = injector.succeeded(method, segments);
         if (fault && (await injectFault(fault, injector, req, res))) return;
       }
       if (done === null || (await dropped())) return;
