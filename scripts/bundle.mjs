@@ -5,12 +5,15 @@
 // dist/gitops-bot.mjs is a small loader (scripts/loader.mjs) with the program inside it,
 // Brotli-compressed: most of a fresh process's start was V8 parsing ~750 KiB of JavaScript,
 // and `--version` now answers without that. Other commands unpack it (~5 ms) first.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { brotliCompressSync, constants } from 'node:zlib';
 import { build } from 'esbuild';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+// Where the bundles go (default: this checkout): GITOPS_BOT_BUNDLE_OUT=dir writes dir/dist/...
+// and dir/action/dist/..., so a benchmark or test can build without replacing dist.
+const out = (file) => join(process.env.GITOPS_BOT_BUNDLE_OUT ?? '.', file);
 
 async function bundle(entry, format, define = {}) {
   const result = await build({
@@ -58,7 +61,10 @@ const loader = readFileSync(new URL('./loader.mjs', import.meta.url), 'utf8')
   .replace(/^\/\/ .*\n/gm, (line) => (line.startsWith('// gitops-bot,') ? line : ''))
   .replace("'%VERSION%'", JSON.stringify(pkg.version))
   .replace("'%PROGRAM%'", JSON.stringify(packed));
-write('dist/gitops-bot.mjs', loader);
+write(out('dist/gitops-bot.mjs'), loader);
 
 // The GitHub Action's entry: a plain ES module bundle (its start-up is the runner's, not ours).
-write('action/dist/index.mjs', `#!/usr/bin/env node\n${(await bundle('src/action/main.ts', 'esm')).toString('utf8')}`);
+write(out('action/dist/index.mjs'), `#!/usr/bin/env node\n${(await bundle('src/action/main.ts', 'esm')).toString('utf8')}`);
+
+// tsc does not keep the mode of src/cli.ts (#!): `npx gitops-bot` in the repository needs the x bits.
+chmodSync('dist/src/cli.js', 0o755);
