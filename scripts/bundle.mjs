@@ -5,7 +5,7 @@
 // dist/gitops-bot.mjs is a small loader (scripts/loader.mjs) with the program inside it,
 // Brotli-compressed: most of a fresh process's start was V8 parsing ~750 KiB of JavaScript,
 // and `--version` now answers without that. Other commands unpack it (~5 ms) first.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { brotliCompressSync, constants } from 'node:zlib';
 import { build } from 'esbuild';
@@ -66,5 +66,6 @@ write(out('dist/gitops-bot.mjs'), loader);
 // The GitHub Action's entry: a plain ES module bundle (its start-up is the runner's, not ours).
 write(out('action/dist/index.mjs'), `#!/usr/bin/env node\n${(await bundle('src/action/main.ts', 'esm')).toString('utf8')}`);
 
-// tsc does not keep the mode of src/cli.ts (#!): `npx gitops-bot` in the repository needs the x bits.
-chmodSync('dist/src/cli.js', 0o755);
+// tsc does not keep src/cli.ts's mode: `npx gitops-bot` in the repository needs dist/src/cli.js's x bits.
+const cli = new URL('../dist/src/cli.js', import.meta.url);
+if (existsSync(cli)) chmodSync(cli, 0o755);
