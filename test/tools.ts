@@ -14,6 +14,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   skopeo: 'skopeo',
   umoci: 'umoci',
   git: 'git',
+  // crypt(3) for docker-registry's bcrypt htpasswd entries (test/registry/docker-registry.ts)
+  perl: 'perl-base',
 };
 
 /** Whether `tool` is an executable file in one of PATH's directories. */
@@ -52,8 +54,9 @@ const noted = new Set<string>();
 /**
  * `test(name, { skip: skipUnless('buildah') }, …)`: false when every tool is on PATH; else
  * the skip message with the install line. With CI=true a missing tool throws instead.
- * node:test's summary counts skips but does not repeat their reasons, so the first skip per
- * missing tool set also prints a note on stderr.
+ * node:test's summary counts skips (`skipped N`) but does not repeat their reasons, so the
+ * first skip per missing tool set in a file also prints a note (the runner shows a test
+ * file's stderr in its output).
  */
 export function skipUnless(...tools: string[]): string | false {
   const missing = tools.filter((tool) => !onPath(tool));
@@ -61,7 +64,7 @@ export function skipUnless(...tools: string[]): string | false {
   if (decision instanceof Error) throw decision;
   if (decision && !noted.has(decision)) {
     noted.add(decision);
-    process.stderr.write(`# skipping tests: ${decision}\n`);
+    process.stderr.write(`gitops-bot tests: skipping what needs it, ${decision}\n`);
   }
   return decision;
 }

@@ -12,7 +12,11 @@ import { imageName, RegistryClient, type RegistryError } from '../../src/registr
 import { pushImage } from '../../src/sandbox/images.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { run, sandboxFixture } from '../helpers.js';
+import { skipUnless } from '../tools.js';
 import { htpasswd, type Registry, startRegistry, tokenKeys } from './docker-registry.js';
+
+/** What these tests need on PATH: without it they skip, naming the install line (CI=true: fail). */
+const skip = skipUnless('docker-registry', 'openssl', 'perl');
 
 const CLI = join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist/src/cli.js');
 let sb: Sandbox;
@@ -21,6 +25,7 @@ let basic: Registry;
 let bearer: Registry;
 
 before(async () => {
+  if (skip) return;
   const keys = await tokenKeys();
   sb = await sandboxFixture({ registryTokens: { key: keys.key, certificate: keys.certificate } });
   open = await startRegistry();
@@ -53,7 +58,7 @@ const as = (username: string, password: string) =>
 
 describe('digest resolution equals the registry Docker-Content-Digest', () => {
   for (const format of ['oci', 'docker', 'index'] as const) {
-    test(`${format}: resolve and manifest agree with what the registry said on push`, async () => {
+    test(`${format}: resolve and manifest agree with what the registry said on push`, { skip }, async () => {
       const pushed = await pushImage(open.url, 'root/helloworld', `fmt-${format}`, { format });
       const c = anonymous();
       const name = imageName(`${open.host}/root/helloworld`);
@@ -69,14 +74,16 @@ describe('digest resolution equals the registry Docker-Content-Digest', () => {
     });
   }
 
-  test('labels are read from the image config; for an index, from its linux/amd64 image', async () => {
+  test('labels are read from the image config; for an index, from its linux/amd64 image', {
+    skip,
+  }, async () => {
     const labels = { 'org.opencontainers.image.revision': 'abc123' };
     await pushImage(open.url, 'root/helloworld', 'labelled', { format: 'index', labels });
     const info = await anonymous().inspect(imageName(`${open.host}/root/helloworld`), 'labelled');
     assert.equal(info?.labels['org.opencontainers.image.revision'], 'abc123');
   });
 
-  test('a missing tag resolves to null, a missing repository too', async () => {
+  test('a missing tag resolves to null, a missing repository too', { skip }, async () => {
     const c = anonymous();
     assert.equal(await c.resolve(imageName(`${open.host}/root/helloworld`), 'no-such-tag'), null);
     assert.equal(await c.resolve(imageName(`${open.host}/root/nothing-here`), 'ci-1'), null);
@@ -84,7 +91,9 @@ describe('digest resolution equals the registry Docker-Content-Digest', () => {
 });
 
 describe('basic auth (htpasswd)', () => {
-  test('the right credentials resolve; none or wrong ones are an auth error naming the registry', async () => {
+  test('the right credentials resolve; none or wrong ones are an auth error naming the registry', {
+    skip,
+  }, async () => {
     const digest = await pushImage(open.url, 'root/helloworld', 'basic-1');
     const name = imageName(`${basic.host}/root/helloworld`);
     assert.equal((await as('ci', 'registry-password').resolve(name, 'basic-1'))?.digest, digest);
@@ -98,7 +107,7 @@ describe('basic auth (htpasswd)', () => {
     }
   });
 
-  test('retag keeps the digest', async () => {
+  test('retag keeps the digest', { skip }, async () => {
     const digest = await pushImage(open.url, 'root/helloworld', 'basic-2', { format: 'docker' });
     const c = as('ci', 'registry-password');
     const name = imageName(`${basic.host}/root/helloworld`);
@@ -108,7 +117,9 @@ describe('basic auth (htpasswd)', () => {
 });
 
 describe('Bearer tokens from the sandbox /jwt/auth (GitLab registry flow)', () => {
-  test('a developer of root/helloworld pulls and pushes with a token; the token request is logged', async () => {
+  test('a developer of root/helloworld pulls and pushes with a token; the token request is logged', {
+    skip,
+  }, async () => {
     const digest = await pushImage(open.url, 'root/helloworld', 'bearer-1', { format: 'index' });
     const c = as('developer', 'developer-token');
     const name = imageName(`${bearer.host}/root/helloworld`);
@@ -127,14 +138,14 @@ describe('Bearer tokens from the sandbox /jwt/auth (GitLab registry flow)', () =
     );
   });
 
-  test('CI_JOB_TOKEN style: gitlab-ci-token with a job token is the job user', async () => {
+  test('CI_JOB_TOKEN style: gitlab-ci-token with a job token is the job user', { skip }, async () => {
     await pushImage(open.url, 'root/helloworld', 'bearer-2');
     const token = await jobToken('developer');
     const c = as('gitlab-ci-token', token);
     assert.ok(await c.resolve(imageName(`${bearer.host}/root/helloworld`), 'bearer-2'));
   });
 
-  test('no access: anonymous on a private project, a reporter pushing, a bad token', async () => {
+  test('no access: anonymous on a private project, a reporter pushing, a bad token', { skip }, async () => {
     await pushImage(open.url, 'root/helloworld', 'bearer-3');
     const name = imageName(`${bearer.host}/root/helloworld`);
     await assert.rejects(anonymous().resolve(name, 'bearer-3'), (e: RegistryError) => e.kind === 'auth');
@@ -150,7 +161,9 @@ describe('Bearer tokens from the sandbox /jwt/auth (GitLab registry flow)', () =
   });
 });
 
-test('CLI in GitLab CI: retag authenticates with CI_REGISTRY_USER / CI_REGISTRY_PASSWORD (a job token)', async () => {
+test('CLI in GitLab CI: retag authenticates with CI_REGISTRY_USER / CI_REGISTRY_PASSWORD (a job token)', {
+  skip,
+}, async () => {
   await pushImage(open.url, 'root/helloworld', 'ci-env-1');
   const token = await jobToken('developer');
   const env = {
@@ -180,7 +193,9 @@ test('CLI in GitLab CI: retag authenticates with CI_REGISTRY_USER / CI_REGISTRY_
   assert.match((other as { stderr: string }).stderr, /refused anonymous access/);
 });
 
-test('passing failures are retried: a 503 and a reset connection in front of the registry', async () => {
+test('passing failures are retried: a 503 and a reset connection in front of the registry', {
+  skip,
+}, async () => {
   const digest = await pushImage(open.url, 'root/helloworld', 'flaky-1');
   // A loopback proxy to the registry that fails each path's first request: 503 for GETs and
   // HEADs of manifests, a dropped connection for blobs.
