@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
 import { log } from '../base/log.js';
+import { networkErrorMessage } from '../base/network-error.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from '../base/retry.js';
 import { fastForward, GIT_REQUESTS_PER_PUSH, replaceRef } from './git-push.js';
 import { isPushNote } from './push-notes.js';
@@ -165,7 +166,7 @@ export class GitLab {
         },
       });
     } catch (e) {
-      throw toGitLabError(what, e);
+      throw toGitLabError(what, e, this.opts.url);
     }
   }
 
@@ -263,7 +264,8 @@ export class GitLab {
    * Commits API's `force` is not. A new branch is one Commits API call (GitLab refuses it
    * when the branch exists). Replacing one commits to a scratch branch through the API (so
    * GitLab authors the commit, as for any other), then moves the branch with an atomic
-   * `git push --force-with-lease` that also deletes the scratch branch (4 git requests).
+   * compare-and-swap push that also deletes the scratch branch (git-push.ts: 2 git HTTP
+   * requests, no objects transferred, whatever the size of the repository).
    * Returns the new head, or null when someone else moved the branch first.
    */
   async writeBranch(
@@ -285,7 +287,7 @@ export class GitLab {
     }
     const scratch = `gitops-bot-next/${branch}/${randomBytes(4).toString('hex')}`;
     const sha = await this.createCommit(project, scratch, message, actions, { startBranch });
-    this.requests += GIT_REQUESTS_PER_PUSH; // git speaks HTTP itself, outside our transport
+    this.requests += GIT_REQUESTS_PER_PUSH; // git's push protocol, outside the API transport
     let moved: 'moved' | 'stale';
     try {
       moved = await replaceRef({
@@ -805,8 +807,8 @@ export class GitLabGate extends GitLab {
   }
 
   /**
-   * Moves `ref` forward to `sha` with a compare-and-swap push (git over HTTPS, the token in
-   * git's environment): never backwards or sideways. `current` is the head read through the
+   * Moves `ref` forward to `sha` with a compare-and-swap push (git's receive-pack protocol
+   * over HTTPS, git-push.ts): never backwards or sideways. `current` is the head read through the
    * API (null: the branch does not exist yet).
    */
   async fastForward(
@@ -817,7 +819,7 @@ export class GitLabGate extends GitLab {
   ): Promise<'moved' | 'already' | 'diverged'> {
     if (current === sha) return 'already';
     if (current && (await this.mergeBase(project, current, sha)) !== current) return 'diverged';
-    this.requests += GIT_REQUESTS_PER_PUSH; // git speaks HTTP itself, outside our transport
+    this.requests += GIT_REQUESTS_PER_PUSH; // git's push protocol, outside the API transport
     return fastForward({
       url: this.opts.url,
       token: this.opts.token,
@@ -845,6 +847,68 @@ export class GitLabGate extends GitLab {
       this.api.Commits.allComments(project, sha),
     )) as Raw[];
     return list.map((c) => String(c.note ?? ''));
+  }
+
+  /**
+   * Every open MR of `project` (into `targetBranch` only, when given), as plain data: all
+   * pages, 100 to a page (one request per 100 MRs). For deciding which MRs an event affects.
+   */
+  async openMergeRequestList(
+    project: string,
+    targetBranch?: string,
+  ): Promise<Array<{ iid: number; targetBranch: string; sha: string }>> {
+    const list = (await this.call(`list open merge requests of ${project} (all pages)`, () =>
+      this.api.MergeRequests.all({
+        projectId: project,
+        state: 'opened',
+        perPage: 100,
+        ...(targetBranch ? { targetBranch } : {}),
+      }),
+    )) as Raw[];
+    return list.map((m) => ({
+      iid: Number(m.iid),
+      targetBranch: String(m.target_branch),
+      sha: String(m.sha),
+    }));
+  }
+
+  /**
+   * The paths that differ between the trees of `from` and `to` (GitLab's compare with
+   * `straight`: from `from` itself, not the merge base, so a force push that drops a change
+   * shows it too). Null when GitLab does not know a commit or timed out on the comparison.
+   */
+  async pathsBetween(project: string, from: string, to: string): Promise<string[] | null> {
+    return orNull(
+      async () => {
+        const c = (await this.call(`compare ${from.slice(0, 8)}..${to.slice(0, 8)} in ${project}`, () =>
+          this.api.Repositories.compare(project, from, to, { straight: true }),
+        )) as Raw;
+        if (c.compare_timeout) return null;
+        return [
+          ...new Set(((c.diffs ?? []) as Raw[]).flatMap((d) => [String(d.old_path), String(d.new_path)])),
+        ];
+      },
+      (e) => e.status === 404 && /Ref|Commit/i.test(e.gitlabMessage),
+    );
+  }
+
+  /** The latest commit status named `name` on `sha` (GitLab lists the latest of each name). */
+  async commitStatus(
+    project: string,
+    sha: string,
+    name: string,
+  ): Promise<{ state: string; description: string; authorId: number } | null> {
+    const list = (await this.call(`read status ${name} of ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.allStatuses(project, sha, { name }),
+    )) as Raw[];
+    const s = list.find((x) => x.name === name);
+    return s
+      ? {
+          state: String(s.status),
+          description: String(s.description ?? ''),
+          authorId: Number(s.author?.id ?? 0),
+        }
+      : null;
   }
 
   /**
@@ -915,7 +979,7 @@ function toNote(n: Raw): Note {
   };
 }
 
-function toGitLabError(what: string, e: unknown): GitLabError {
+function toGitLabError(what: string, e: unknown, url: string): GitLabError {
   if (e instanceof GitLabError) return e;
   if (e instanceof GitbeakerTimeoutError)
     return new GitLabError(`${what}: GitLab did not answer in time`, 0, 'timeout');
@@ -929,10 +993,8 @@ function toGitLabError(what: string, e: unknown): GitLabError {
       : raw;
     return new GitLabError(`${what}: ${status} ${message}`, status, message);
   }
-  const err = e as Error & { cause?: { code?: string; message?: string } };
-  const code = err.cause?.code;
-  const why = code
-    ? `cannot reach GitLab (${code}${code === 'ECONNREFUSED' ? ': is the URL right?' : ''})`
-    : err.message;
+  const err = e as Error;
+  // "fetch failed" says nothing: name the host and the cause (connection refused, host not found…)
+  const why = networkErrorMessage('GitLab', url, e) ?? err.message;
   return new GitLabError(`${what}: ${why}`, 0, err.message);
 }

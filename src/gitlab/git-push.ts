@@ -1,25 +1,37 @@
-// Moving branches with git: GitLab's REST API cannot move a branch on the condition that
-// nobody moved it since we read it, so the bot pushes over HTTPS with
-// --force-with-lease=<ref>:<head read>: a compare-and-swap. Two users: deploy_ref moves only
-// ever forward (fastForward), and promote's MR branch is replaced by one new commit
-// (replaceRef).
+// Moving branches with git's push protocol: GitLab's REST API cannot move a branch on the
+// condition that nobody moved it since we read it, but receive-pack can: each command names
+// the ref's old value, and the server updates it only if it still has that value (a
+// compare-and-swap). Two users: deploy_ref moves only ever forward (fastForward), and
+// promote's MR branch is replaced by one new commit (replaceRef).
 //
-// The token never reaches git's command line (which every local user can read in the
-// process list): git gets its Authorization header through the environment
-// (GIT_CONFIG_COUNT/KEY/VALUE, private to our user), scoped to the GitLab URL. Whatever git
-// prints is scrubbed of the token, its base64 forms and URL credentials before it leaves this
-// file, in the one kind of error thrown here (GitPushError, no stderr or argv attached).
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// We speak smart HTTP ourselves (receive-pack.ts) instead of running git: the commit is
+// already on the server (GitLab made it through the API), so there is nothing to upload and
+// nothing to download. git push needed the object locally, i.e. a fetch of the commit's
+// whole tree, whose cost grew with the ops repo (issue 16). Two requests: the advertisement
+// (GET info/refs, where we check the lease first) and the update (POST git-receive-pack,
+// where the server checks it again under its ref lock) with an empty pack.
+//
+// The token travels in an Authorization header to the GitLab URL only: no child process
+// (whose argv every local user can read), no redirect followed. Whatever the server answers
+// is scrubbed of the token, its base64 forms and URL credentials before it leaves this file,
+// in the one kind of error thrown here (GitPushError).
+import {
+  type Advertisement,
+  ProtocolError,
+  parseAdvertisement,
+  parseReport,
+  type RefCommand,
+  type Report,
+  updateRequest,
+  ZERO_ID,
+} from './receive-pack.js';
 
-/** Each git command is killed after this long (a hung connection must not hold a job forever). */
+/** Each HTTP request is abandoned after this long (a hung connection must not hold a job forever). */
 export const GIT_TIMEOUT_MS = 60_000;
-/** HTTP requests one leased push makes: info/refs + upload-pack (the fetch), info/refs + receive-pack. */
-export const GIT_REQUESTS_PER_PUSH = 4;
+/** HTTP requests one leased push makes: info/refs (the advertisement) + git-receive-pack. */
+export const GIT_REQUESTS_PER_PUSH = 2;
 
-/** A git command that failed; the message is scrubbed of credentials. */
+/** A push that failed; the message is scrubbed of credentials. */
 export class GitPushError extends Error {
   override name = 'GitPushError';
 }
@@ -36,22 +48,11 @@ interface LeasedPush {
   expected: string | null;
   /** a branch deleted in the same atomic push */
   alsoDelete?: string;
-  /** per git command, ms (default GIT_TIMEOUT_MS) */
+  /** per HTTP request, ms (default GIT_TIMEOUT_MS) */
   timeoutMs?: number;
 }
 
-// Variables a git child has no use for and that hold credentials of ours.
-const SECRET_ENV = [
-  'GITOPS_BOT_TOKEN',
-  'GITLAB_TOKEN',
-  'CI_JOB_TOKEN',
-  'GITOPS_BOT_WEBHOOK_SECRET',
-  'GITOPS_BOT_WEBHOOK_SIGNING_TOKEN',
-  'GITOPS_BOT_REGISTRY_PASSWORD',
-  'CI_REGISTRY_PASSWORD',
-];
-
-/** The forms in which `token` could show up in git's output. */
+/** The forms in which `token` could show up in an answer or an error. */
 function secretForms(token: string): string[] {
   const forms = new Set<string>();
   for (const user of ['gitops-bot', 'oauth2', '']) {
@@ -79,104 +80,189 @@ export function scrubSecrets(text: string, token: string): string {
     .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, '$1');
 }
 
-/** git's environment: our header in GIT_CONFIG_*, after any the caller already set. */
-function gitEnv(o: LeasedPush, home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of SECRET_ENV) delete env[k];
-  // traces print headers (GIT_TRACE_CURL redacts them, unless told not to): none of that
-  for (const k of Object.keys(env)) if (/^GIT_(TRACE|CURL_VERBOSE)/.test(k)) delete env[k];
-  const auth = `Authorization: Basic ${Buffer.from(`gitops-bot:${o.token}`).toString('base64')}`;
-  const config: Array<[string, string]> = [
-    // only for requests to this GitLab: never sent along a redirect to another host
-    [`http.${o.url.replace(/\/+$/, '')}/.extraHeader`, auth],
-    ['protocol.version', '2'],
+export type PushPlan =
+  | { kind: 'stale'; advertised: string | null }
+  | { kind: 'push'; commands: RefCommand[]; capabilities: string[] };
+
+/**
+ * What to send, decided from the advertisement: 'stale' without a request when the branch
+ * is no longer at `expected` (absent, when null). The scratch branch is deleted at the value
+ * advertised for it (it is gone already: nothing to delete). Throws when the server lacks
+ * what the compare-and-swap needs: report-status (to know whether the update happened),
+ * atomic (the move and the delete together), delete-refs.
+ */
+export function planLeasedPush(
+  adv: Advertisement,
+  o: Pick<LeasedPush, 'ref' | 'sha' | 'expected' | 'alsoDelete'>,
+): PushPlan {
+  const ref = `refs/heads/${o.ref}`;
+  const advertised = adv.refs.get(ref) ?? null;
+  if (advertised !== o.expected) return { kind: 'stale', advertised };
+  const commands: RefCommand[] = [{ ref, old: o.expected ?? ZERO_ID, new: o.sha }];
+  const scratch = o.alsoDelete ? `refs/heads/${o.alsoDelete}` : null;
+  const scratchAt = scratch ? adv.refs.get(scratch) : undefined;
+  if (scratch && scratchAt) commands.push({ ref: scratch, old: scratchAt, new: ZERO_ID });
+  const format = [...adv.capabilities].find((c) => c.startsWith('object-format='));
+  if (format && format !== 'object-format=sha1')
+    throw new ProtocolError(`the repository uses ${format.slice(14)} object ids; gitops-bot speaks sha1`);
+  const needed = ['report-status', ...(commands.length > 1 ? ['atomic', 'delete-refs'] : [])];
+  const missing = needed.filter((c) => !adv.capabilities.has(c));
+  if (missing.length) throw new ProtocolError(`the server does not offer ${missing.join(', ')}`);
+  // agent= only when the server sent its own (gitprotocol-capabilities); no side-band: the
+  // report then comes as bare pkt-lines
+  const capabilities = [
+    ...needed,
+    ...([...adv.capabilities].some((c) => c.startsWith('agent=')) ? ['agent=gitops-bot'] : []),
   ];
-  const start = Math.max(0, Number(env.GIT_CONFIG_COUNT) || 0);
-  config.forEach(([key, value], i) => {
-    env[`GIT_CONFIG_KEY_${start + i}`] = key;
-    env[`GIT_CONFIG_VALUE_${start + i}`] = value;
-  });
-  env.GIT_CONFIG_COUNT = String(start + config.length);
-  return { ...env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', HOME: home };
+  return { kind: 'push', commands, capabilities };
 }
 
-interface GitFailure {
-  /** what git printed, scrubbed */
-  stderr: string;
-  message: string;
+// receive-pack's reasons when a ref's old value did not match under the lock: the ref
+// moved between the advertisement and the update (refs.c "cannot lock ref ... is at X but
+// expected Y", reported as "failed to update ref"; "atomic transaction failed" for every
+// ref of an atomic push that failed that way), or a create found it existing.
+const STALE_REASON =
+  /failed to update ref|failed to lock|cannot lock ref|atomic transaction failed|incorrect old value|already exists|stale info|fetch first|non-fast-forward/;
+// what the other refs of an atomic push are told when one of them was refused
+const ATOMIC_COLLATERAL = /^atomic push failure$/;
+
+/** 'moved' when every ref moved, 'stale' when a lease failed on the server, else why not. */
+export function pushOutcome(report: Report, commands: RefCommand[]): 'moved' | 'stale' | { error: string } {
+  if (report.unpack !== 'ok') return { error: `the server could not unpack: ${report.unpack}` };
+  const refused: Array<[string, string]> = [];
+  for (const c of commands) {
+    if (!report.refs.has(c.ref)) return { error: `no status for ${c.ref} in the report` };
+    const reason = report.refs.get(c.ref);
+    if (reason != null) refused.push([c.ref, reason]);
+  }
+  if (refused.length === 0) return 'moved';
+  const own = refused.filter(([, reason]) => !ATOMIC_COLLATERAL.test(reason));
+  if (own.length === 0) return { error: `${refused[0][0]}: ${refused[0][1]}` };
+  if (own.every(([, reason]) => STALE_REASON.test(reason))) return 'stale';
+  const [ref, reason] = own.find(([, r]) => !STALE_REASON.test(r)) ?? own[0];
+  return { error: `${ref.replace(/^refs\/heads\//, '')}: ${reason}` };
+}
+
+/** The first line of an error page, short and scrubbed. */
+function firstLine(text: string, token: string): string {
+  const line =
+    scrubSecrets(text, token)
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? '';
+  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
+}
+
+/** Why a fetch rejected: the timeout, or the network's own code (ECONNREFUSED, ENOTFOUND, ...). */
+function networkCause(e: unknown, timeoutMs: number): string {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
+    return `no answer in ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`;
+  return err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
 }
 
 /**
- * Runs git; rejects with a GitFailure whose texts are scrubbed (execFile's own error carries
- * the command line and the raw output, and must not travel).
+ * One request to `<project>.git/<path>` on the GitLab at `o.url`, with the token as basic
+ * auth. Redirects are not followed (they would take the header, or a push, elsewhere).
+ * Returns the body when the answer is 200 with `type`.
  */
-function runGit(args: string[], cwd: string, env: NodeJS.ProcessEnv, o: LeasedPush): Promise<void> {
-  const timeout = o.timeoutMs ?? GIT_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
-    execFile(
-      'git',
-      args,
-      { cwd, env, timeout, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 },
-      (error, _stdout, stderr) => {
-        if (!error) return resolve();
-        const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: string };
-        const err = scrubSecrets(String(stderr ?? ''), o.token);
-        const first =
-          err
-            .split('\n')
-            .map((l) => l.trim())
-            .find(Boolean) ?? '';
-        let why: string;
-        if (e.code === 'ENOENT') why = 'git is not installed (or not on PATH)';
-        else if (e.killed) why = `git ${args[0]} did not finish in ${Math.round(timeout / 1000)} s`;
-        else why = first || `git ${args[0]} failed (${e.signal ?? `exit ${e.code}`})`;
-        reject({ stderr: err, message: why } satisfies GitFailure);
-      },
+async function gitRequest(
+  o: LeasedPush,
+  path: string,
+  type: string,
+  init: { method: 'GET' } | { method: 'POST'; body: Buffer; contentType: string },
+): Promise<Buffer> {
+  const url = new URL(`${o.url.replace(/\/+$/, '')}/${o.project}.git/${path}`);
+  const host = url.host;
+  const timeoutMs = o.timeoutMs ?? GIT_TIMEOUT_MS;
+  const headers: Record<string, string> = {
+    Authorization: `Basic ${Buffer.from(`gitops-bot:${o.token}`).toString('base64')}`,
+    Accept: type,
+    // GitLab (as git) tells git clients from browsers by their agent
+    'User-Agent': 'git/2 (gitops-bot)',
+  };
+  if (init.method === 'POST') headers['Content-Type'] = init.contentType;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: init.method,
+      headers,
+      body: init.method === 'POST' ? new Uint8Array(init.body) : undefined,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    throw new GitPushError(`${host}: ${networkCause(e, timeoutMs)}`);
+  }
+  let body: Buffer;
+  try {
+    body = Buffer.from(await res.arrayBuffer());
+  } catch (e) {
+    throw new GitPushError(`${host}: reading the answer: ${networkCause(e, timeoutMs)}`);
+  }
+  const text = () => firstLine(body.toString('utf8'), o.token);
+  if (res.status >= 300 && res.status < 400) {
+    const to = res.headers.get('location');
+    let where = 'elsewhere';
+    try {
+      if (to) where = new URL(to, url).host;
+    } catch {}
+    throw new GitPushError(
+      `${host} answered ${res.status}, a redirect to ${where}: not followed (the token goes to the GitLab URL only; is GITLAB_URL the canonical address?)`,
     );
-  });
+  }
+  if (res.status === 401)
+    throw new GitPushError(`${host} refused the token (401): it is wrong, expired or revoked`);
+  if (res.status === 403)
+    throw new GitPushError(
+      `${host} does not let gitops-bot push to ${o.project} (403)${text() ? `: ${text()}` : ''}`,
+    );
+  if (res.status !== 200)
+    throw new GitPushError(`${host} answered ${res.status}${text() ? `: ${text()}` : ''}`);
+  const got = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+  if (got !== type)
+    throw new GitPushError(
+      `${host} answered ${got || 'no content type'}, not ${type} (not a git smart-HTTP server?)`,
+    );
+  return body;
 }
 
 /**
  * Points `ref` at `sha` if it is still at `expected`, in one atomic push. 'stale' (nothing
- * changed) when it is not: git compared the advertised head, or the server's own
+ * changed) when it is not: the advertisement showed another head, or the server's own
  * compare-and-swap failed because the branch moved between advertisement and update.
- * Four git HTTP requests: a shallow fetch of `sha` (git needs the object locally to push
- * it) and the push.
  */
 async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
-  const dir = await mkdtemp(join(tmpdir(), 'gitops-bot-push-'));
-  const remote = `${o.url.replace(/\/+$/, '')}/${o.project}.git`;
-  const env = gitEnv(o, dir);
-  const git = (...args: string[]) => runGit(args, dir, env, o);
-  const fail = (what: string, f: GitFailure): never => {
-    throw new GitPushError(scrubSecrets(`${what}: ${f.message}`, o.token));
+  const fail = (what: string, e: unknown): never => {
+    const why = e instanceof GitPushError || e instanceof ProtocolError ? e.message : String(e);
+    throw new GitPushError(scrubSecrets(`${what}: ${why}`, o.token));
   };
+  let plan: PushPlan;
   try {
-    await git('init', '-q', '--bare', dir).catch((f: GitFailure) => fail('preparing a git directory', f));
-    await git('fetch', '-q', '--depth=1', '--no-tags', remote, o.sha).catch((f: GitFailure) =>
-      fail(`fetching ${o.sha.slice(0, 12)} of ${o.project}`, f),
+    const adv = await gitRequest(
+      o,
+      'info/refs?service=git-receive-pack',
+      'application/x-git-receive-pack-advertisement',
+      { method: 'GET' },
     );
-    const lease = `--force-with-lease=refs/heads/${o.ref}:${o.expected ?? ''}`;
-    const refspecs = [
-      `${o.sha}:refs/heads/${o.ref}`,
-      ...(o.alsoDelete ? [`:refs/heads/${o.alsoDelete}`] : []),
-    ];
-    try {
-      await git('push', '-q', '--atomic', lease, remote, ...refspecs);
-      return 'moved';
-    } catch (e) {
-      const f = e as GitFailure;
-      if (
-        /stale info|non-fast-forward|fetch first|already exists|cannot lock ref|failed to update ref/.test(
-          f.stderr,
-        )
-      )
-        return 'stale';
-      return fail(`pushing ${o.ref}`, f);
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    plan = planLeasedPush(parseAdvertisement(adv), o);
+  } catch (e) {
+    return fail(`reading the refs of ${o.project}`, e);
   }
+  if (plan.kind === 'stale') return 'stale';
+  let outcome: ReturnType<typeof pushOutcome>;
+  try {
+    const answer = await gitRequest(o, 'git-receive-pack', 'application/x-git-receive-pack-result', {
+      method: 'POST',
+      body: updateRequest(plan.commands, plan.capabilities),
+      contentType: 'application/x-git-receive-pack-request',
+    });
+    outcome = pushOutcome(parseReport(answer), plan.commands);
+  } catch (e) {
+    return fail(`pushing ${o.ref}`, e);
+  }
+  if (typeof outcome === 'object') return fail(`pushing ${o.ref}`, new GitPushError(outcome.error));
+  return outcome;
 }
 
 export interface FastForward {
@@ -194,7 +280,7 @@ export interface FastForward {
 
 /**
  * Fast-forwards `ref` to `sha`, only ever forward: the agent's branch never goes backwards
- * or sideways. Ancestry is checked through the API (a shallow fetch cannot tell); the lease
+ * or sideways. Ancestry is checked through the API (we hold no history to tell by); the lease
  * makes the push a no-op if someone moved the ref after that check.
  */
 export async function fastForward(o: FastForward): Promise<'moved' | 'already' | 'diverged'> {
