@@ -42,7 +42,12 @@ export async function gitProxy(target: string): Promise<GitProxy> {
     url: '',
     requests: [],
     intercept: () => undefined,
-    close: () => new Promise((r) => server.close(() => r())),
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        // requests left hanging on purpose must not keep it open
+        server.closeAllConnections();
+      }),
   };
   const server = createServer(async (req, res) => {
     const r: ProxiedRequest = {

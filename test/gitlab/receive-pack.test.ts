@@ -363,7 +363,11 @@ describe('against the sandbox (git http-backend)', () => {
     const post = proxy.requests[1].body;
     assert.ok(post.subarray(-32).equals(EMPTY_PACK));
     const lines = readPktLines(post.subarray(0, -32)).map((l) => l?.toString().split('\0')[0] ?? null);
-    assert.deepEqual(lines, [`${expected} ${sha} refs/heads/rp-move`, `${sha} ${ZERO_ID} refs/heads/${scratch}\n`, null]);
+    assert.deepEqual(lines, [
+      `${expected} ${sha} refs/heads/rp-move`,
+      `${sha} ${ZERO_ID} refs/heads/${scratch}\n`,
+      null,
+    ]);
     // authenticated as the bot, as git's push was
     assert.ok(
       sb.requests.some(

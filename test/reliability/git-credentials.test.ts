@@ -1,13 +1,15 @@
-// Finding 5: the bot's git token never travels in git's argv (readable by every local user
-// in the process list) nor in what leaves git-push.ts when git fails. A `git` first on PATH
-// records each call's argv and environment names; it passes through to the real git, or
-// fails echoing its arguments and the Authorization header it was given.
+// Finding 5: the bot's git token never travels in a process's argv (readable by every local
+// user in the process list) nor in what leaves git-push.ts when a push fails. Since issue 16
+// the bot speaks git's push protocol itself: no git child at all (a `git` first on PATH
+// records any call), and the token only in the Authorization header of requests to
+// GITLAB_URL, here a proxy in front of the sandbox that sees every request, and in the
+// failing case answers git's with an error page echoing the header it was sent.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
+import { type GitProxy, gitProxy } from '../gitlab/git-proxy.js';
 import {
   addHook,
   client,
@@ -27,11 +29,14 @@ const FORMS = [
   Buffer.from(`gitops-bot:${TOKEN}`).toString('base64').replace(/=+$/, ''),
   Buffer.from(TOKEN).toString('base64').replace(/=+$/, ''),
 ];
+const BASIC = `Basic ${Buffer.from(`gitops-bot:${TOKEN}`).toString('base64')}`;
 let sb: Sandbox;
+let proxy: GitProxy;
 let git: { dir: string; calls: string };
 let serve: ServeProcess;
 const op = () => client(sb, 'operator');
-const mode = (m: 'pass' | 'fail') => writeFile(join(git.dir, 'mode'), m);
+const isGit = (path: string) => /\.git\/(info\/refs|git-receive-pack|git-upload-pack)/.test(path);
+const gitCalls = () => readFile(git.calls, 'utf8').catch(() => '');
 
 function leaks(text: string): string[] {
   return FORMS.filter((f) => text.includes(f)).map((f) => {
@@ -45,7 +50,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: {
         ...process.env,
-        GITLAB_URL: sb.url,
+        GITLAB_URL: proxy.url,
         GITOPS_BOT_TOKEN: TOKEN,
         PATH: `${git.dir}:${process.env.PATH}`,
         ...env,
@@ -69,13 +74,11 @@ before(async () => {
   await strictOps(sb);
   const bot = (await op().Users.all({ username: 'gitops-bot' }))[0];
   await protectDeployRef(sb, bot.id);
-  git = await fakeGit(`
-if [ "$(cat "$(dirname "$0")/mode")" = pass ] || [ "$1" = init ]; then exec '${await realGit()}' "$@"; fi
-echo "fatal: unable to access '$*' with $(env | grep '^GIT_CONFIG_VALUE_' | tr '\\n' ' ') token=$GITOPS_BOT_TOKEN" >&2
-exit 128
-`);
-  await mode('pass');
+  proxy = await gitProxy(sb.url);
+  // were any git run, it would be recorded, then do its work
+  git = await fakeGit(`exec '${await realGit()}' "$@"`);
   serve = await startServe(sb, ['--project', OPS], {
+    GITLAB_URL: proxy.url,
     PATH: `${git.dir}:${process.env.PATH}`,
     GITOPS_BOT_LOG_LEVEL: 'debug',
   });
@@ -83,6 +86,7 @@ exit 128
 });
 after(async () => {
   await serve?.stop();
+  await proxy?.close();
   await sb?.close();
 });
 
@@ -94,7 +98,7 @@ async function approveAndWaitForMerge(iid: number) {
   return op().MergeRequests.show(OPS, iid);
 }
 
-test('real git: promote replaces the MR branch, serve moves deploy_ref; the token is in no argv', async () => {
+test('promote replaces the MR branch, serve moves deploy_ref: no git process, the token only in the header to GitLab', async () => {
   const created = await cli([...PROMOTE_STORY, '--tag', 'ci-34', '--json']);
   assert.equal(created.code, 0, created.stderr);
   const updated = await cli([...PROMOTE_STORY, '--tag', 'ci-35', '--json']);
@@ -108,49 +112,55 @@ test('real git: promote replaces the MR branch, serve moves deploy_ref; the toke
     async () => (await op().Branches.show(OPS, 'deploy/prod')).commit.id === merged.merge_commit_sha,
     'deploy_ref to move',
   );
-  const calls = await readFile(git.calls, 'utf8');
-  assert.match(calls, /ARGV \[push\] .*\[--force-with-lease=refs\/heads\/gitops-bot\/main\/helloworld:/);
-  assert.match(calls, /ARGV \[push\] .*\[--force-with-lease=refs\/heads\/deploy\/prod:/);
-  // the header travels in the environment (private to the bot's user), never on the command line
-  for (const line of calls.split('\n').filter((l) => l.startsWith('ENV ')))
-    for (const name of ['GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0'])
-      assert.match(line, new RegExp(` ${name} `));
-  for (const line of calls.split('\n').filter((l) => l.startsWith('ARGV ')))
-    assert.doesNotMatch(line, /extraHeader|Authorization/i);
-  assert.deepEqual(leaks(calls), []);
+  // both moves went through the push protocol, spoken by the bot itself
+  const pushes = proxy.requests.filter(
+    (r) => r.method === 'POST' && r.path.endsWith('.git/git-receive-pack'),
+  );
+  assert.equal(pushes.length, 2, 'the MR branch and deploy_ref');
+  assert.equal(await gitCalls(), '', 'no git was run: there is no argv to hold the token');
+  for (const r of proxy.requests.filter((q) => isGit(q.path))) assert.equal(r.authorization, BASIC, r.path);
+  assert.deepEqual(leaks(proxy.requests.map((r) => r.path).join('\n')), [], 'no token in any URL');
   assert.deepEqual(leaks(`${created.stdout}${created.stderr}${updated.stdout}${updated.stderr}`), []);
 });
 
-test('a failing git: no argv, error message, log line or --json output holds the token', async () => {
-  await mode('fail');
+test('a failing git server echoing the header: no error message, log line or --json output holds the token', async () => {
   const created = await cli([...PROMOTE_STORY, '--tag', 'ci-36', '--json']);
   assert.equal(created.code, 0, created.stderr);
   const iid = (JSON.parse(created.stdout) as { mr: { iid: number } }).mr.iid;
-  // an update goes through writeBranch -> replaceRef -> git, which fails
+  // from here on, git's requests get an error page that repeats the credentials sent
+  let echoed = 0;
+  proxy.intercept = (r) => {
+    if (!isGit(r.path)) return undefined;
+    echoed++;
+    return {
+      status: 500,
+      body: `fatal: unable to access ${r.path} with Authorization: ${r.authorization} token=${TOKEN}\n`,
+    };
+  };
+  // an update goes through writeBranch -> replaceRef, which fails
   const failed = await cli([...PROMOTE_STORY, '--tag', 'ci-37', '--json'], { GITOPS_BOT_LOG_LEVEL: 'debug' });
   assert.equal(failed.code, 1, failed.stderr);
-  assert.match(failed.stderr, /moving gitops-bot\/main\/helloworld of root\/helloworld-ops: fetching /);
-  assert.match(failed.stderr, /unable to access/, 'git says why');
-  // what the fake git echoed, scrubbed
+  assert.match(
+    failed.stderr,
+    /moving gitops-bot\/main\/helloworld of root\/helloworld-ops: reading the refs of root\/helloworld-ops: 127\.0\.0\.1:\d+ answered 500: /,
+  );
+  assert.match(failed.stderr, /unable to access/, 'the server says why');
+  assert.ok(echoed >= 1, 'the error page was served');
   const human = `${failed.stdout}${failed.stderr}`;
   assert.deepEqual(leaks(human), []);
 
-  // serve: the merge's deploy_ref move goes through fastForward -> git, which fails
+  // serve: the merge's deploy_ref move goes through fastForward, which fails
   await approveAndWaitForMerge(iid);
-  await until(
-    async () => serve.logs().some((l) => l.level === 50 && /fetching/.test(String(l.msg))),
-    'serve to log the failed move',
-    25,
-    800,
-  );
-  const failure = serve.logs().find((l) => l.level === 50 && /fetching/.test(String(l.msg)))!;
+  const failedMove = () =>
+    serve.logs().find((l) => l.level === 50 && /reading the refs of/.test(String(l.msg)));
+  await until(async () => !!failedMove(), 'serve to log the failed move', 25, 800);
+  const failure = failedMove()!;
   assert.equal(failure.project, OPS);
-  assert.match(String(failure.msg), /^job failed \(error\): /);
+  assert.match(String(failure.msg), /^job failed \(error\): .*answered 500: fatal: unable to access/);
   assert.ok((await serve.metric('gitops_bot_job_failures_total', '{reason="error"}')) >= 1);
+  proxy.intercept = () => undefined;
 
-  const calls = await readFile(git.calls, 'utf8');
-  assert.match(calls, /ARGV \[fetch\]/);
-  assert.deepEqual(leaks(calls), [], 'argv');
+  assert.equal(await gitCalls(), '', 'no git was run');
   assert.deepEqual(leaks(serve.stderr() + serve.stdout()), [], "serve's logs");
   assert.ok(
     serve.logs().some((l) => l.level === 20),

@@ -1,5 +1,5 @@
 // Finding 6: work that hangs or kills the worker thread is noticed. A job stuck past
-// --job-timeout (here: git hanging, a fake `git` first on PATH) is counted, alerted and
+// --job-timeout (here: git's push protocol hanging, behind a proxy) is counted, alerted and
 // makes /healthz 503; at twice the timeout the worker is restarted. A worker that dies (out
 // of memory on an MR's dense YAML) is restarted, its jobs count as failed, /healthz is 503
 // while it is down; later deliveries are handled.
@@ -8,17 +8,9 @@ import { after, before, test } from 'node:test';
 import { GitLab } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import {
-  addHook,
-  client,
-  OPS,
-  protectDeployRef,
-  sandboxFixture,
-  strictOps,
-  tempDir,
-  until,
-} from '../helpers.js';
-import { deliver, fakeGit, realGit, type ServeProcess, startServe } from '../server/serve-process.js';
+import { gitProxy } from '../gitlab/git-proxy.js';
+import { addHook, client, OPS, protectDeployRef, sandboxFixture, strictOps, until } from '../helpers.js';
+import { deliver, type ServeProcess, startServe } from '../server/serve-process.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';
 let sb: Sandbox;
@@ -80,13 +72,11 @@ after(async () => {
 });
 
 test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker is restarted at twice it', async (t) => {
-  // git hangs on every fetch (a network that never answers)
-  const git = await fakeGit(`[ "$1" = fetch ] && exec sleep 60\nexec '${await realGit()}' "$@"`);
-  const s = await startServe(sb, ['--project', OPS, '--job-timeout', '2'], {
-    PATH: `${git.dir}:${process.env.PATH}`,
-    // the restarted worker leaves its git scratch directory behind: here, removed on exit
-    TMPDIR: await tempDir(),
-  });
+  // git's requests never get an answer (a network that hangs); the API's pass
+  const proxy = await gitProxy(sb.url);
+  proxy.intercept = (r) => (/\.git\//.test(r.path) ? new Promise(() => {}) : undefined);
+  t.after(() => proxy.close());
+  const s = await startServe(sb, ['--project', OPS, '--job-timeout', '2'], { GITLAB_URL: proxy.url });
   serves.push(s);
   const hook = await addHook(sb, `${s.url}/webhook`, 's');
   // removed even when an assertion fails, so the next test's deliveries reach only its serve
@@ -94,7 +84,7 @@ test('a job stuck past --job-timeout: counted, alerted, /healthz 503; the worker
   const mr = await newMr('ci-34');
   await until(() => gated(mr.sha), 'the first verdict');
   assert.equal((await s.health()).status, 200);
-  // approved: the bot merges, then moves deploy_ref with git, which hangs
+  // approved: the bot merges, then moves deploy_ref with a push, which hangs
   await op().MergeRequestApprovals.approve(OPS, mr.iid, { sha: mr.sha });
   await until(async () => (await op().MergeRequests.show(OPS, mr.iid)).state === 'merged', 'the merge');
   const merged = Date.now();
