@@ -52,6 +52,7 @@ export type GateForge = Pick<
   | 'updateNote'
   | 'deleteNote'
   | 'setStatus'
+  | 'commitStatus'
   | 'merge'
   | 'fastForward'
 >;
@@ -91,10 +92,19 @@ function fileReader(gl: GateForge, project: string) {
 
 type Read = ReturnType<typeof fileReader>;
 
+/**
+ * The files of an MR that the gate reads at the MR's target branch (its YAML manifests, for
+ * the tag bump): a push to the target that changes one of them can change the verdict of an
+ * MR that changes it too. Nothing else of the target's tree is read (the policy apart).
+ */
+export function readAtTarget(path: string): boolean {
+  return /\.ya?ml$/.test(path);
+}
+
 /** The largest tag change between `base` and `head`, read from the YAML files. */
 async function bumpKind(read: Read, base: string, head: string, paths: string[]): Promise<ChangeKind | null> {
   let worst: ChangeKind | null = null;
-  for (const path of paths.filter((p) => /\.ya?ml$/.test(p)).slice(0, MAX_FILES)) {
+  for (const path of paths.filter(readAtTarget).slice(0, MAX_FILES)) {
     const [before, after] = await Promise.all([read(path, base), read(path, head)]);
     if (before === null || after === null) continue;
     try {

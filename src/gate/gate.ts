@@ -11,7 +11,8 @@
 // the MR (1), the rules (default branch, its protection, the policy there and at the deploy
 // ref: 4), facts (approvals, diff versions, push notes, push events, changes, members, the
 // approver: 7), tag bump (2 per changed YAML file), for gitops-bot's own MR the head commit
-// (1, the files are already read), then the status and the comment (3, or 2 when unchanged).
+// (1, the files are already read), then the status and the comment: 2 reads, and a write for
+// each that changed (an unchanged verdict writes nothing).
 
 import { log } from '../base/log.js';
 import { GitLabError, type MergeRequestDetail } from '../gitlab/client.js';
@@ -71,6 +72,8 @@ export function verdictComment(v: Verdict, sha: string, source = 'the default br
 export interface GateResult {
   verdict: Verdict;
   sha: string;
+  /** the paths the MR changes at `sha` (GitLab's changes): what a push to its target can affect */
+  changedPaths: string[];
   merged: boolean;
   requests: number;
 }
@@ -85,7 +88,33 @@ async function judge(
 ) {
   const trust = await trustFor(ctx.gitlab, project, rules, mr.targetBranch);
   const facts = await gatherFacts(ctx, project, mr, rules.policy, trust, base);
-  return evaluate(facts, DEFAULT_POLICY);
+  return { verdict: evaluate(facts, DEFAULT_POLICY), changedPaths: facts.mr.changedPaths };
+}
+
+/**
+ * Publishes `state` as the gate's commit status on `sha`, unless it already says exactly
+ * that and gitops-bot wrote it: re-evaluating an MR whose facts did not change writes
+ * nothing. The status is read back rather than remembered, so a status someone else
+ * posted under the gate's name (a Developer may post statuses) is overwritten, not trusted.
+ */
+async function publishStatus(
+  ctx: GateContext,
+  project: string,
+  sha: string,
+  state: Verdict['state'],
+  description: string,
+): Promise<void> {
+  const gl = ctx.gitlab;
+  const current = await gl.commitStatus(project, sha, STATUS_NAME);
+  const wanted = description.slice(0, 255);
+  if (
+    current &&
+    current.authorId === ctx.botUserId &&
+    current.state === state &&
+    current.description === wanted
+  )
+    return;
+  await gl.setStatus(project, sha, state, { name: STATUS_NAME, description: wanted });
 }
 
 /** Evaluates one open MR, publishes the verdict, and merges when the policy asks the bot to. */
@@ -100,9 +129,9 @@ export async function gate(
     gl.mergeRequest(project, iid),
     rulesInForce(gl, project, ctx.policy),
   ]);
-  const verdict = await judge(ctx, project, mr, rules, mr.targetBranch);
+  const { verdict, changedPaths } = await judge(ctx, project, mr, rules, mr.targetBranch);
   if (mr.state === 'opened') {
-    await gl.setStatus(project, mr.sha, verdict.state, { name: STATUS_NAME, description: verdict.summary });
+    await publishStatus(ctx, project, mr.sha, verdict.state, verdict.summary);
     await ensureSticky(gl, { project, iid }, VERDICT_MARKER, verdictComment(verdict, mr.sha, rules.source));
   }
   let merged = false;
@@ -120,7 +149,7 @@ export async function gate(
   // A recheck of a merged MR finishes what a merge started: a bot killed between the merge
   // and moving deploy_ref converges here (afterMerge is idempotent).
   if (merged || (opts.merge && mr.state === 'merged')) await afterMerge(ctx, project, iid, rules);
-  return { verdict, sha: mr.sha, merged, requests: gl.requests };
+  return { verdict, sha: mr.sha, changedPaths, merged, requests: gl.requests };
 }
 
 /**
@@ -160,24 +189,45 @@ export async function afterPush(
   branch: string,
   after: string,
 ): Promise<'direct' | 'merge' | 'none'> {
-  if (/^0+$/.test(after)) return 'none';
+  return (await afterPushRead(ctx, project, branch, after)).outcome;
+}
+
+/**
+ * afterPush, with what it read: the rules in force when it needed them (a push to a branch
+ * the rules deploy from; null otherwise). `known`: the default branch and the policy at its
+ * head, when the caller read them already (serve's push job), so they are not read twice.
+ */
+export async function afterPushRead(
+  ctx: GateContext,
+  project: string,
+  branch: string,
+  after: string,
+  known?: { defaultBranch: string; headText: string | null },
+): Promise<{ outcome: 'direct' | 'merge' | 'none'; rules: RulesInForce | null }> {
+  const none = { outcome: 'none' as const, rules: null };
+  if (/^0+$/.test(after)) return none;
   const gl = ctx.gitlab;
   // Most pushes are to MR branches: two reads tell that no rule deploys from this one (and
   // are not read again for the rules).
-  let read: { defaultBranch: string; headText: string | null } | undefined;
+  let read = known;
   if (!ctx.policy) {
-    const defaultBranch = await gl.projectDefaultBranch(project);
-    read = { defaultBranch, headText: await gl.rawFile(project, POLICY_FILE, defaultBranch) };
+    if (!read) {
+      const defaultBranch = await gl.projectDefaultBranch(project);
+      read = { defaultBranch, headText: await gl.rawFile(project, POLICY_FILE, defaultBranch) };
+    }
     const atHead = parse(read.headText);
-    if (branch !== defaultBranch && !deployRefs(atHead, defaultBranch).some((d) => d.branch === branch))
-      return 'none';
+    if (
+      branch !== read.defaultBranch &&
+      !deployRefs(atHead, read.defaultBranch).some((d) => d.branch === branch)
+    )
+      return none;
   }
   const rules = await rulesInForce(gl, project, ctx.policy, read);
   const d = deployRefs(rules.policy, rules.defaultBranch).find((x) => x.branch === branch);
-  if (!d) return 'none';
+  if (!d) return { outcome: 'none', rules };
   const r = await advance(ctx, project, rules, d.branch, d.ref);
   const held = r.decision.action === 'already' ? [] : r.decision.held;
-  return held.some((b) => b.kind === 'push' && b.sha === after) ? 'direct' : 'merge';
+  return { outcome: held.some((b) => b.kind === 'push' && b.sha === after) ? 'direct' : 'merge', rules };
 }
 
 /**

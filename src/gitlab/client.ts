@@ -849,6 +849,68 @@ export class GitLabGate extends GitLab {
   }
 
   /**
+   * Every open MR of `project` (into `targetBranch` only, when given), as plain data: all
+   * pages, 100 to a page (one request per 100 MRs). For deciding which MRs an event affects.
+   */
+  async openMergeRequestList(
+    project: string,
+    targetBranch?: string,
+  ): Promise<Array<{ iid: number; targetBranch: string; sha: string }>> {
+    const list = (await this.call(`list open merge requests of ${project} (all pages)`, () =>
+      this.api.MergeRequests.all({
+        projectId: project,
+        state: 'opened',
+        perPage: 100,
+        ...(targetBranch ? { targetBranch } : {}),
+      }),
+    )) as Raw[];
+    return list.map((m) => ({
+      iid: Number(m.iid),
+      targetBranch: String(m.target_branch),
+      sha: String(m.sha),
+    }));
+  }
+
+  /**
+   * The paths that differ between the trees of `from` and `to` (GitLab's compare with
+   * `straight`: from `from` itself, not the merge base, so a force push that drops a change
+   * shows it too). Null when GitLab does not know a commit or timed out on the comparison.
+   */
+  async pathsBetween(project: string, from: string, to: string): Promise<string[] | null> {
+    return orNull(
+      async () => {
+        const c = (await this.call(`compare ${from.slice(0, 8)}..${to.slice(0, 8)} in ${project}`, () =>
+          this.api.Repositories.compare(project, from, to, { straight: true }),
+        )) as Raw;
+        if (c.compare_timeout) return null;
+        return [
+          ...new Set(((c.diffs ?? []) as Raw[]).flatMap((d) => [String(d.old_path), String(d.new_path)])),
+        ];
+      },
+      (e) => e.status === 404 && /Ref|Commit/i.test(e.gitlabMessage),
+    );
+  }
+
+  /** The latest commit status named `name` on `sha` (GitLab lists the latest of each name). */
+  async commitStatus(
+    project: string,
+    sha: string,
+    name: string,
+  ): Promise<{ state: string; description: string; authorId: number } | null> {
+    const list = (await this.call(`read status ${name} of ${sha.slice(0, 8)}`, () =>
+      this.api.Commits.allStatuses(project, sha, { name }),
+    )) as Raw[];
+    const s = list.find((x) => x.name === name);
+    return s
+      ? {
+          state: String(s.status),
+          description: String(s.description ?? ''),
+          authorId: Number(s.author?.id ?? 0),
+        }
+      : null;
+  }
+
+  /**
    * The project hook pointing at `url`, created or brought up to date (events, secret,
    * signing token): re-running `serve --register-hook` never adds a second hook.
    */

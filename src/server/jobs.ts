@@ -3,15 +3,34 @@
 // a worker thread, where `serve` runs them away from the thread that acknowledges deliveries.
 // The runner only runs them and reports each one's start and end; timeouts, failure counts
 // and alerts are the webhook server's (webhook.ts), the same for both ways of running.
-import { acceptBypass, afterMerge, afterPush, type GateContext, gate } from '../gate/gate.js';
+import { log } from '../base/log.js';
+import { nextFreezeEdge } from '../gate/freeze-edges.js';
+import { acceptBypass, afterMerge, afterPushRead, type GateContext, gate } from '../gate/gate.js';
+import { deployRefs, POLICY_FILE, parse, rulesInForce } from '../gate/trust.js';
+import { governedBranches } from '../policy/evaluate.js';
+import { DEFAULT_POLICY } from '../policy/schema.js';
 import { ProjectDirectory } from './projects.js';
+import { affectedMergeRequests, listingFor, type PushFacts } from './push-scope.js';
 
 export type JobSpec =
   | { type: 'gate'; project: string; iid: number }
   | { type: 'merged'; project: string; iid: number }
-  | { type: 'push'; project: string; branch: string; after: string }
+  /** `before`: the push's previous head as the delivery gives it ('' when it gives none) */
+  | { type: 'push'; project: string; branch: string; before?: string; after: string }
   /** `/gitops-bot accept <sha>`: a bypass on the target branch is accepted */
-  | { type: 'accept'; project: string; sha: string };
+  | { type: 'accept'; project: string; sha: string }
+  /** read the rules and set the timer for their next freeze edge */
+  | { type: 'schedule'; project: string }
+  /** a freeze edge passed: re-evaluate the open MRs into these branches */
+  | { type: 'edge'; project: string; branches: string[] };
+
+/** MRs whose changed paths are remembered (for deciding what a push affects), per runner. */
+const REMEMBERED_MRS = 50_000;
+/** setTimeout's longest delay; a later edge is reached by scheduling again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** after an edge before re-evaluating, so that the verdict's clock is past it */
+const EDGE_MARGIN_MS = 1000;
+const NULL_SHA = /^0+$/;
 
 export interface JobEvents {
   /** a job the runner queued itself (a follow-up), with the id it gave it */
@@ -26,6 +45,7 @@ export interface JobEvents {
 export function jobKey(job: JobSpec): string {
   if (job.type === 'push') return `${job.project}:push:${job.branch}`;
   if (job.type === 'accept') return `${job.project}:accept`;
+  if (job.type === 'schedule' || job.type === 'edge') return `${job.project}:${job.type}`;
   return `${job.project}!${job.iid}`;
 }
 
@@ -33,6 +53,8 @@ export function jobKey(job: JobSpec): string {
 export function describeJob(job: JobSpec): string {
   if (job.type === 'push') return `push to ${job.branch} of ${job.project} (${job.after.slice(0, 8)})`;
   if (job.type === 'accept') return `accept ${job.sha.slice(0, 12)} in ${job.project}`;
+  if (job.type === 'schedule') return `freeze schedule of ${job.project}`;
+  if (job.type === 'edge') return `freeze edge on ${job.branches.join(', ')} of ${job.project}`;
   return `${job.type === 'gate' ? 'gate of' : 'after the merge of'} ${job.project}!${job.iid}`;
 }
 
@@ -41,6 +63,26 @@ export function describeJob(job: JobSpec): string {
  * counting again).
  */
 export function createJobRunner(ctx: GateContext, concurrency: number, events: JobEvents, idPrefix = 'f') {
+  const now = () => ctx.now?.() ?? new Date();
+  // What each MR changes, as its last gate here read it at its head: a push to its target
+  // re-evaluates it only if the push changes one of the same manifests. Keyed by head, so a
+  // new push to the MR (a new head) makes it unknown again, and unknown means re-evaluate.
+  const mrPaths = new Map<string, { sha: string; paths: string[] }>();
+  const remember = (project: string, iid: number, sha: string, paths: string[]) => {
+    const key = `${project}!${iid}`;
+    mrPaths.delete(key);
+    mrPaths.set(key, { sha, paths });
+    if (mrPaths.size > REMEMBERED_MRS) mrPaths.delete(mrPaths.keys().next().value as string);
+  };
+  const known = (project: string, iid: number, sha: string): string[] | null => {
+    const m = mrPaths.get(`${project}!${iid}`);
+    return m && m.sha === sha ? m.paths : null;
+  };
+  // One freeze timer per project; the projects it was set for (a job for any other project
+  // schedules it, so that serving without --project times the projects it hears of).
+  const timers = new Map<string, NodeJS.Timeout>();
+  const scheduled = new Set<string>();
+  let stopped = false;
   const queues = new Map<string, Promise<void>>();
   let running = 0;
   let seq = 0;
@@ -73,21 +115,125 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
 
   async function run(spec: JobSpec): Promise<void> {
     const job = { ...spec, project: await canonical(spec.project) } as JobSpec;
+    if (job.type !== 'schedule' && !scheduled.has(job.project)) {
+      scheduled.add(job.project);
+      enqueue({ type: 'schedule', project: spec.project });
+    }
     if (job.type === 'gate') {
-      events.verdict((await gate(ctx, job.project, job.iid, { merge: true })).verdict.state);
+      const r = await gate(ctx, job.project, job.iid, { merge: true });
+      remember(job.project, job.iid, r.sha, r.changedPaths);
+      events.verdict(r.verdict.state);
     } else if (job.type === 'merged') {
       await afterMerge(ctx, job.project, job.iid);
     } else if (job.type === 'accept') {
       await acceptBypass(ctx, job.project, job.sha);
+    } else if (job.type === 'push') {
+      await push(job, spec.project);
+    } else if (job.type === 'schedule') {
+      scheduled.add(job.project);
+      await schedule(job.project, spec.project);
     } else {
-      await afterPush(ctx, job.project, job.branch, job.after);
-      // The policy may have changed: evaluate again the open MRs whose rules it holds (the
-      // policy is read from an MR's target branch). A push to any other branch, such as an
-      // MR's own, changes no rules; it used to re-evaluate every open MR.
-      if (/^0+$/.test(job.after)) return;
-      for (const iid of await ctx.gitlab.openMergeRequests(job.project, job.branch))
-        enqueue({ type: 'gate', project: spec.project, iid });
+      await edge(job, spec.project);
     }
+  }
+
+  /**
+   * A push: deploy_ref's walk (afterPush), then the open MRs whose verdict the push can
+   * change (push-scope.ts decides). What changed is GitLab's answer (the compare between
+   * the push's before and after), never the delivery's `commits[].modified`: that list is
+   * the sender's word and stops at 20 commits. The delivery's `before` only picks what to
+   * compare: an older one than the truth compares more (more work, never less); a missing
+   * or malformed one counts as "anything may have changed".
+   */
+  async function push(job: Extract<JobSpec, { type: 'push' }>, id: string): Promise<void> {
+    const gl = ctx.gitlab;
+    const defaultBranch = await gl.projectDefaultBranch(job.project);
+    const headText = ctx.policy ? null : await gl.rawFile(job.project, POLICY_FILE, defaultBranch);
+    const comparable =
+      /^[0-9a-f]{40}$/.test(job.before ?? '') && !NULL_SHA.test(job.before!) && !NULL_SHA.test(job.after);
+    const [{ rules }, changedPaths] = await Promise.all([
+      afterPushRead(ctx, job.project, job.branch, job.after, { defaultBranch, headText }),
+      comparable ? gl.pathsBetween(job.project, job.before!, job.after) : Promise.resolve(null),
+    ]);
+    const policies = [ctx.policy ? ctx.policy.policy : parse(headText), rules?.policy ?? null];
+    const facts: PushFacts = {
+      branch: job.branch,
+      changedPaths,
+      defaultBranch,
+      governed: [
+        ...new Set(
+          policies.flatMap((p) =>
+            p && 'error' in p ? [] : governedBranches(p ?? DEFAULT_POLICY, defaultBranch),
+          ),
+        ),
+      ],
+      deployRefs: [...new Set(policies.flatMap((p) => deployRefs(p, defaultBranch).map((d) => d.ref)))],
+    };
+    const listing = listingFor(facts);
+    if (listing.list === 'none') return;
+    if (listing.list === 'project') enqueue({ type: 'schedule', project: id });
+    const open = await gl.openMergeRequestList(
+      job.project,
+      listing.list === 'target' ? job.branch : undefined,
+    );
+    const affected = affectedMergeRequests(
+      facts,
+      open.map((m) => ({ ...m, changedPaths: known(job.project, m.iid, m.sha) })),
+    );
+    log.info(
+      {
+        project: job.project,
+        branch: job.branch,
+        open: open.length,
+        affected: affected.length,
+        reason: listing.reason,
+      },
+      `push to ${job.branch}: ${affected.length} of ${open.length} open MR(s) to evaluate again`,
+    );
+    for (const a of affected) enqueue({ type: 'gate', project: id, iid: a.iid });
+  }
+
+  /** Reads the rules in force and sets the project's timer to their next freeze edge. */
+  async function schedule(project: string, id: string): Promise<void> {
+    const rules = await rulesInForce(ctx.gitlab, project, ctx.policy);
+    clearTimeout(timers.get(project));
+    timers.delete(project);
+    if (stopped) return;
+    const at = now().getTime();
+    const next = nextFreezeEdge(rules.policy, rules.defaultBranch, new Date(at));
+    if (!next) return;
+    const wait = next.at.getTime() - at + EDGE_MARGIN_MS;
+    const timer = setTimeout(
+      () => {
+        timers.delete(project);
+        if (stopped) return;
+        enqueue(
+          wait > MAX_TIMER_MS
+            ? { type: 'schedule', project: id }
+            : { type: 'edge', project: id, branches: next.branches },
+        );
+      },
+      Math.min(wait, MAX_TIMER_MS),
+    );
+    // The timer alone must not keep a process alive (serve's listener does).
+    timer.unref();
+    timers.set(project, timer);
+    log.debug({ project, at: next.at.toISOString(), branches: next.branches }, 'next freeze edge');
+  }
+
+  /** A freeze edge passed: the open MRs into its branches, evaluated again; then the next edge. */
+  async function edge(job: Extract<JobSpec, { type: 'edge' }>, id: string): Promise<void> {
+    const gl = ctx.gitlab;
+    const open =
+      job.branches.length === 1
+        ? await gl.openMergeRequestList(job.project, job.branches[0])
+        : (await gl.openMergeRequestList(job.project)).filter((m) => job.branches.includes(m.targetBranch));
+    log.info(
+      { project: job.project, branches: job.branches, affected: open.length },
+      `freeze edge on ${job.branches.join(', ')}: ${open.length} open MR(s) to evaluate again`,
+    );
+    for (const m of open) enqueue({ type: 'gate', project: id, iid: m.iid });
+    enqueue({ type: 'schedule', project: id });
   }
 
   /** `id`: the caller's id for the job (it reported it as added); else it is a follow-up. */
@@ -116,5 +262,12 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     queues.set(key, next);
   }
 
-  return { enqueue };
+  /** Clears the freeze timers (the runner takes no more timed work). */
+  function stop(): void {
+    stopped = true;
+    for (const t of timers.values()) clearTimeout(t);
+    timers.clear();
+  }
+
+  return { enqueue, stop };
 }

@@ -34,7 +34,12 @@ function work(event: string, body: Payload): Work | 'ignored' | 'invalid' {
   if (event === 'Push Hook' && kind === 'push') {
     const ref = String(body.ref ?? '');
     if (!ref.startsWith('refs/heads/')) return 'ignored';
-    return { type: 'push', branch: ref.slice('refs/heads/'.length), after: String(body.after ?? '') };
+    return {
+      type: 'push',
+      branch: ref.slice('refs/heads/'.length),
+      ...(body.before === undefined ? {} : { before: String(body.before) }),
+      after: String(body.after ?? ''),
+    };
   }
   return 'ignored';
 }

@@ -41,6 +41,8 @@ interface SinkDeps {
   concurrency: number;
   watcher: Watcher;
   metrics: ServeMetrics;
+  /** a restarted worker is up: its runner starts with no freeze timers (serve schedules them again) */
+  restarted?: () => void;
 }
 
 let seq = 0;
@@ -63,7 +65,7 @@ export function inProcessSink(d: SinkDeps): JobSink {
     down: () => null,
     stuck: () => {},
     closing: () => {},
-    close: async () => {},
+    close: async () => runner.stop(),
   };
 }
 
@@ -183,6 +185,7 @@ class WorkerSink implements JobSink {
     if (!this.shuttingDown) this.worker?.unref();
     this.workerReady = true;
     this.downSince = null;
+    if (!this.firstStart && !this.shuttingDown) this.d.restarted?.();
     this.firstStart?.resolve();
     this.firstStart = null;
   }

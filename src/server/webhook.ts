@@ -240,7 +240,21 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
   let sink: JobSink | null = null;
   const watcher = createWatcher({ jobTimeoutMs, metrics, onStuck: (gen, why) => sink?.stuck(gen, why) });
   // A global limit keeps memory bounded however many merge requests have work queued.
-  const deps = { ctx, callerCtx: opts.ctx, concurrency: opts.concurrency ?? 4, watcher, metrics };
+  // Freeze windows start and end with no event: each managed project's timer is set when
+  // serve starts and again when a dead worker comes back (its timers died with it). Without
+  // --project, a project is timed from its first job.
+  const scheduleManaged = () => {
+    if (opts.projects && managed)
+      for (const p of managed.values()) sink?.dispatch({ type: 'schedule', project: p.path });
+  };
+  const deps = {
+    ctx,
+    callerCtx: opts.ctx,
+    concurrency: opts.concurrency ?? 4,
+    watcher,
+    metrics,
+    restarted: scheduleManaged,
+  };
   sink = workerOpts ? workerSink(deps, workerOpts) : inProcessSink(deps);
   const jobs = sink;
 
@@ -290,6 +304,7 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
       if (!ready && opts.projects)
         setManaged(await resolveProjects(new ProjectDirectory(opts.ctx.gitlab.opts), opts.projects));
       await jobs.ready;
+      scheduleManaged();
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
