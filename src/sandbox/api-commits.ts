@@ -111,7 +111,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
           (m.mergeCommitSha === sha || m.sha === sha || m.versions.some((v) => v.headCommitSha === sha)),
       );
       const out = [];
-      for (const m of mrs) out.push(await entities.mergeRequest(p, m));
+      for (const m of mrs) out.push(await entities.mergeRequestListItem(p, m));
       return new Page(out);
     },
     { jobToken: true },

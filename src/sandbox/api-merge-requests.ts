@@ -90,7 +90,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
           return sort === 'asc' ? cmp : -cmp;
         });
       const out = [];
-      for (const m of list) out.push(await entities.mergeRequest(p, m));
+      for (const m of list) out.push(await entities.mergeRequestListItem(p, m));
       return new Page(out);
     },
     { jobToken: true },

@@ -31,7 +31,9 @@ export function register(router: Router, deps: ApiDeps): void {
     const list = membership
       ? visible.filter((p) => core.accessLevel(ctx.user, p) >= AccessLevel.GUEST)
       : visible;
-    return new Page(list.map((p) => entities.project(p, ctx.user)));
+    // simple=true: GitLab's BasicProjectDetails, without settings and permissions.
+    const simple = bool(ctx, 'simple');
+    return new Page(list.map((p) => (simple ? entities.projectSimple(p) : entities.project(p, ctx.user))));
   });
 
   router.on('POST', '/projects', async (ctx) => {

@@ -1,4 +1,5 @@
 // GitLab's JSON entities (snake_case keys, as the REST API returns them).
+import { createHash } from 'node:crypto';
 import type { SandboxCore } from './core.js';
 import { isDraft } from './core.js';
 import type { CommitInfo, FileDiff } from './git.js';
@@ -25,6 +26,13 @@ export class Entities {
     return `${this.base}/${p.namespace}/${p.path}`;
   }
 
+  /** GitLab's default avatar for an account without an upload: its Gravatar (SHA-256 of the email). */
+  private avatarUrl(u: User): string {
+    const hash = createHash('sha256').update(u.email.trim().toLowerCase()).digest('hex');
+    return `https://www.gravatar.com/avatar/${hash}?s=80&d=identicon`;
+  }
+
+  /** API::Entities::UserBasic: how a user appears inside other entities and in GET /users. */
   user(u: User): Record<string, unknown> {
     return {
       id: u.id,
@@ -32,23 +40,67 @@ export class Entities {
       name: u.name,
       state: 'active',
       locked: false,
-      avatar_url: null,
+      avatar_url: this.avatarUrl(u),
       web_url: `${this.base}/${u.username}`,
       bot: u.bot,
       public_email: u.email,
     };
   }
 
+  /**
+   * API::Entities::UserPublic, GET /user: the profile fields with the defaults of an account that
+   * never filled them in nor signed in through the web (the sandbox's users use tokens only).
+   */
   currentUser(u: User): Record<string, unknown> {
     return {
       ...this.user(u),
-      email: u.email,
-      public_email: null,
-      bot: u.bot,
-      is_admin: u.isAdmin,
       created_at: u.createdAt,
+      bio: '',
+      location: '',
+      public_email: null,
+      skype: '',
+      linkedin: '',
+      twitter: '',
+      discord: '',
+      website_url: '',
+      organization: '',
+      job_title: '',
+      pronouns: null,
+      work_information: null,
+      followers: 0,
+      following: 0,
+      is_followed: false,
+      local_time: null,
+      last_sign_in_at: null,
+      confirmed_at: u.createdAt,
+      last_activity_on: null,
+      email: u.email,
+      theme_id: 3,
+      color_scheme_id: 1,
+      projects_limit: 100000,
+      current_sign_in_at: null,
+      identities: [],
+      can_create_group: true,
       can_create_project: true,
       two_factor_enabled: false,
+      external: false,
+      private_profile: false,
+      commit_email: u.email,
+    };
+  }
+
+  /**
+   * API::Entities::UserWithAdmin: what an administrator is shown of any user (GET /user,
+   * /users, /users/:id). The namespace id is the user's id, as project entities name it.
+   */
+  adminUser(u: User): Record<string, unknown> {
+    return {
+      ...this.currentUser(u),
+      is_admin: u.isAdmin,
+      note: null,
+      namespace_id: u.id,
+      created_by: null,
+      email_reset_offered_at: null,
     };
   }
 
@@ -58,10 +110,10 @@ export class Entities {
     return u ? this.user(u) : null;
   }
 
-  project(p: Project, viewer: User | null): Record<string, unknown> {
+  /** API::Entities::BasicProjectDetails: GET /projects?simple=true, and the start of every project view. */
+  projectSimple(p: Project): Record<string, unknown> {
     const path = `${p.namespace}/${p.path}`;
     const owner = this.core.store.userByName(p.namespace);
-    const level = this.core.accessLevel(viewer, p);
     return {
       id: p.id,
       description: p.description,
@@ -77,8 +129,8 @@ export class Entities {
       http_url_to_repo: `${this.base}/${path}.git`,
       web_url: this.webUrl(p),
       readme_url: null,
-      avatar_url: null,
       forks_count: 0,
+      avatar_url: null,
       star_count: 0,
       last_activity_at: p.createdAt,
       namespace: {
@@ -88,8 +140,16 @@ export class Entities {
         kind: 'user',
         full_path: p.namespace,
         parent_id: null,
+        avatar_url: null,
         web_url: `${this.base}/${p.namespace}`,
       },
+    };
+  }
+
+  project(p: Project, viewer: User | null): Record<string, unknown> {
+    const level = this.core.accessLevel(viewer, p);
+    return {
+      ...this.projectSimple(p),
       visibility: p.visibility,
       archived: false,
       empty_repo: false,
@@ -192,23 +252,45 @@ export class Entities {
     };
   }
 
+  /**
+   * API::Entities::ProjectHook. The events the sandbox never sends are GitLab's defaults (off);
+   * the branch filter is unset ('' with the wildcard strategy, as a hook created without one).
+   */
   hook(h: Hook): Record<string, unknown> {
     return {
       id: h.id,
       url: h.url,
-      project_id: h.projectId,
+      name: null,
+      description: null,
+      created_at: h.createdAt,
       push_events: h.pushEvents,
-      merge_requests_events: h.mergeRequestsEvents,
-      note_events: h.noteEvents,
-      pipeline_events: h.pipelineEvents,
       tag_push_events: false,
-      issues_events: false,
-      job_events: false,
+      merge_requests_events: h.mergeRequestsEvents,
+      repository_update_events: false,
       enable_ssl_verification: h.enableSslVerification,
+      alert_status: 'executable',
+      disabled_until: null,
+      url_variables: [],
+      push_events_branch_filter: '',
+      branch_filter_strategy: 'wildcard',
+      custom_webhook_template: null,
+      custom_headers: [],
+      project_id: h.projectId,
+      issues_events: false,
+      confidential_issues_events: false,
+      note_events: h.noteEvents,
+      confidential_note_events: false,
+      pipeline_events: h.pipelineEvents,
+      wiki_page_events: false,
+      deployment_events: false,
+      feature_flag_events: false,
+      job_events: false,
+      releases_events: false,
+      emoji_events: false,
+      resource_access_token_events: false,
+      vulnerability_events: false,
       token_present: !!h.token,
       signing_token_present: !!h.signingToken,
-      created_at: h.createdAt,
-      alert_status: 'executable',
     };
   }
 
@@ -301,26 +383,14 @@ export class Entities {
     };
   }
 
-  async mergeRequest(p: Project, mr: MergeRequest): Promise<Record<string, unknown>> {
+  /**
+   * API::Entities::MergeRequestBasic: a merge request as lists show it (GET /merge_requests,
+   * /repository/commits/:sha/merge_requests). The single view adds diff_refs, the pipelines,
+   * merge_error and the rest (lib/api/entities/merge_request.rb).
+   */
+  async mergeRequestListItem(p: Project, mr: MergeRequest): Promise<Record<string, unknown>> {
     const detailed = await this.core.detailedMergeStatus(p, mr);
     const conflicts = mr.state === 'opened' && (await this.core.hasConflicts(p, mr));
-    const version = mr.versions[0];
-    const pipelineStatus = this.core.pipelineStatus(p.id, mr.sha);
-    const pipelineId = this.core.store.data.statuses.find(
-      (s) => s.projectId === p.id && s.sha === mr.sha,
-    )?.pipelineId;
-    const pipeline = pipelineStatus
-      ? {
-          id: pipelineId,
-          iid: pipelineId,
-          project_id: p.id,
-          sha: mr.sha,
-          ref: mr.sourceBranch,
-          status: pipelineStatus,
-          source: 'external',
-          web_url: `${this.webUrl(p)}/-/pipelines/${pipelineId}`,
-        }
-      : null;
     const users = (ids: number[]) => ids.map((id) => this.userById(id)).filter(Boolean);
     const full = `${p.namespace}/${p.path}!${mr.iid}`;
     return {
@@ -371,6 +441,30 @@ export class Entities {
       task_completion_status: { count: 0, completed_count: 0 },
       has_conflicts: conflicts,
       blocking_discussions_resolved: true,
+    };
+  }
+
+  /** API::Entities::MergeRequest: GET /merge_requests/:iid and the answers of create, update, merge. */
+  async mergeRequest(p: Project, mr: MergeRequest): Promise<Record<string, unknown>> {
+    const version = mr.versions[0];
+    const pipelineStatus = this.core.pipelineStatus(p.id, mr.sha);
+    const pipelineId = this.core.store.data.statuses.find(
+      (s) => s.projectId === p.id && s.sha === mr.sha,
+    )?.pipelineId;
+    const pipeline = pipelineStatus
+      ? {
+          id: pipelineId,
+          iid: pipelineId,
+          project_id: p.id,
+          sha: mr.sha,
+          ref: mr.sourceBranch,
+          status: pipelineStatus,
+          source: 'external',
+          web_url: `${this.webUrl(p)}/-/pipelines/${pipelineId}`,
+        }
+      : null;
+    return {
+      ...(await this.mergeRequestListItem(p, mr)),
       diff_refs: version
         ? {
             base_sha: version.baseCommitSha,
