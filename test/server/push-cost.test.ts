@@ -1,0 +1,160 @@
+// Issue 16: a push's cost does not grow with the open MRs. `serve` (in-process, so that its
+// clock can be set) runs against the sandbox, which delivers the webhooks; gitops-bot's
+// requests are counted at the sandbox. A README-only push to main costs the same few
+// requests with 3 and 12 open bot MRs; a policy change re-evaluates them all; a freeze
+// window starting re-evaluates the MRs it governs, at its start, with no event.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
+import { promote } from '../../src/promote/promote.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
+import { addApps, addHook, client, OPS, protect, sandboxFixture, until } from '../helpers.js';
+
+const SECRET = 'push-cost-secret';
+let sb: Sandbox;
+let srv: WebhookServer;
+/** serve's clock runs this far ahead of the real one (the freeze test moves it) */
+let skew = 0;
+const op = () => client(sb, 'operator');
+const APPS = 12;
+const settle = () => sb.settle(srv);
+const mrs: number[] = [];
+
+/** gitops-bot's requests at the sandbox while `fn` runs and serve settles. */
+async function botRequestsDuring(
+  fn: () => Promise<unknown>,
+): Promise<Array<{ method: string; path: string }>> {
+  await settle();
+  const from = sb.requests.length;
+  await fn();
+  await settle();
+  return sb.requests.slice(from).filter((r) => r.user === 'gitops-bot');
+}
+
+/** `n` more promotions by gitops-bot, each of an app of its own: `n` more open bot MRs into main. */
+async function openBotMrs(n: number): Promise<void> {
+  for (let k = 0; k < n; k++) {
+    const i = mrs.length;
+    const r = await promote(
+      {
+        project: OPS,
+        env: 'push-cost',
+        files: [`apps/app${i}.yml`],
+        image: `registry.example.com/root/app${i}`,
+        tag: 'ci-2',
+        targetBranch: 'main',
+      },
+      { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+    );
+    mrs.push(r.mr!.iid);
+  }
+  await settle();
+}
+
+let readme = 0;
+const pushReadme = () =>
+  op().Commits.create(OPS, 'main', `Docs ${++readme}`, [
+    { action: readme === 1 ? 'create' : 'update', filePath: 'README.md', content: `# ops ${readme}\n` },
+  ]);
+const pushPolicy = (text: string, action: 'create' | 'update') =>
+  op().Commits.create(OPS, 'main', 'Policy', [{ action, filePath: '.gitops-bot.yml', content: text }]);
+
+/** The MRs whose gate ran during `reqs` (each gate reads its MR first). */
+const gated = (reqs: Array<{ method: string; path: string }>) => {
+  const re = new RegExp(`^/api/v4/projects/${encodeURIComponent(OPS)}/merge_requests/(\\d+)$`);
+  return [...new Set(reqs.filter((r) => r.method === 'GET').flatMap((r) => re.exec(r.path)?.[1] ?? []))]
+    .map(Number)
+    .sort((a, b) => a - b);
+};
+
+async function verdictNote(iid: number): Promise<string> {
+  const notes = await op().MergeRequestNotes.all(OPS, iid);
+  return String(notes.find((n) => String(n.body).startsWith('<!-- gitops-bot:verdict'))?.body ?? '');
+}
+
+before(async () => {
+  sb = await sandboxFixture();
+  await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
+  await addApps(sb, APPS, (i) => `root/app${i}:ci-1`);
+  const gitlab = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
+  const botUserId = (await gitlab.currentUser()).id;
+  srv = createWebhookServer({
+    ctx: { gitlab, botUserId, now: () => new Date(Date.now() + skew) },
+    secret: SECRET,
+    projects: [OPS],
+    worker: false,
+  });
+  await addHook(sb, `${await srv.listen(0, '127.0.0.1')}/webhook`, SECRET);
+});
+after(async () => {
+  await srv?.close();
+  await sb?.close();
+});
+
+test('a README-only push to main costs the same few requests with 3 and 12 open bot MRs, and gates none', async (t) => {
+  await openBotMrs(3);
+  await pushReadme(); // the README is created: every later push only updates it
+  const three = await botRequestsDuring(pushReadme);
+  await openBotMrs(9);
+  const twelve = await botRequestsDuring(pushReadme);
+  t.diagnostic(`requests: ${three.length} with 3 MRs, ${twelve.length} with 12`);
+  assert.deepEqual(
+    twelve.map((r) => `${r.method} ${r.path}`),
+    three.map((r) => `${r.method} ${r.path}`),
+  );
+  assert.ok(twelve.length <= 5, twelve.map((r) => `${r.method} ${r.path}`).join('\n'));
+  assert.deepEqual(gated(twelve), []);
+  assert.ok(
+    twelve.every((r) => r.method === 'GET'),
+    'no writes',
+  );
+});
+
+test('a push changing the policy file re-evaluates every open MR', async () => {
+  assert.equal(mrs.length, APPS);
+  const reqs = await botRequestsDuring(() =>
+    pushPolicy('version: 1\nenvironments:\n  - name: prod\n    approvals: { required: 2 }\n', 'create'),
+  );
+  assert.deepEqual(
+    gated(reqs),
+    [...mrs].sort((a, b) => a - b),
+  );
+  for (const iid of mrs) assert.match(await verdictNote(iid), /0\/2 approvals/);
+});
+
+test('a freeze window starting re-evaluates the MRs it governs at its start, with no event', async () => {
+  assert.equal(mrs.length, APPS);
+  // serve's clock is set 12 s before a whole minute: the window starts then (the policy
+  // change's own re-evaluations finish before it).
+  const MIN = 60_000;
+  const start = Math.ceil(Date.now() / MIN) * MIN + MIN;
+  skew = start - 12_000 - Date.now();
+  const hhmm = (t: number) => new Date(t).toISOString().slice(11, 16);
+  await pushPolicy(
+    [
+      'version: 1',
+      'environments:',
+      '  - name: prod',
+      '    approvals: { required: 2 }',
+      `    freeze: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: "${hhmm(start)}", to: "${hhmm(start + 30 * MIN)}", reason: test freeze }]`,
+      '',
+    ].join('\n'),
+    'update',
+  );
+  await settle();
+  // the policy change re-evaluated them; the window has not started yet
+  for (const iid of mrs) assert.doesNotMatch(await verdictNote(iid), /freeze window/);
+  const from = sb.requests.length;
+  await until(
+    async () => (await Promise.all(mrs.map(verdictNote))).every((n) => /freeze window.*test freeze/.test(n)),
+    'every MR into main to show the freeze window',
+    250,
+    80,
+  );
+  await settle();
+  assert.deepEqual(
+    gated(sb.requests.slice(from).filter((r) => r.user === 'gitops-bot')),
+    [...mrs].sort((a, b) => a - b),
+  );
+});
