@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // gitops-bot's command line. Each command lives in src/cli/<name>.ts; this file wires them
-// up and turns errors into one line on stderr and a documented exit code.
+// up and turns errors into one line on stderr (and with --json one on stdout) and a
+// documented exit code.
 import './startup.js';
-import { Command, CommanderError } from 'commander';
-import { CliError, ExitCode } from './cli/errors.js';
+import { Command } from 'commander';
+import { failureOf, jsonFailureLine, wantsJson } from './cli/errors.js';
 import { registerGate } from './cli/gate.js';
 import { registerManifestCommands } from './cli/manifests.js';
 import { registerPromote } from './cli/promote.js';
@@ -36,28 +37,12 @@ async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      process.exitCode = e.exitCode === 0 ? 0 : ExitCode.USAGE;
-      return;
-    }
-    if (e instanceof CliError) {
-      process.stderr.write(`gitops-bot: ${e.message}\n`);
-      process.exitCode = e.exitCode;
-      return;
-    }
-    // GitLab errors are matched by name: importing the client here would slow every start.
-    const gl = e as { name?: string; status?: number; message: string };
-    if (gl.name === 'GitLabError' && (gl.status === 401 || gl.status === 403)) {
-      process.stderr.write(
-        gl.status === 401
-          ? 'gitops-bot: GitLab rejected the token (401 Unauthorized): check GITOPS_BOT_TOKEN; it may be expired or revoked\n'
-          : `gitops-bot: the token lacks access: ${gl.message}\n`,
-      );
-      process.exitCode = ExitCode.AUTH;
-      return;
-    }
-    process.stderr.write(`gitops-bot: ${gl.message}\n`);
-    process.exitCode = ExitCode.FAILURE;
+    const failure = failureOf(e);
+    process.exitCode = failure.exit;
+    if (failure.exit === 0) return;
+    if (!failure.printed) process.stderr.write(`gitops-bot: ${failure.message}\n`);
+    // --json: every outcome is one JSON line on stdout, a failure too (stderr keeps its line).
+    if (wantsJson(argv.slice(2))) process.stdout.write(jsonFailureLine(failure));
   }
 }
 

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
 import { log } from '../base/log.js';
+import { networkErrorMessage } from '../base/network-error.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from '../base/retry.js';
 import { fastForward, GIT_REQUESTS_PER_PUSH, replaceRef } from './git-push.js';
 import { isPushNote } from './push-notes.js';
@@ -165,7 +166,7 @@ export class GitLab {
         },
       });
     } catch (e) {
-      throw toGitLabError(what, e);
+      throw toGitLabError(what, e, this.opts.url);
     }
   }
 
@@ -978,7 +979,7 @@ function toNote(n: Raw): Note {
   };
 }
 
-function toGitLabError(what: string, e: unknown): GitLabError {
+function toGitLabError(what: string, e: unknown, url: string): GitLabError {
   if (e instanceof GitLabError) return e;
   if (e instanceof GitbeakerTimeoutError)
     return new GitLabError(`${what}: GitLab did not answer in time`, 0, 'timeout');
@@ -992,10 +993,8 @@ function toGitLabError(what: string, e: unknown): GitLabError {
       : raw;
     return new GitLabError(`${what}: ${status} ${message}`, status, message);
   }
-  const err = e as Error & { cause?: { code?: string; message?: string } };
-  const code = err.cause?.code;
-  const why = code
-    ? `cannot reach GitLab (${code}${code === 'ECONNREFUSED' ? ': is the URL right?' : ''})`
-    : err.message;
+  const err = e as Error;
+  // "fetch failed" says nothing: name the host and the cause (connection refused, host not found…)
+  const why = networkErrorMessage('GitLab', url, e) ?? err.message;
   return new GitLabError(`${what}: ${why}`, 0, err.message);
 }

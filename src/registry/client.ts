@@ -9,6 +9,7 @@
 // - Auth: the registry says how in its 401 (`WWW-Authenticate`). Basic gets the credentials;
 //   Bearer sends us to a token endpoint (GitLab's is /jwt/auth) with them, for a scope.
 import { createHash } from 'node:crypto';
+import { networkCause } from '../base/network-error.js';
 import { backoff, type RetryPolicy, serverWait } from '../base/retry.js';
 import { splitDomain } from '../manifests/reference.js';
 
@@ -315,10 +316,11 @@ export class RegistryClient {
       } catch (e) {
         const err = e as Error & { cause?: { code?: string; message?: string } };
         const code = err.cause?.code;
-        const why = code ?? (err.name === 'TimeoutError' ? 'timed out' : (err.cause?.message ?? err.message));
+        // "fetch failed" says nothing: the cause in words (connection refused, host not found…)
+        const why = networkCause(e, url) ?? err.message;
         const absent = code === 'ENOTFOUND' || code === 'ECONNREFUSED' || code === 'EAI_AGAIN';
         if (absent || attempt >= RETRY.attempts) {
-          throw new RegistryError(`cannot reach registry ${image.host} (${why})`, 'unreachable');
+          throw new RegistryError(`cannot reach registry ${image.host}: ${why}`, 'unreachable');
         }
         await sleep(backoff(attempt - 1, RETRY));
         continue;

@@ -1,6 +1,8 @@
 // The promote command as CI runs it: a fresh process, configuration from the environment.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
@@ -182,4 +184,87 @@ test('--help teaches: environment, output, exit codes, an example', async () => 
   ]) {
     assert.ok(r.stdout.includes(s), s);
   }
+});
+
+/** A port on 127.0.0.1 where nothing listens (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('a network failure names the host and the cause; --json prints it as one JSON line too', async () => {
+  const port = await closedPort();
+  const url = `http://127.0.0.1:${port}`;
+  // which request fails first varies (some go out together); each names GitLab's host and why
+  const line = new RegExp(`^[^\\n]+: cannot reach GitLab at ${url}: connection refused$`);
+  const env = { GITLAB_URL: url, GITOPS_BOT_TOKEN: 'gitops-bot-token' };
+  const plain = await cli(args('ci-35', ['--no-verify-image']), env);
+  assert.equal(plain.code, 1);
+  const last = plain.stderr.trimEnd().split('\n').at(-1) ?? '';
+  assert.match(last.replace(/^gitops-bot: /, ''), line);
+  assert.doesNotMatch(plain.stderr, /fetch failed/);
+  assert.equal(plain.stdout, '', 'without --json, nothing on stdout');
+  const json = await cli(args('ci-35', ['--no-verify-image', '--json']), env);
+  assert.equal(json.code, 1);
+  const out = JSON.parse(json.stdout) as { action: string; exit: number; message: string };
+  assert.equal(json.stdout.split('\n').length, 2, 'one line');
+  assert.deepEqual([out.action, out.exit], ['error', 1]);
+  assert.match(out.message, line);
+  assert.equal(
+    json.stderr,
+    `gitops-bot: ${out.message}\n`,
+    'stderr keeps its line (and, with --json, no progress)',
+  );
+});
+
+test('--json: every failure is one JSON line with its exit code (usage, no token, rejected token)', async () => {
+  const env = { GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' };
+  const outcome = (stdout: string) => {
+    assert.equal(stdout.split('\n').length, 2, `one line: ${stdout}`);
+    return JSON.parse(stdout) as { action: string; exit: number; message: string };
+  };
+  const unknown = await cli([...args('ci-35'), '--json', '--bogus'], env);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option '--bogus'/);
+  assert.deepEqual(outcome(unknown.stdout), {
+    action: 'error',
+    exit: 2,
+    message: "unknown option '--bogus'",
+  });
+  // A refusal is an outcome of its own: the result line (action "refused"), not a second line.
+  const old = await cli(args('ci-20', ['--env', 'json-old', '--json']), env);
+  assert.equal(old.code, 5);
+  assert.equal(outcome(old.stdout).action, 'refused');
+  const none = await cli(args('ci-35', ['--json']), { GITLAB_URL: sb.url });
+  assert.equal(none.code, 2);
+  assert.deepEqual(
+    [outcome(none.stdout).action, outcome(none.stdout).exit],
+    ['error', 2],
+    'no token: an error line with exit 2',
+  );
+  assert.match(outcome(none.stdout).message, /no token: set GITOPS_BOT_TOKEN/);
+  const bad = await cli(args('ci-35', ['--env', 'json-tok', '--json']), {
+    ...env,
+    GITOPS_BOT_TOKEN: 'expired',
+  });
+  assert.equal(bad.code, 8);
+  assert.equal(outcome(bad.stdout).exit, 8);
+  assert.ok(!bad.stdout.includes('4711'), 'no token in the JSON');
+  // --help with --json is no failure: no error line
+  const help = await cli(['promote', '--help', '--json'], {});
+  assert.equal(help.code, 0);
+  assert.doesNotMatch(help.stdout, /"action":"error"/);
+});
+
+test('after the build dist/src/cli.js is executable: `npx gitops-bot` runs it in the repository', async () => {
+  // tsc drops the mode; scripts/bundle.mjs (run by `npm run build`) sets it.
+  const { mode } = await stat(CLI);
+  assert.equal(mode & 0o111, 0o111, `mode ${mode.toString(8)}`);
+  const version = await new Promise<string>((resolve, reject) =>
+    execFile(CLI, ['--version'], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  );
+  assert.match(version, /^\d+\.\d+\.\d+\n$/);
 });
