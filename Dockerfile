@@ -4,7 +4,8 @@
 # with ci-templates/build.yml (job build-bot-image, after the bundle job).
 ARG NODE_IMAGE=node:20-alpine
 FROM ${NODE_IMAGE}
-# git: promote and serve move branches with `git push --force-with-lease` (compare-and-swap).
+# git: for `gitops-bot sandbox` (it serves repositories through `git http-backend`). promote
+# and serve need none: they speak git's push protocol themselves (src/gitlab/git-push.ts).
 RUN command -v git >/dev/null 2>&1 || apk add --no-cache git
 COPY --chmod=755 dist/gitops-bot.mjs /usr/local/bin/gitops-bot
 USER node
