@@ -1,6 +1,6 @@
 // REST routes for commits: list, show, diff, create with actions, and the merge requests
 // a commit belongs to.
-import { type ApiDeps, authed, filePath, projectOf, required, resolveRef, shaOf } from './api-common.js';
+import { type ApiDeps, authed, commitPath, projectOf, required, resolveRef, shaOf } from './api-common.js';
 import type { SandboxCore } from './core.js';
 import { type CommitAction, lineStats } from './git.js';
 import {
@@ -125,9 +125,10 @@ function parseAction(raw: unknown, i: number): CommitAction & { lastCommitId?: s
   if (!action || !['create', 'update', 'delete', 'move', 'chmod'].includes(action)) {
     throw new ApiError(400, { error: `actions[${i}][action] does not have a valid value` });
   }
-  const path = field('file_path');
-  if (!path) throw new ApiError(400, { error: `actions[${i}][file_path] is missing` });
-  filePath(path, `actions[${i}][file_path]`);
+  const rawPath = field('file_path');
+  if (!rawPath) throw new ApiError(400, { error: `actions[${i}][file_path] is missing` });
+  // GitLab commits the cleaned path (`a/./b` as `a/b`) and refuses `..`, `//` and `.git`.
+  const path = commitPath(rawPath, `actions[${i}][file_path]`);
   const encoding = field('encoding') ?? 'text';
   if (encoding !== 'text' && encoding !== 'base64') {
     throw new ApiError(400, { error: `actions[${i}][encoding] does not have a valid value` });
@@ -148,7 +149,8 @@ function parseAction(raw: unknown, i: number): CommitAction & { lastCommitId?: s
     default: {
       const previousPath = field('previous_path');
       if (!previousPath) throw new ApiError(400, { error: `actions[${i}][previous_path] is missing` });
-      return { action: 'move', filePath: path, previousPath: filePath(previousPath), content, lastCommitId };
+      const previous = commitPath(previousPath, `actions[${i}][previous_path]`);
+      return { action: 'move', filePath: path, previousPath: previous, content, lastCommitId };
     }
   }
 }

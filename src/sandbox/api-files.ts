@@ -1,6 +1,6 @@
 // REST routes for repository files (GET, HEAD, raw) and the tree.
 import { createHash } from 'node:crypto';
-import { type ApiDeps, filePath, projectOf, RawBody, resolveRef } from './api-common.js';
+import { type ApiDeps, filePath, projectOf, RawBody, resolveRef, treePath } from './api-common.js';
 import { bool, type Ctx, missing, notFound, Page, type Router, str } from './http.js';
 
 export function register(router: Router, { core }: ApiDeps): void {
@@ -54,7 +54,8 @@ export function register(router: Router, { core }: ApiDeps): void {
     const p = projectOf(core, ctx);
     const commit = await resolveRef(core, p, str(ctx, 'ref'));
     if (!commit) throw notFound('Tree');
-    const entries = await core.repo(p).tree(commit, str(ctx, 'path') ?? '', bool(ctx, 'recursive') ?? false);
+    const path = treePath(str(ctx, 'path'));
+    const entries = await core.repo(p).tree(commit, path, bool(ctx, 'recursive') ?? false);
     if (!entries) throw notFound('Tree');
     return new Page(
       entries.map((e) => ({
