@@ -2,74 +2,35 @@
 // includes build.yml and promote.yml from a templates project in the sandbox; Buildah
 // builds and pushes to Debian's docker-registry; promote opens the MR in the ops repo.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, run, sandboxFixture, tempDir } from '../helpers.js';
-import { MANIFEST_ACCEPT, type Registry, startRegistry } from '../registry/docker-registry.js';
+import { client, OPS, run, tempDir } from '../helpers.js';
+import { MANIFEST_ACCEPT, type Registry } from '../registry/docker-registry.js';
 import { readmeExample } from '../ship/runner.js';
+import { skipUnless } from '../tools.js';
+import {
+  appFixture,
+  botOnPath,
+  CLI,
+  gcl,
+  gitEnv,
+  PIPELINE_TOOLS,
+  publishGitopsBot,
+  pipeline as runPipeline,
+  treeFiles,
+} from './helpers.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLI = join(ROOT, 'dist/src/cli.js');
-const GCL = join(ROOT, 'node_modules/.bin/gitlab-ci-local');
-const gitEnv = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 'developer',
-  GIT_AUTHOR_EMAIL: 'developer@example.com',
-  GIT_COMMITTER_NAME: 'developer',
-  GIT_COMMITTER_EMAIL: 'developer@example.com',
-};
-
+const skip = skipUnless(...PIPELINE_TOOLS);
 let sb: Sandbox;
 let registry: Registry;
 let checkout: string;
 /** the commit ci-34 was built from */
 let built34 = '';
 
-function gcl(
-  args: string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      GCL,
-      ['--shell-executor-no-image', '--force-shell-executor', ...args],
-      { cwd, env, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) =>
-        resolve({
-          code: err ? Number((err as { code?: number }).code ?? 1) : 0,
-          output: `${stdout}${stderr}`,
-        }),
-    );
-  });
-}
-
-async function pipeline(
-  ci: string,
-  variables: Record<string, string> = {},
-  opts: { push?: boolean; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number; output: string }> {
-  await writeFile(join(checkout, '.gitlab-ci.yml'), ci);
-  await run('git', ['add', '-A'], { cwd: checkout, env: gitEnv });
-  await run('git', ['commit', '-qm', 'ci', '--allow-empty'], { cwd: checkout, env: gitEnv });
-  // As on GitLab, the pipeline's commit is in the project (the bot compares revisions there).
-  if (opts.push) {
-    const auth = `Authorization: Basic ${Buffer.from('reviewer:reviewer-token').toString('base64')}`;
-    await run('git', ['-c', `http.extraHeader=${auth}`, 'push', '-q', 'origin', 'HEAD:main'], {
-      cwd: checkout,
-      env: gitEnv,
-    });
-  }
-  return gcl(
-    Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]),
-    checkout,
-    opts.env,
-  );
-}
+const pipeline = (ci: string, variables?: Record<string, string>, opts?: Parameters<typeof runPipeline>[3]) =>
+  runPipeline(checkout, ci, variables, opts);
 
 const include = (buildInputs: string, promoteInputs: string) => `include:
   - project: root/gitops-bot
@@ -86,58 +47,17 @@ stages: [build, deploy]
 `;
 
 before(async () => {
-  for (const tool of ['buildah', 'docker-registry', 'rsync']) {
-    await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
-      throw new Error(
-        `${tool} is not installed: .ci/run installs it (apt-get install buildah docker-registry rsync)`,
-      );
-    });
-  }
-  [sb, registry] = await Promise.all([sandboxFixture(), startRegistry()]);
+  if (skip) return;
+  ({ sb, registry, checkout } = await appFixture());
   // The templates live in a public project, as a team's shared CI templates do.
-  const root = client(sb, 'root');
-  await root.Projects.create({ name: 'gitops-bot', visibility: 'public' } as never);
-  await root.Commits.create(
-    'root/gitops-bot',
-    'main',
-    'CI templates',
-    await Promise.all(
-      ['build.yml', 'promote.yml'].map(async (f) => ({
-        action: 'create' as const,
-        filePath: `ci-templates/${f}`,
-        content: await readFile(join(ROOT, 'ci-templates', f), 'utf8'),
-      })),
-    ),
-  );
-  // The ops repo deploys the image from this registry.
-  const op = client(sb, 'operator');
-  const dep = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
-  await op.Commits.create(OPS, 'main', 'Use the local registry', [
-    {
-      action: 'update',
-      filePath: 'deployment.yml',
-      content: dep.replace('registry.example.com', registry.host),
-    },
-  ]);
-  const dir = await tempDir();
-  checkout = join(dir, 'helloworld');
-  const host = sb.url.replace('http://', '');
-  await run('git', ['clone', '-q', `http://oauth2:developer-token@${host}/root/helloworld.git`, checkout], {
-    env: gitEnv,
-  });
-  await run('git', ['remote', 'set-url', 'origin', `${sb.url}/root/helloworld.git`], { cwd: checkout });
-  // No network here: a base image cannot be pulled, so the site is built FROM scratch.
-  await writeFile(
-    join(checkout, 'Dockerfile'),
-    'FROM scratch\nCOPY index.html /usr/share/nginx/html/index.html\n',
-  );
+  await publishGitopsBot(sb, ['ci-templates/build.yml', 'ci-templates/promote.yml']);
 });
 after(async () => {
   await sb?.close();
   await registry?.close();
 });
 
-describe('CI templates', () => {
+describe('CI templates', { skip }, () => {
   test('build.yml builds and pushes every tag with one digest; promote.yml opens the MR', async () => {
     const { code, output } = await pipeline(
       include(
@@ -278,18 +198,14 @@ describe('CI templates', () => {
     assert.match(section, new RegExp(`^${expected.length} commits in \\[\`root/helloworld\`\\]`, 'm'));
   });
 
-  test('the README\'s "1. GitLab CI" example runs as written (templates project and ref aside)', async () => {
-    const example = await readmeExample('gitlab-ci');
+  test('the README\'s "1. GitLab CI" `project:` example runs as written (templates project and ref aside)', async () => {
+    const example = await readmeExample('gitlab-ci-project');
     // The reader keeps the templates in gitops/gitops-bot at a release tag; here they are
     // in root/gitops-bot on main. Nothing else changes.
     const ci = example
       .replaceAll('project: gitops/gitops-bot', 'project: root/gitops-bot')
       .replaceAll('ref: v0.1.0', 'ref: main');
     assert.notEqual(ci, example);
-    // `gitops-bot` on PATH, as in the bot image the promote job runs in
-    const bin = await tempDir();
-    await writeFile(join(bin, 'gitops-bot'), `#!/bin/sh\nexec node ${CLI} "$@"\n`);
-    await chmod(join(bin, 'gitops-bot'), 0o755);
     const { code, output } = await pipeline(
       ci,
       {
@@ -298,7 +214,7 @@ describe('CI templates', () => {
         CI_REGISTRY_IMAGE: `${registry.host}/root/helloworld`,
         CI_REGISTRY: '',
       },
-      { push: true, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } },
+      { push: true, env: await botOnPath() },
     );
     assert.equal(code, 0, output);
     const mrs = await client(sb, 'operator').MergeRequests.all({
@@ -313,28 +229,7 @@ describe('CI templates', () => {
   });
 });
 
-test("the project's own pipeline parses, with the build template included", async () => {
-  const dir = await tempDir();
-  await run('git', ['init', '-q', '-b', 'main', dir]);
-  await run('cp', [
-    '-r',
-    join(ROOT, '.gitlab-ci.yml'),
-    join(ROOT, 'ci-templates'),
-    join(ROOT, 'package.json'),
-    dir,
-  ]);
-  await run('git', ['remote', 'add', 'origin', 'https://gitlab.example.com/gitops/gitops-bot.git'], {
-    cwd: dir,
-  });
-  await run('git', ['add', '-A'], { cwd: dir });
-  await run('git', ['commit', '-qm', 'ci'], { cwd: dir, env: gitEnv });
-  const { code, output } = await gcl(['--list'], dir);
-  assert.equal(code, 0, output);
-  for (const job of ['lint', 'typecheck', 'test', 'bundle', 'build-bot-image'])
-    assert.match(output, new RegExp(`^${job}\\s`, 'm'));
-});
-
-test('gate.yml fails the MR pipeline until the rules pass (exit 6), then passes', async () => {
+test('gate.yml fails the MR pipeline until the rules pass (exit 6), then passes', { skip }, async () => {
   const op = client(sb, 'operator');
   const r = await import('../../src/promote/promote.js');
   const { GitLab } = await import('../../src/gitlab/client.js');
@@ -364,13 +259,12 @@ test('gate.yml fails the MR pipeline until the rules pass (exit 6), then passes'
   );
   await run('git', ['add', '-A'], { cwd: ops, env: gitEnv });
   await run('git', ['commit', '-qm', 'gate'], { cwd: ops, env: gitEnv });
-  await client(sb, 'root').Commits.create('root/gitops-bot', 'main', 'gate template', [
-    {
-      action: 'create',
-      filePath: 'ci-templates/gate.yml',
-      content: await readFile(join(ROOT, 'ci-templates/gate.yml'), 'utf8'),
-    },
-  ]);
+  await client(sb, 'root').Commits.create(
+    'root/gitops-bot',
+    'main',
+    'gate template',
+    await treeFiles(['ci-templates/gate.yml']),
+  );
   const vars = [
     'CI_PIPELINE_SOURCE=merge_request_event',
     `CI_MERGE_REQUEST_IID=${iid}`,

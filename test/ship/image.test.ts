@@ -84,7 +84,7 @@ test("the project's pipeline builds the bot image: the bundle only, non-root, an
 }, async () => {
   // A checkout of this project, with the bundle job's artifact in place.
   const repo = await tempDir();
-  for (const f of ['.gitlab-ci.yml', 'ci-templates', 'Dockerfile', 'package.json'])
+  for (const f of ['.gitlab-ci.yml', 'ci-templates', 'templates', 'Dockerfile', 'package.json'])
     await cp(join(ROOT, f), join(repo, f), { recursive: true });
   await mkdir(join(repo, 'dist'), { recursive: true });
   await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), join(repo, 'dist/gitops-bot.mjs'));
