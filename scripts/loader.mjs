@@ -22,12 +22,14 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(`${VERSION}\n`);
 } else {
   // A V8 flag set at run time changes the flag hash every code cache is checked against,
-  // Node's own for its modules too. So, in this order: load Node's fetch (undici, and the
-  // modules it needs: touching a global it defines loads them) while Node's cache still
-  // fits (from source, after the flag, its first request took ~25 ms more); then set the
-  // flag src/startup.ts sets (why: there) before compiling the program, so that our cache,
-  // made in a run with the flag set, fits.
+  // Node's own for its modules too. So, in this order: load the Node modules a promotion
+  // needs while Node's cache still fits (from source, after the flag, Node's fetch took
+  // ~25 ms more and these four ~10 ms): fetch (undici and what it loads: touching a global
+  // it defines loads them all), and those the program or fetch's first request load besides
+  // (process.moduleLoadList shows them); then set the flag src/startup.ts sets (why: there)
+  // before compiling the program, so that our cache, made in a run with the flag set, fits.
   void globalThis.Response;
+  for (const builtin of ['node:child_process', 'node:dns', 'node:fs/promises', 'node:os']) createRequire(import.meta.url)(builtin);
   setFlagsFromString('--liftoff-only');
   const filename = fileURLToPath(import.meta.url);
   const self = readFileSync(filename, 'latin1');
