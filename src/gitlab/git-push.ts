@@ -17,6 +17,7 @@
 // in the one kind of error thrown here (GitPushError).
 import {
   type Advertisement,
+  demuxSideBand,
   ProtocolError,
   parseAdvertisement,
   parseReport,
@@ -108,10 +109,13 @@ export function planLeasedPush(
   const needed = ['report-status', ...(commands.length > 1 ? ['atomic', 'delete-refs'] : [])];
   const missing = needed.filter((c) => !adv.capabilities.has(c));
   if (missing.length) throw new ProtocolError(`the server does not offer ${missing.join(', ')}`);
-  // agent= only when the server sent its own (gitprotocol-capabilities); no side-band: the
-  // report then comes as bare pkt-lines
+  // side-band-64k: a hook's reasons for refusing come along (band 2), not only "pre-receive
+  // hook declined"; quiet: no unpack progress in it; agent= only when the server sent its
+  // own (gitprotocol-capabilities)
+  const optional = ['side-band-64k', 'quiet'].filter((c) => adv.capabilities.has(c));
   const capabilities = [
     ...needed,
+    ...optional,
     ...([...adv.capabilities].some((c) => c.startsWith('agent=')) ? ['agent=gitops-bot'] : []),
   ];
   return { kind: 'push', commands, capabilities };
@@ -126,9 +130,28 @@ const STALE_REASON =
 // what the other refs of an atomic push are told when one of them was refused
 const ATOMIC_COLLATERAL = /^atomic push failure$/;
 
-/** 'moved' when every ref moved, 'stale' when a lease failed on the server, else why not. */
-export function pushOutcome(report: Report, commands: RefCommand[]): 'moved' | 'stale' | { error: string } {
-  if (report.unpack !== 'ok') return { error: `the server could not unpack: ${report.unpack}` };
+/** The server's messages (a hook's refusal) as one line: "GitLab: You are not allowed ...". */
+export function serverSays(messages: string): string {
+  const lines = messages
+    .split(/[\r\n]+/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const text = lines.join(' / ');
+  return text.length > 300 ? `${text.slice(0, 300)}...` : text;
+}
+
+/**
+ * 'moved' when every ref moved, 'stale' when a lease failed on the server, else why not
+ * (with what the server printed, `messages`, when there is something).
+ */
+export function pushOutcome(
+  report: Report,
+  commands: RefCommand[],
+  messages = '',
+): 'moved' | 'stale' | { error: string } {
+  const said = serverSays(messages);
+  const withSaid = (error: string) => ({ error: said ? `${error} (${said})` : error });
+  if (report.unpack !== 'ok') return withSaid(`the server could not unpack: ${report.unpack}`);
   const refused: Array<[string, string]> = [];
   for (const c of commands) {
     if (!report.refs.has(c.ref)) return { error: `no status for ${c.ref} in the report` };
@@ -137,10 +160,10 @@ export function pushOutcome(report: Report, commands: RefCommand[]): 'moved' | '
   }
   if (refused.length === 0) return 'moved';
   const own = refused.filter(([, reason]) => !ATOMIC_COLLATERAL.test(reason));
-  if (own.length === 0) return { error: `${refused[0][0]}: ${refused[0][1]}` };
+  if (own.length === 0) return withSaid(`${refused[0][0]}: ${refused[0][1]}`);
   if (own.every(([, reason]) => STALE_REASON.test(reason))) return 'stale';
   const [ref, reason] = own.find(([, r]) => !STALE_REASON.test(r)) ?? own[0];
-  return { error: `${ref.replace(/^refs\/heads\//, '')}: ${reason}` };
+  return withSaid(`${ref.replace(/^refs\/heads\//, '')}: ${reason}`);
 }
 
 /** The first line of an error page, short and scrubbed. */
@@ -257,7 +280,11 @@ async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
       body: updateRequest(plan.commands, plan.capabilities),
       contentType: 'application/x-git-receive-pack-request',
     });
-    outcome = pushOutcome(parseReport(answer), plan.commands);
+    if (plan.capabilities.includes('side-band-64k')) {
+      const bands = demuxSideBand(answer);
+      if (bands.fatal) throw new GitPushError(`the server gave up: ${bands.fatal}`);
+      outcome = pushOutcome(parseReport(bands.data), plan.commands, bands.messages);
+    } else outcome = pushOutcome(parseReport(answer), plan.commands);
   } catch (e) {
     return fail(`pushing ${o.ref}`, e);
   }

@@ -153,6 +153,36 @@ export function updateRequest(commands: RefCommand[], capabilities: string[]): B
   return Buffer.concat(parts);
 }
 
+export interface SideBand {
+  /** band 1, our protocol's own stream (here the report-status pkt-lines) */
+  data: Buffer;
+  /** band 2: what the server's hooks and receive-pack printed ("GitLab: You are not allowed ...") */
+  messages: string;
+  /** band 3: the server gave up, and why */
+  fatal: string | null;
+}
+
+/**
+ * Splits a side-band-64k answer: each pkt-line's first byte names its band, a flush ends it.
+ * Asked for so that a hook's refusal comes with the hook's words, as git push shows them.
+ */
+export function demuxSideBand(body: Buffer): SideBand {
+  const data: Buffer[] = [];
+  let messages = '';
+  let fatal: string | null = null;
+  for (const line of readPktLines(body)) {
+    if (line === null) break;
+    if (line.length === 0) throw new ProtocolError('an empty side-band packet');
+    const band = line[0];
+    const payload = line.subarray(1);
+    if (band === 1) data.push(payload);
+    else if (band === 2) messages += payload.toString('utf8');
+    else if (band === 3) fatal = (fatal ?? '') + payload.toString('utf8');
+    else throw new ProtocolError(`side-band ${band} is not 1, 2 or 3`);
+  }
+  return { data: Buffer.concat(data), messages, fatal: fatal?.trim() ?? null };
+}
+
 export interface Report {
   /** 'ok', or why the server could not unpack what we sent */
   unpack: string;

@@ -13,6 +13,7 @@ import {
   replaceRef,
 } from '../../src/gitlab/git-push.js';
 import {
+  demuxSideBand,
   EMPTY_PACK,
   FLUSH,
   ProtocolError,
@@ -189,6 +190,32 @@ describe('report-status', () => {
     });
 });
 
+describe('side-band-64k', () => {
+  const band = (n: number, text: string | Buffer) =>
+    pktLine(Buffer.concat([Buffer.from([n]), typeof text === 'string' ? Buffer.from(text) : text]));
+  test("band 1 is the report (its own pkt-lines, split anywhere), band 2 the hooks' words, band 3 a fatal error", () => {
+    const report = pkts('unpack ok\n', 'ng refs/heads/main pre-receive hook declined\n', null);
+    const answer = Buffer.concat([
+      band(2, 'GitLab: You are not allowed to push code to protected branches on this project.\n'),
+      band(1, report.subarray(0, 7)),
+      band(1, report.subarray(7)),
+      FLUSH,
+    ]);
+    const got = demuxSideBand(answer);
+    assert.deepEqual(got.data, report);
+    assert.equal(
+      got.messages,
+      'GitLab: You are not allowed to push code to protected branches on this project.\n',
+    );
+    assert.equal(got.fatal, null);
+    assert.equal(demuxSideBand(Buffer.concat([band(3, 'out of disk\n'), FLUSH])).fatal, 'out of disk');
+  });
+  test('a band other than 1-3, or an empty packet, is a ProtocolError', () => {
+    assert.throws(() => demuxSideBand(Buffer.concat([band(4, 'x'), FLUSH])), /side-band 4/);
+    assert.throws(() => demuxSideBand(Buffer.concat([pktLine(''), FLUSH])), /empty side-band/);
+  });
+});
+
 describe('lease decisions', () => {
   const adv = (refs: Record<string, string>, caps = 'report-status atomic delete-refs agent=git/2') => ({
     refs: new Map(Object.entries(refs)),
@@ -206,6 +233,16 @@ describe('lease decisions', () => {
           { ref: 'refs/heads/next', old: B, new: ZERO_ID },
         ],
         capabilities: ['report-status', 'atomic', 'delete-refs', 'agent=gitops-bot'],
+      },
+    ],
+    [
+      "side-band-64k and quiet when offered (a hook's reasons come along)",
+      adv({ 'refs/heads/mr': A }, 'report-status side-band-64k quiet ofs-delta'),
+      { ref: 'mr', sha: B, expected: A },
+      {
+        kind: 'push',
+        commands: [{ ref: 'refs/heads/mr', old: A, new: B }],
+        capabilities: ['report-status', 'side-band-64k', 'quiet'],
       },
     ],
     [
@@ -312,6 +349,21 @@ describe('lease decisions', () => {
       { error: 'no status for refs/heads/next in the report' },
     ],
   ];
+  test("outcome: a refusal carries the server's words, one line", () =>
+    assert.deepEqual(
+      pushOutcome(
+        report('ok', {
+          'refs/heads/mr': 'pre-receive hook declined',
+          'refs/heads/next': 'pre-receive hook declined',
+        }),
+        [mr, next],
+        'GitLab: You are not allowed to push code to protected branches on this project.\r\nsecond line\n',
+      ),
+      {
+        error:
+          'mr: pre-receive hook declined (GitLab: You are not allowed to push code to protected branches on this project. / second line)',
+      },
+    ));
   for (const [name, r, want] of outcomes)
     test(`outcome: ${name}`, () => assert.deepEqual(pushOutcome(r, [mr, next]), want));
 });
@@ -432,6 +484,32 @@ describe('against the sandbox (git http-backend)', () => {
       'it exists: the lease for "absent" fails',
     );
     assert.equal(await head('rp-deploy'), main);
+  });
+
+  test("a protected branch: the push is refused with GitLab's reason, not as a lost race", async () => {
+    const main = await head('main');
+    const c = await op().Commits.create(
+      OPS,
+      'rp-protected-next',
+      'x',
+      [{ action: 'create', filePath: 'p', content: 'p' }],
+      {
+        startBranch: 'main',
+      },
+    );
+    const e = await replaceRef({
+      ...via(sb.url),
+      ref: 'main',
+      sha: c.id as string,
+      expected: main,
+      from: 'rp-protected-next',
+    }).catch((x) => x);
+    assert.ok(e instanceof GitPushError, String(e));
+    assert.equal(
+      e.message,
+      'pushing main: main: pre-receive hook declined (GitLab: You are not allowed to push code to protected branches on this project.)',
+    );
+    assert.equal(await head('main'), main);
   });
 
   test('a wrong token: a clear 401 error, the token nowhere in it', async () => {
