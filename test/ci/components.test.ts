@@ -214,6 +214,16 @@ describe('CI/CD components from the sandbox', { skip }, () => {
     );
   });
 
+  test('gate@0.2.0 adds its job to merge request pipelines only', async () => {
+    const ci = `include:\n  - component: $CI_SERVER_FQDN/${GITOPS_BOT}/gate@0.2.0\n    inputs:\n      stage: verify\nstages: [verify]\n`;
+    const mr = await pipeline(ci, { CI_PIPELINE_SOURCE: 'merge_request_event' }, { args: ['--list'] });
+    assert.equal(mr.code, 0, mr.output);
+    assert.match(mr.output, /^gitops-bot-gate\s+verify\s/m);
+    const push = await pipeline(ci, { CI_PIPELINE_SOURCE: 'push' }, { args: ['--list'] });
+    assert.equal(push.code, 0, push.output);
+    assert.doesNotMatch(push.output, /^gitops-bot-gate\s/m);
+  });
+
   test('the README\'s "1. GitLab CI" component example runs as written (its group aside)', async () => {
     const example = await readmeExample('gitlab-ci');
     // The reader's copy is gitops/gitops-bot; here it is root/gitops-bot. Same version.

@@ -115,7 +115,11 @@ export async function pipeline(
   const first = await gcl(args, checkout, opts.env);
   // Once only, and before any job ran: the fetch that lost the race left its component out
   // of the cache, so the second run fetches just that one.
-  return componentFetchRace(first.output) ? gcl(args, checkout, opts.env) : first;
+  if (!componentFetchRace(first.output)) return first;
+  process.stderr.write(
+    '# gitlab-ci-local lost its component fetch race (see componentFetchRace): ran again\n',
+  );
+  return gcl(args, checkout, opts.env);
 }
 
 /**
