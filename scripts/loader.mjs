@@ -40,6 +40,9 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
     `(function (exports, require, module, __filename, __dirname, __gitopsBotUrl) {${Buffer.from(program, 'base64').toString('utf8')}\n})`,
     { filename: 'gitops-bot.mjs', cachedData: cache ? Buffer.from(cache, 'base64') : undefined },
   );
+  // V8 says nothing when it rejects a cache: GITOPS_BOT_CODE_CACHE=report says (test/ship).
+  if (process.env.GITOPS_BOT_CODE_CACHE === 'report')
+    process.stderr.write(`gitops-bot: code cache ${cache ? (script.cachedDataRejected ? 'rejected' : 'used') : 'absent'}\n`);
   // scripts/bundle.mjs makes the cache from a promotion run with this set: what V8 compiled
   // by the end of the run, the functions a promotion calls included.
   const cacheOut = process.env.GITOPS_BOT_CODE_CACHE_OUT;

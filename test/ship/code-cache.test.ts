@@ -1,0 +1,69 @@
+// The bundle's V8 code cache (issue 16: made by scripts/bundle.mjs, on the loader's last
+// line): a fresh process on the Node that built the bundle compiles the program from it,
+// and one whose cache V8 rejects (another Node, or a V8 flag that changes the flag hash)
+// compiles from source and works the same. The loader says which with
+// GITOPS_BOT_CODE_CACHE=report; V8 itself says nothing.
+import assert from 'node:assert/strict';
+import { chmod, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { client, OPS, PROMOTE_STORY, run, sandboxFixture, tempDir } from '../helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+let sb: Sandbox;
+let bundle: string;
+
+before(async () => {
+  sb = await sandboxFixture();
+  // installed as the image does: a file the process cannot write, in a folder of its own
+  const dir = await tempDir();
+  bundle = join(dir, 'gitops-bot.mjs');
+  await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), bundle);
+  await chmod(bundle, 0o555);
+});
+after(async () => {
+  await sb?.close();
+});
+
+async function promoteWith(nodeFlags: string[], env: string): Promise<{ cache: string; action: string }> {
+  const { stdout, stderr } = await run(
+    process.execPath,
+    [
+      ...nodeFlags,
+      bundle,
+      ...PROMOTE_STORY,
+      '--tag',
+      'ci-34',
+      '--env',
+      env,
+      '--assignee',
+      'operator',
+      '--json',
+    ],
+    {
+      env: {
+        ...process.env,
+        GITLAB_URL: sb.url,
+        GITOPS_BOT_TOKEN: 'gitops-bot-token',
+        GITOPS_BOT_CODE_CACHE: 'report',
+      },
+    },
+  );
+  const r = JSON.parse(stdout) as { action: string; mr: { iid: number } };
+  const mr = await client(sb, 'operator').MergeRequests.show(OPS, r.mr.iid);
+  assert.equal(mr.title, `Deploy helloworld ci-34 to ${env}`);
+  return { cache: /code cache (\w+)/.exec(stderr)?.[1] ?? `no report in: ${stderr}`, action: r.action };
+}
+
+test('a fresh process on the Node that built the bundle compiles the program from its code cache', async () => {
+  assert.deepEqual(await promoteWith([], 'cache-used'), { cache: 'used', action: 'created' });
+});
+
+test('a code cache V8 rejects (here: another V8 flag) costs only time: the promotion is the same', async () => {
+  assert.deepEqual(await promoteWith(['--max-old-space-size=512'], 'cache-rejected'), {
+    cache: 'rejected',
+    action: 'created',
+  });
+});
