@@ -37,6 +37,9 @@ export class GitPushError extends Error {
   override name = 'GitPushError';
 }
 
+/** No answer (reset, timeout): the request may or may not have taken effect. */
+class NoAnswerError extends GitPushError {}
+
 interface LeasedPush {
   url: string;
   token: string;
@@ -166,6 +169,11 @@ export function pushOutcome(
   return withSaid(`${ref.replace(/^refs\/heads\//, '')}: ${reason}`);
 }
 
+/** Whether every command of an update shows in `adv`: each ref at its new value (gone, for a delete). */
+export function tookEffect(adv: Advertisement, commands: RefCommand[]): boolean {
+  return commands.every((c) => (adv.refs.get(c.ref) ?? ZERO_ID) === c.new);
+}
+
 /** The first line of an error page, short and scrubbed. */
 function firstLine(text: string, token: string): string {
   const line =
@@ -215,13 +223,13 @@ async function gitRequest(
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
-    throw new GitPushError(`${host}: ${networkCause(e, timeoutMs)}`);
+    throw new NoAnswerError(`${host}: ${networkCause(e, timeoutMs)}`);
   }
   let body: Buffer;
   try {
     body = Buffer.from(await res.arrayBuffer());
   } catch (e) {
-    throw new GitPushError(`${host}: reading the answer: ${networkCause(e, timeoutMs)}`);
+    throw new NoAnswerError(`${host}: reading the answer: ${networkCause(e, timeoutMs)}`);
   }
   const text = () => firstLine(body.toString('utf8'), o.token);
   if (res.status >= 300 && res.status < 400) {
@@ -260,15 +268,20 @@ async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
     const why = e instanceof GitPushError || e instanceof ProtocolError ? e.message : String(e);
     throw new GitPushError(scrubSecrets(`${what}: ${why}`, o.token));
   };
+  const advertise = async () =>
+    parseAdvertisement(
+      await gitRequest(
+        o,
+        'info/refs?service=git-receive-pack',
+        'application/x-git-receive-pack-advertisement',
+        {
+          method: 'GET',
+        },
+      ),
+    );
   let plan: PushPlan;
   try {
-    const adv = await gitRequest(
-      o,
-      'info/refs?service=git-receive-pack',
-      'application/x-git-receive-pack-advertisement',
-      { method: 'GET' },
-    );
-    plan = planLeasedPush(parseAdvertisement(adv), o);
+    plan = planLeasedPush(await advertise(), o);
   } catch (e) {
     return fail(`reading the refs of ${o.project}`, e);
   }
@@ -286,6 +299,13 @@ async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
       outcome = pushOutcome(parseReport(bands.data), plan.commands, bands.messages);
     } else outcome = pushOutcome(parseReport(answer), plan.commands);
   } catch (e) {
+    // The update may have landed with its answer lost: the refs tell (a write is checked
+    // before it is called failed, as in retry.ts). The branch at our commit and the scratch
+    // branch gone is what we wanted, whoever made it so.
+    if (e instanceof NoAnswerError) {
+      const now = await advertise().catch(() => null);
+      if (now && tookEffect(now, plan.commands)) return 'moved';
+    }
     return fail(`pushing ${o.ref}`, e);
   }
   if (typeof outcome === 'object') return fail(`pushing ${o.ref}`, new GitPushError(outcome.error));

@@ -13,11 +13,10 @@ export interface ProxiedRequest {
   body: Buffer;
 }
 
-export interface Answer {
-  status: number;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-}
+export type Answer =
+  | { status: number; headers?: Record<string, string>; body?: string | Buffer }
+  /** the connection dropped without an answer: before the request reaches the sandbox, or after */
+  | { reset: 'before' | 'after' };
 
 export interface GitProxy {
   url: string;
@@ -59,7 +58,11 @@ export async function gitProxy(target: string): Promise<GitProxy> {
     proxy.requests.push(r);
     try {
       const own = await proxy.intercept(r);
-      if (own) {
+      if (own && 'reset' in own && own.reset === 'before') {
+        req.socket.destroy();
+        return;
+      }
+      if (own && 'status' in own) {
         res.writeHead(own.status, own.headers ?? {});
         res.end(own.body ?? '');
         return;
@@ -79,6 +82,10 @@ export async function gitProxy(target: string): Promise<GitProxy> {
           out[k] = v;
       });
       const body = Buffer.from(await up.arrayBuffer());
+      if (own) {
+        req.socket.destroy(); // the sandbox did the work; its answer is lost on the way
+        return;
+      }
       res.writeHead(up.status, out);
       res.end(body);
     } catch (e) {

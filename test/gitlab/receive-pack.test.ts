@@ -11,6 +11,7 @@ import {
   planLeasedPush,
   pushOutcome,
   replaceRef,
+  tookEffect,
 } from '../../src/gitlab/git-push.js';
 import {
   demuxSideBand,
@@ -349,6 +350,21 @@ describe('lease decisions', () => {
       { error: 'no status for refs/heads/next in the report' },
     ],
   ];
+  test('took effect: every ref at its new value, a deleted one gone', () => {
+    const now = (refs: Record<string, string>) => ({
+      refs: new Map(Object.entries(refs)),
+      capabilities: new Set<string>(),
+    });
+    assert.equal(tookEffect(now({ 'refs/heads/mr': B }), [mr, next]), true);
+    assert.equal(
+      tookEffect(now({ 'refs/heads/mr': B, 'refs/heads/next': B }), [mr, next]),
+      false,
+      'scratch still there',
+    );
+    assert.equal(tookEffect(now({ 'refs/heads/mr': A }), [mr, next]), false, 'not moved');
+    assert.equal(tookEffect(now({}), [mr]), false, 'gone');
+  });
+
   test("outcome: a refusal carries the server's words, one line", () =>
     assert.deepEqual(
       pushOutcome(
@@ -460,6 +476,37 @@ describe('against the sandbox (git http-backend)', () => {
     assert.ok(theirs, 'the race was run');
     assert.equal(await head('rp-race'), theirs, 'their commit stays');
     assert.equal(await exists(scratch), true, 'atomic: the delete did not happen either');
+  });
+
+  test("the update's answer is lost: the refs are read again, and it counts as moved when it landed", async () => {
+    const landed = await branchAndScratch('rp-lost');
+    proxy.intercept = (q) => (q.method === 'POST' ? { reset: 'after' } : undefined);
+    try {
+      const r = await replaceRef({
+        ...via(proxy.url),
+        ref: 'rp-lost',
+        sha: landed.sha,
+        expected: landed.expected,
+        from: landed.scratch,
+      });
+      assert.equal(r, 'moved');
+      assert.equal(await head('rp-lost'), landed.sha);
+      // lost before it reached the server: nothing moved, the error says why
+      const lost = await branchAndScratch('rp-lost-2');
+      proxy.intercept = (q) => (q.method === 'POST' ? { reset: 'before' } : undefined);
+      const e = await replaceRef({
+        ...via(proxy.url),
+        ref: 'rp-lost-2',
+        sha: lost.sha,
+        expected: lost.expected,
+        from: lost.scratch,
+      }).catch((x) => x);
+      assert.ok(e instanceof GitPushError, String(e));
+      assert.match(e.message, /^pushing rp-lost-2: 127\.0\.0\.1:\d+: /);
+      assert.equal(await head('rp-lost-2'), lost.expected);
+    } finally {
+      proxy.intercept = () => undefined;
+    }
   });
 
   test('fastForward creates a missing branch and refuses to when it appeared meanwhile', async () => {
