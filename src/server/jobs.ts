@@ -30,6 +30,9 @@ const REMEMBERED_MRS = 50_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** after an edge before re-evaluating, so that the verdict's clock is past it */
 const EDGE_MARGIN_MS = 1000;
+/** a schedule that could not read the rules tries again after this, doubling to the max */
+const SCHEDULE_RETRY_MS = 60_000;
+const SCHEDULE_RETRY_MAX_MS = 3_600_000;
 const NULL_SHA = /^0+$/;
 
 export interface JobEvents {
@@ -82,6 +85,7 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
   // schedules it, so that serving without --project times the projects it hears of).
   const timers = new Map<string, NodeJS.Timeout>();
   const scheduled = new Set<string>();
+  const scheduleFailures = new Map<string, number>();
   let stopped = false;
   const queues = new Map<string, Promise<void>>();
   let running = 0;
@@ -155,7 +159,9 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       afterPushRead(ctx, job.project, job.branch, job.after, { defaultBranch, headText }),
       comparable ? gl.pathsBetween(job.project, job.before!, job.after) : Promise.resolve(null),
     ]);
-    const policies = [ctx.policy ? ctx.policy.policy : parse(headText), rules?.policy ?? null];
+    // The rules at the default branch's head, and in force when afterPush read them (strict
+    // mode: they may be the deploy ref's, which govern until the head's reach it).
+    const policies = [ctx.policy ? ctx.policy.policy : parse(headText), ...(rules ? [rules.policy] : [])];
     const facts: PushFacts = {
       branch: job.branch,
       changedPaths,
@@ -193,31 +199,57 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     for (const a of affected) enqueue({ type: 'gate', project: id, iid: a.iid });
   }
 
-  /** Reads the rules in force and sets the project's timer to their next freeze edge. */
-  async function schedule(project: string, id: string): Promise<void> {
-    const rules = await rulesInForce(ctx.gitlab, project, ctx.policy);
+  /** Sets the project's one timer (replacing the one it had) to enqueue `job` after `ms`. */
+  function setTimer(project: string, ms: number, job: () => JobSpec): void {
     clearTimeout(timers.get(project));
     timers.delete(project);
     if (stopped) return;
-    const at = now().getTime();
-    const next = nextFreezeEdge(rules.policy, rules.defaultBranch, new Date(at));
-    if (!next) return;
-    const wait = next.at.getTime() - at + EDGE_MARGIN_MS;
     const timer = setTimeout(
       () => {
         timers.delete(project);
-        if (stopped) return;
-        enqueue(
-          wait > MAX_TIMER_MS
-            ? { type: 'schedule', project: id }
-            : { type: 'edge', project: id, branches: next.branches },
-        );
+        if (!stopped) enqueue(job());
       },
-      Math.min(wait, MAX_TIMER_MS),
+      Math.min(ms, MAX_TIMER_MS),
     );
     // The timer alone must not keep a process alive (serve's listener does).
     timer.unref();
     timers.set(project, timer);
+  }
+
+  /**
+   * Reads the rules in force and sets the project's timer to their next freeze edge. When
+   * GitLab cannot be read, it tries again later (1 minute, doubling to an hour) rather than
+   * failing as a job: no MR's work failed, and the next try may well succeed.
+   */
+  async function schedule(project: string, id: string): Promise<void> {
+    let rules: Awaited<ReturnType<typeof rulesInForce>>;
+    try {
+      rules = await rulesInForce(ctx.gitlab, project, ctx.policy);
+      scheduleFailures.delete(project);
+    } catch (e) {
+      const n = (scheduleFailures.get(project) ?? 0) + 1;
+      scheduleFailures.set(project, n);
+      const ms = Math.min(SCHEDULE_RETRY_MAX_MS, SCHEDULE_RETRY_MS * 2 ** (n - 1));
+      log.warn(
+        { project, error: (e as Error).message, retryInMs: ms },
+        `freeze schedule of ${project}: cannot read the rules; trying again in ${ms / 1000} s`,
+      );
+      setTimer(project, ms, () => ({ type: 'schedule', project: id }));
+      return;
+    }
+    const at = now().getTime();
+    const next = nextFreezeEdge(rules.policy, rules.defaultBranch, new Date(at));
+    if (!next) {
+      clearTimeout(timers.get(project));
+      timers.delete(project);
+      return;
+    }
+    const wait = next.at.getTime() - at + EDGE_MARGIN_MS;
+    setTimer(project, wait, () =>
+      wait > MAX_TIMER_MS
+        ? { type: 'schedule', project: id }
+        : { type: 'edge', project: id, branches: next.branches },
+    );
     log.debug({ project, at: next.at.toISOString(), branches: next.branches }, 'next freeze edge');
   }
 

@@ -16,6 +16,7 @@ let sb: Sandbox;
 let srv: WebhookServer;
 /** serve's clock runs this far ahead of the real one (the freeze test moves it) */
 let skew = 0;
+let botId: number;
 const op = () => client(sb, 'operator');
 const APPS = 12;
 const settle = () => sb.settle(srv);
@@ -78,9 +79,9 @@ before(async () => {
   await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
   await addApps(sb, APPS, (i) => `root/app${i}:ci-1`);
   const gitlab = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
-  const botUserId = (await gitlab.currentUser()).id;
+  botId = (await gitlab.currentUser()).id;
   srv = createWebhookServer({
-    ctx: { gitlab, botUserId, now: () => new Date(Date.now() + skew) },
+    ctx: { gitlab, botUserId: botId, now: () => new Date(Date.now() + skew) },
     secret: SECRET,
     projects: [OPS],
     worker: false,
@@ -123,38 +124,77 @@ test('a push changing the policy file re-evaluates every open MR', async () => {
   for (const iid of mrs) assert.match(await verdictNote(iid), /0\/2 approvals/);
 });
 
-test('a freeze window starting re-evaluates the MRs it governs at its start, with no event', async () => {
-  assert.equal(mrs.length, APPS);
-  // serve's clock is set 12 s before a whole minute: the window starts then (the policy
-  // change's own re-evaluations finish before it).
-  const MIN = 60_000;
+const MIN = 60_000;
+/**
+ * Sets serve's clock 12 s before a whole minute and returns a policy frozen from that minute
+ * on for half an hour (to the end of the day at most: a window does not cross midnight).
+ */
+function freezeSoon(reason: string): string {
   const start = Math.ceil(Date.now() / MIN) * MIN + MIN;
   skew = start - 12_000 - Date.now();
   const hhmm = (t: number) => new Date(t).toISOString().slice(11, 16);
-  await pushPolicy(
-    [
-      'version: 1',
-      'environments:',
-      '  - name: prod',
-      '    approvals: { required: 2 }',
-      `    freeze: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: "${hhmm(start)}", to: "${hhmm(start + 30 * MIN)}", reason: test freeze }]`,
-      '',
-    ].join('\n'),
-    'update',
-  );
-  await settle();
-  // the policy change re-evaluated them; the window has not started yet
-  for (const iid of mrs) assert.doesNotMatch(await verdictNote(iid), /freeze window/);
-  const from = sb.requests.length;
+  const end =
+    new Date(start + 30 * MIN).getUTCDate() === new Date(start).getUTCDate()
+      ? hhmm(start + 30 * MIN)
+      : '24:00';
+  return [
+    'version: 1',
+    'environments:',
+    '  - name: prod',
+    '    approvals: { required: 2 }',
+    `    freeze: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: "${hhmm(start)}", to: "${end}", reason: ${reason} }]`,
+    '',
+  ].join('\n');
+}
+
+/** Waits for every MR's verdict to name the freeze `reason`; the MRs gated meanwhile. */
+async function frozenBy(reason: string, from: number): Promise<number[]> {
   await until(
-    async () => (await Promise.all(mrs.map(verdictNote))).every((n) => /freeze window.*test freeze/.test(n)),
-    'every MR into main to show the freeze window',
+    async () =>
+      (await Promise.all(mrs.map(verdictNote))).every(
+        (n) => n.includes(`freeze window`) && n.includes(reason),
+      ),
+    `every MR into main to show the freeze window (${reason})`,
     250,
-    80,
+    120,
   );
   await settle();
+  return gated(sb.requests.slice(from).filter((r) => r.user === 'gitops-bot'));
+}
+
+test('a freeze window starting re-evaluates the MRs it governs at its start, with no event', async () => {
+  assert.equal(mrs.length, APPS);
+  // The window starts 12 s from now on serve's clock: the policy change's own
+  // re-evaluations finish before it.
+  await pushPolicy(freezeSoon('first freeze'), 'update');
+  await settle();
+  for (const iid of mrs) assert.doesNotMatch(await verdictNote(iid), /freeze window/);
   assert.deepEqual(
-    gated(sb.requests.slice(from).filter((r) => r.user === 'gitops-bot')),
+    await frozenBy('first freeze', sb.requests.length),
+    [...mrs].sort((a, b) => a - b),
+  );
+});
+
+test('a restarted serve times the freeze windows of the rules it finds, with no event', async () => {
+  assert.equal(mrs.length, APPS);
+  await srv.close();
+  // changed while no serve runs (its hook points nowhere now)
+  await pushPolicy(freezeSoon('second freeze'), 'update');
+  await sb.idle();
+  const from = sb.requests.length;
+  srv = createWebhookServer({
+    ctx: {
+      gitlab: new GitLabGate({ url: sb.url, token: 'gitops-bot-token' }),
+      botUserId: botId,
+      now: () => new Date(Date.now() + skew),
+    },
+    secret: SECRET,
+    projects: [OPS],
+    worker: false,
+  });
+  await srv.listen(0, '127.0.0.1');
+  assert.deepEqual(
+    await frozenBy('second freeze', from),
     [...mrs].sort((a, b) => a - b),
   );
 });
