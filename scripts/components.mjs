@@ -6,7 +6,7 @@
 //   node scripts/components.mjs          write templates/ and the README's inputs tables
 //   node scripts/components.mjs --check  exit 1, one line per file or input that is out of
 //                                        step or breaks a catalog rule (the test and CI run it)
-import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
@@ -79,7 +79,15 @@ export function readSpec(file, source) {
       else if ('default' in spec && !new RegExp(spec.regex).test(spec.default))
         fail(where, `default \`${spec.default}\` does not match regex \`${spec.regex}\``);
     }
-    inputs.push({ name, type, description: spec.description ?? '', default: spec.default, required: !('default' in spec), options: spec.options, regex: spec.regex });
+    inputs.push({
+      name,
+      type,
+      description: spec.description ?? '',
+      default: spec.default,
+      required: !('default' in spec),
+      options: spec.options,
+      regex: spec.regex,
+    });
   }
   return { inputs, problems };
 }
@@ -90,7 +98,11 @@ const code = (value) => (value === '' ? '`""`' : `\`${value}\``);
 /** The README's inputs table of one component: name, type, default, description. */
 export function inputsTable(inputs) {
   const rows = inputs.map((i) => {
-    const dflt = i.required ? '(required)' : Array.isArray(i.default) ? code(JSON.stringify(i.default)) : code(i.default);
+    const dflt = i.required
+      ? '(required)'
+      : Array.isArray(i.default)
+        ? code(JSON.stringify(i.default))
+        : code(i.default);
     const type = i.options ? `${i.type}: ${i.options.map(code).join(', ')}` : i.type;
     const description = i.regex ? `${i.description} Must match \`${i.regex}\`.` : i.description;
     return `| \`${i.name}\` | ${cell(type)} | ${cell(dflt)} | ${cell(description)} |`;
@@ -127,11 +139,13 @@ export async function plan(root) {
     .sort();
   const problems = [];
   if (names.length === 0) problems.push(`${SOURCE_DIR}/: no templates`);
-  if (names.length > MAX_COMPONENTS) problems.push(`${SOURCE_DIR}/: ${names.length} templates, GitLab publishes at most ${MAX_COMPONENTS}`);
+  if (names.length > MAX_COMPONENTS)
+    problems.push(`${SOURCE_DIR}/: ${names.length} templates, GitLab publishes at most ${MAX_COMPONENTS}`);
   const files = {};
   const tables = {};
   for (const name of names) {
-    if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) problems.push(`${SOURCE_DIR}/${name}.yml: component names are [a-z0-9_-]`);
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(name))
+      problems.push(`${SOURCE_DIR}/${name}.yml: component names are [a-z0-9_-]`);
     const source = await readFile(join(root, SOURCE_DIR, `${name}.yml`), 'utf8');
     const spec = readSpec(`${SOURCE_DIR}/${name}.yml`, source);
     problems.push(...spec.problems);
@@ -140,7 +154,10 @@ export async function plan(root) {
   }
   const readmeNow = await readFile(join(root, 'README.md'), 'utf8');
   const { readme, missing } = withTables(readmeNow, tables);
-  for (const name of missing) problems.push(`README.md: no "${marker(name)[0].trim()}" … "${marker(name)[1].trim()}" for the ${name} component's inputs`);
+  for (const name of missing)
+    problems.push(
+      `README.md: no "${marker(name)[0].trim()}" … "${marker(name)[1].trim()}" for the ${name} component's inputs`,
+    );
   return { names, files, readme, readmeNow, problems };
 }
 
@@ -150,14 +167,17 @@ export async function drift(root, p) {
   const present = await readdir(join(root, COMPONENT_DIR), { withFileTypes: true }).catch(() => []);
   for (const entry of present) {
     const path = `${COMPONENT_DIR}/${entry.name}`;
-    if (!(path in p.files)) lines.push(`${path}: not generated from ${SOURCE_DIR}/ (remove it, or add the source)`);
+    if (!(path in p.files))
+      lines.push(`${path}: not generated from ${SOURCE_DIR}/ (remove it, or add the source)`);
   }
   for (const [path, content] of Object.entries(p.files)) {
     const now = await readFile(join(root, path), 'utf8').catch(() => null);
     if (now === null) lines.push(`${path}: missing`);
-    else if (now !== content) lines.push(`${path}: differs from ${SOURCE_DIR}/${path.slice(COMPONENT_DIR.length + 1)}`);
+    else if (now !== content)
+      lines.push(`${path}: differs from ${SOURCE_DIR}/${path.slice(COMPONENT_DIR.length + 1)}`);
   }
-  if (p.readme !== p.readmeNow) lines.push('README.md: a component inputs table differs from its spec:inputs');
+  if (p.readme !== p.readmeNow)
+    lines.push('README.md: a component inputs table differs from its spec:inputs');
   return lines;
 }
 
@@ -168,7 +188,9 @@ async function main(argv) {
     const lines = [...p.problems, ...(await drift(root, p))];
     for (const line of lines) process.stderr.write(`components: ${line}\n`);
     if (lines.length) {
-      process.stderr.write('components: run `node scripts/components.mjs` and commit templates/ and README.md\n');
+      process.stderr.write(
+        'components: run `node scripts/components.mjs` and commit templates/ and README.md\n',
+      );
       process.exit(1);
     }
     process.stdout.write(`components: ${p.names.join(', ')} in step\n`);
@@ -180,7 +202,8 @@ async function main(argv) {
   }
   await mkdir(join(root, COMPONENT_DIR), { recursive: true });
   for (const entry of await readdir(join(root, COMPONENT_DIR)))
-    if (!(`${COMPONENT_DIR}/${entry}` in p.files)) await rm(join(root, COMPONENT_DIR, entry), { recursive: true });
+    if (!(`${COMPONENT_DIR}/${entry}` in p.files))
+      await rm(join(root, COMPONENT_DIR, entry), { recursive: true });
   for (const [path, content] of Object.entries(p.files)) await writeFile(join(root, path), content);
   if (p.readme !== p.readmeNow) await writeFile(join(root, 'README.md'), p.readme);
   process.stdout.write(`components: wrote ${Object.keys(p.files).join(', ')}\n`);
