@@ -16,8 +16,12 @@ import {
 import { CliError, ExitCode } from './errors.js';
 import type { SetImageCliOptions } from './manifests.js';
 
-/** Larger files are refused rather than risking memory: manifests are kilobytes. */
-export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+/**
+ * Larger files are refused rather than risking memory: manifests are kilobytes. The same
+ * limit as promote's (src/promote/observe.ts, not imported: it would load the GitLab client
+ * into every `images` run) and the README's; a test checks the two agree.
+ */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 /** Reads a manifest as text, refusing what is not UTF-8 text, with the file named. */
 export async function readManifest(file: string): Promise<string> {
@@ -32,6 +36,7 @@ export async function readManifest(file: string): Promise<string> {
   if (size > MAX_MANIFEST_BYTES) {
     throw new CliError(
       `${file}: ${size} bytes is over the ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB limit for a manifest`,
+      ExitCode.INVALID_YAML,
     );
   }
   const bytes = await readFile(file);
@@ -125,8 +130,12 @@ export async function setImageAction(files: string[], opts: SetImageCliOptions):
   }
   if (results.every((r) => r.result === null)) {
     const found = [...new Set(notReferenced.flatMap((e) => e.found.map((r) => r.repository)))];
+    // every file threw NotReferencedError here, in order
+    const invalid = notReferenced.flatMap((e, i) =>
+      e.invalid.map((v) => `'${v.value}' (${results[i].file}:${v.line})`),
+    );
     throw new CliError(
-      `image '${opts.image}' is not referenced in ${files.join(', ')}; ${found.length ? `found: ${found.join(', ')}` : 'no image references found'}`,
+      `image '${opts.image}' is not referenced in ${files.join(', ')}; ${found.length ? `found: ${found.join(', ')}` : 'no image references found'}${invalid.length ? `; not valid references: ${invalid.join(', ')}` : ''}`,
       ExitCode.NOT_REFERENCED,
     );
   }

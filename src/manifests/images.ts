@@ -24,6 +24,7 @@ import {
   formatReference,
   InvalidReferenceError,
   normalizeRepository,
+  referenceProblem,
   repositoryProblem,
   splitDomain,
   tagProblem,
@@ -111,6 +112,8 @@ export class NotReferencedError extends Error {
   constructor(
     message: string,
     readonly found: ImageRef[],
+    /** image values in the text that are not valid references (`alpine:invalid!`) */
+    readonly invalid: Array<{ value: string; line: number }> = [],
   ) {
     super(message);
   }
@@ -148,6 +151,8 @@ type Plan =
       digest?: ScalarSpan;
       tagKey: string;
       digestKey: string;
+      /** ingress-nginx's `tag: v1.2.9@sha256:…`: the tag scalar holds the digest too */
+      tagHoldsDigest?: boolean;
     };
 
 interface Found {
@@ -155,6 +160,57 @@ interface Found {
   plan: Plan;
   /** nodes whose bytes an edit changes, for the shared-anchor check */
   nodes: Node[];
+}
+
+/** An image value that is not a valid reference (`image: alpine:invalid!`). */
+interface Invalid {
+  /** the value as written */
+  value: string;
+  /** its repository, when that part is valid: who asks to edit it is told why it cannot be */
+  repository: string | null;
+  problem: string;
+  start: number;
+  line: number;
+  column: number;
+}
+
+/** The keys of a kustomization's `images:` entries. */
+const KUSTOMIZE_IMAGE_KEYS = new Set(['name', 'newName', 'newTag', 'digest']);
+
+/**
+ * A kustomization by its content, whatever the file is called: kustomize's apiVersion, or
+ * (kustomize does not require apiVersion and kind) a top-level `images:` list whose every
+ * entry is a map of kustomize's image fields with a `name`, one at least setting something.
+ */
+function isKustomization(root: Node | null, filePath: string | undefined): boolean {
+  if (!isMap(root)) return false;
+  const kind = root.get('kind');
+  const apiVersion = root.get('apiVersion');
+  if (kind === 'Kustomization' || kind === 'Component') return true;
+  if (typeof apiVersion === 'string' && apiVersion.startsWith('kustomize.config.k8s.io/')) return true;
+  if (kind !== undefined) return false;
+  if (filePath && KUSTOMIZATION_FILE.test(filePath)) return true;
+  if (apiVersion !== undefined) return false;
+  const images = root.get('images', true);
+  if (!isSeq(images) || images.items.length === 0) return false;
+  let setsSomething = false;
+  for (const item of images.items) {
+    if (!isMap(item)) return false;
+    const keys = item.items.map(keyOf);
+    if (!keys.includes('name') || !keys.every((k) => KUSTOMIZE_IMAGE_KEYS.has(k as string))) return false;
+    if (keys.length > 1) setsSomething = true;
+  }
+  return setsSomething;
+}
+
+/** The repository part of an invalid reference, when that part is valid by itself. */
+function repositoryOf(value: string): string | null {
+  let rest = value;
+  const at = rest.indexOf('@');
+  if (at >= 0) rest = rest.slice(0, at);
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) rest = rest.slice(0, colon);
+  return rest && !repositoryProblem(rest) ? rest : null;
 }
 
 const CONTAINER_LISTS = new Set(['containers', 'initContainers', 'ephemeralContainers']);
@@ -187,6 +243,7 @@ const FLUX_MARKER = /\{\s*"\$imagepolicy"\s*:\s*"([^"]+)"\s*\}/;
 /** One document's references, found in a single walk. */
 class DocumentScanner {
   readonly found: Found[] = [];
+  readonly invalid: Invalid[] = [];
   private readonly path: Array<string | number> = [];
   private readonly anchors = new Map<string, Node>();
   private readonly anchorSites = new Map<Node, string>();
@@ -202,11 +259,11 @@ class DocumentScanner {
     private readonly root: Node | null,
     filePath: string | undefined,
   ) {
-    const kind = isMap(root) ? root.get('kind') : undefined;
-    this.kustomization =
-      kind === 'Kustomization' ||
-      kind === 'Component' ||
-      (kind === undefined && !!filePath && KUSTOMIZATION_FILE.test(filePath));
+    this.kustomization = isKustomization(root, filePath);
+  }
+
+  private addInvalid(value: string, start: number, problem: string, repository = repositoryOf(value)): void {
+    this.invalid.push({ value, repository, problem, start, line: 0, column: 0 });
   }
 
   scan(): Found[] {
@@ -294,7 +351,11 @@ class DocumentScanner {
     const span = this.span(node);
     if (!span) return;
     const ref = tryParseReference(span.value);
-    if (!ref) return;
+    if (!ref) {
+      const problem = referenceProblem(span.value);
+      if (problem && span.value) this.addInvalid(span.value, span.start, problem);
+      return;
+    }
     const containerName = inContainerList ? getPair(map, 'name') : undefined;
     const name = containerName && isScalar(containerName.value) ? scalarText(containerName.value) : null;
     this.add({
@@ -406,10 +467,27 @@ class DocumentScanner {
     digestKey: string,
     at?: string,
   ): Found | null {
-    const tag = parts.tag?.value || undefined;
-    const digest = parts.digest?.value || undefined;
-    if (tag && tagProblem(tag)) return null;
-    if (digest && digestProblem(digest)) return null;
+    let tag = parts.tag?.value || undefined;
+    let digest = parts.digest?.value || undefined;
+    // Helm charts compose `repo:{{ tag }}`, so ingress-nginx writes `tag: v1.2.9@sha256:…`.
+    const atSign = tag?.indexOf('@') ?? -1;
+    const tagHoldsDigest =
+      kind === 'helm' &&
+      !digest &&
+      tag !== undefined &&
+      atSign > 0 &&
+      !tagProblem(tag.slice(0, atSign)) &&
+      !digestProblem(tag.slice(atSign + 1));
+    if (tagHoldsDigest && tag !== undefined) {
+      digest = tag.slice(atSign + 1);
+      tag = tag.slice(0, atSign);
+    }
+    const problem = (tag && tagProblem(tag)) || (digest && digestProblem(digest));
+    if (problem) {
+      const value = formatReference({ repository, tag, digest });
+      this.addInvalid(value, (parts.tag ?? parts.digest ?? first).start, problem, repository);
+      return null;
+    }
     let mapSpan: MapSpan | null = null;
     const spans = [first, parts.tag, parts.digest].filter((x): x is ScalarSpan => !!x);
     const start = Math.min(...spans.map((x) => x.start));
@@ -427,7 +505,15 @@ class DocumentScanner {
     }
     const found: Found = {
       ref: this.baseRef(kind, { repository, tag, digest }, start, end, at),
-      plan: { type: 'fields', map: mapSpan, tag: parts.tag, digest: parts.digest, tagKey, digestKey },
+      plan: {
+        type: 'fields',
+        map: mapSpan,
+        tag: parts.tag,
+        digest: parts.digest,
+        tagKey,
+        digestKey,
+        ...(tagHoldsDigest ? { tagHoldsDigest } : {}),
+      },
       nodes: [parts.tag?.node, parts.digest?.node].filter((x): x is Node => !!x),
     };
     this.found.push(found);
@@ -506,6 +592,7 @@ function parsePathString(s: string): Array<string | number> {
 
 interface Scan {
   found: Found[];
+  invalid: Invalid[];
   lines: LineCounter;
 }
 
@@ -515,6 +602,7 @@ function scan(text: string, filePath?: string): Scan {
   // Kubernetes tolerates duplicate keys in practice; so do we (the last one wins).
   const composer = new Composer({ uniqueKeys: false, keepSourceTokens: false });
   const found: Found[] = [];
+  const invalid: Invalid[] = [];
   let index = 0;
   for (const doc of composer.compose(parser.parse(text), true, text.length)) {
     const err = doc.errors[0];
@@ -522,14 +610,21 @@ function scan(text: string, filePath?: string): Scan {
       const pos = lines.linePos(err.pos[0]);
       throw new YamlSyntaxError(pos.line, pos.col, err.message.split('\n')[0]);
     }
-    found.push(...new DocumentScanner(index++, doc.contents as Node | null, filePath).scan());
+    const scanner = new DocumentScanner(index++, doc.contents as Node | null, filePath);
+    found.push(...scanner.scan());
+    invalid.push(...scanner.invalid);
   }
   for (const f of found) {
     const pos = lines.linePos(f.ref.range[0]);
     f.ref.line = pos.line;
     f.ref.column = pos.col;
   }
-  return { found, lines };
+  for (const i of invalid) {
+    const pos = lines.linePos(i.start);
+    i.line = pos.line;
+    i.column = pos.col;
+  }
+  return { found, invalid, lines };
 }
 
 /** Fills byteRange for refs sorted by offset, counting UTF-8 bytes once over the text. */
@@ -625,8 +720,11 @@ function validateOptions(opts: SetImageOptions): void {
   if (!opts.image) throw new InvalidReferenceError('--image is required: the repository to change');
   const { path } = splitDomain(opts.image);
   if (opts.image.includes('@') || path.includes(':')) {
+    const problem = referenceProblem(opts.image);
     throw new InvalidReferenceError(
-      `--image '${opts.image}' must be a repository without tag or digest; pass the tag with --tag`,
+      problem
+        ? `--image '${opts.image}' is not a valid reference: ${problem}`
+        : `--image '${opts.image}' must be a repository without tag or digest; pass the tag with --tag`,
     );
   }
   const rp = repositoryProblem(opts.image);
@@ -661,14 +759,25 @@ function matches(ref: ImageRef, target: string, container?: string): boolean {
 export function setImage(text: string, opts: SetImageOptions): SetImageResult {
   validateOptions(opts);
   const target = normalizeRepository(opts.image);
-  const { found, lines } = scan(text, opts.path);
+  const { found, invalid, lines } = scan(text, opts.path);
+  // A reference to this image that is not valid cannot be edited: say why, rather than
+  // "not referenced" (or editing the valid ones and leaving it behind).
+  const broken = invalid.find((i) => i.repository && normalizeRepository(i.repository) === target);
+  if (broken) {
+    const at = `${opts.path ? `${opts.path}:` : 'line '}${broken.line}:${broken.column}`;
+    throw new InvalidReferenceError(
+      `${at}: image '${broken.value}' is not a valid reference: ${broken.problem}`,
+    );
+  }
   const mine = found.filter((f) => matches(f.ref, target, opts.container));
   if (!mine.length) {
     const names = [...new Set(found.map((f) => f.ref.repository))];
     const where = opts.container ? ` in a container named '${opts.container}'` : '';
+    const bad = invalid.map((i) => `'${i.value}' (line ${i.line})`);
     throw new NotReferencedError(
-      `image '${opts.image}' is not referenced${where}; ${names.length ? `found: ${names.join(', ')}` : 'no image references found'}`,
+      `image '${opts.image}' is not referenced${where}; ${names.length ? `found: ${names.join(', ')}` : 'no image references found'}${bad.length ? `; not valid references: ${bad.join(', ')}` : ''}`,
       found.map((f) => f.ref),
+      invalid.map((i) => ({ value: i.value, line: i.line })),
     );
   }
   if (!opts.followAnchor) {
@@ -706,6 +815,8 @@ export function setImage(text: string, opts: SetImageOptions): SetImageResult {
           scalarEdit(text, plan.scalar, formatReference({ ...plan, tag: next.tag, digest: next.digest })),
         );
       }
+    } else if (plan.tagHoldsDigest && plan.tag) {
+      own.push(scalarEdit(text, plan.tag, `${next.tag ?? ''}${next.digest ? `@${next.digest}` : ''}`));
     } else {
       if (opts.tag !== undefined && opts.tag !== f.ref.tag) {
         if (plan.tag) own.push(scalarEdit(text, plan.tag, opts.tag));

@@ -68,6 +68,14 @@ export function repositoryProblem(repository: string): string | null {
     return `repository name is ${repository.length} characters; the limit is ${MAX_NAME}`;
   if (/\s/.test(repository)) return `repository '${repository}' contains white space`;
   const { domain, path } = splitDomain(repository);
+  // `alpine:invalid!` is a reference, and an invalid one: say which rule it breaks, not that
+  // 'alpine:invalid!' is a strange path component.
+  if (repository.includes('@') || path.includes(':')) {
+    const problem = referenceProblem(repository);
+    return problem
+      ? `'${repository}' is not a valid reference: ${problem}`
+      : `'${repository}' has a tag or digest; a repository has neither`;
+  }
   if (domain) {
     const p = domainProblem(domain);
     if (p) return p;
@@ -103,6 +111,17 @@ export function parseReference(text: string): ImageReference {
   const p = repositoryProblem(rest);
   if (p) throw new InvalidReferenceError(p);
   return { repository: rest, tag, digest };
+}
+
+/** Why `text` is not a valid `[registry/]path[:tag][@digest]`, or null. */
+export function referenceProblem(text: string): string | null {
+  try {
+    parseReference(text);
+    return null;
+  } catch (e) {
+    if (e instanceof InvalidReferenceError) return e.message;
+    throw e;
+  }
 }
 
 /** Like parseReference, but null instead of an error (for scanning files). */

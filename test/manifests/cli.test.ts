@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { MAX_MANIFEST_BYTES } from '../../src/cli/manifest-actions.js';
+import { MAX_MANIFEST_BYTES as PROMOTE_MAX_BYTES } from '../../src/promote/promote.js';
 import { run, tempDir } from '../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -117,4 +119,82 @@ test('--help documents the exit codes', async () => {
     r.stdout,
     /Exit codes: 0 changed or already at the target; 2 bad arguments; 3 the image is not/,
   );
+});
+
+test('images and set-image refuse a file over 16 MiB (exit 4), the limit promote and the README state', async () => {
+  assert.equal(MAX_MANIFEST_BYTES, 16 * 1024 * 1024);
+  assert.equal(MAX_MANIFEST_BYTES, PROMOTE_MAX_BYTES);
+  const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
+  assert.match(readme, /over 16 MiB/);
+  const big = join(dir, 'big.yml');
+  await writeFile(big, '');
+  await truncate(big, MAX_MANIFEST_BYTES + 1); // sparse: the size is what is checked, before reading
+  const images = await cli('images', big);
+  assert.equal(images.code, 4);
+  assert.equal(
+    images.stderr,
+    `gitops-bot: ${big}: ${MAX_MANIFEST_BYTES + 1} bytes is over the 16 MiB limit for a manifest\n`,
+  );
+  const set = await cli('set-image', big, '--image', IMAGE, '--tag', 'ci-34');
+  assert.equal(set.code, 4);
+  assert.match(set.stderr, /over the 16 MiB limit/);
+  await truncate(big, MAX_MANIFEST_BYTES); // at the limit: read (and it is no YAML with images)
+  assert.equal((await cli('images', big)).code, 4, 'NUL bytes: binary, not over the limit');
+  assert.doesNotMatch((await cli('images', big)).stderr, /limit/);
+});
+
+test("an invalid reference in a file is reported as invalid (exit 2), not as 'not referenced'", async () => {
+  const broken = join(dir, 'broken-ref.yml');
+  await writeFile(broken, DEPLOYMENT.replace(`${IMAGE}:ci-33`, 'alpine:invalid!'));
+  const r = await cli('set-image', broken, '--image', 'alpine', '--tag', '3.20');
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr,
+    `gitops-bot: ${broken}:8:18: image 'alpine:invalid!' is not a valid reference: tag 'invalid!' is invalid: a tag is 1 to 128 of [A-Za-z0-9_.-] and cannot start with '.' or '-'\n`,
+  );
+  const arg = await cli('set-image', file, '--image', 'alpine:invalid!', '--tag', '3.20');
+  assert.equal(arg.code, 2);
+  assert.match(arg.stderr, /--image 'alpine:invalid!' is not a valid reference: tag 'invalid!' is invalid/);
+  const other = await cli('set-image', broken, '--image', 'nginx', '--tag', '1');
+  assert.equal(other.code, 3);
+  assert.match(
+    other.stderr,
+    /no image references found; not valid references: 'alpine:invalid!' \(.*broken-ref\.yml:8\)/,
+  );
+});
+
+test('--json: a failure of images or set-image is one JSON line on stdout too', async () => {
+  await reset();
+  const missing = await cli('set-image', file, '--image', 'nginx', '--tag', '1', '--json');
+  assert.equal(missing.code, 3);
+  const line = JSON.parse(missing.stdout);
+  assert.deepEqual(Object.keys(line), ['action', 'exit', 'message']);
+  assert.deepEqual([line.action, line.exit], ['error', 3]);
+  assert.equal(`gitops-bot: ${line.message}\n`, missing.stderr);
+  const nofile = await cli('images', join(dir, 'nope.yml'), '--json');
+  assert.equal(nofile.code, 1);
+  assert.equal(
+    nofile.stdout,
+    `${JSON.stringify({ action: 'error', exit: 1, message: `${join(dir, 'nope.yml')}: no such file` })}\n`,
+  );
+  const usage = await cli('set-image', file, '--tag', '1', '--json');
+  assert.equal(usage.code, 2);
+  assert.deepEqual(JSON.parse(usage.stdout), {
+    action: 'error',
+    exit: 2,
+    message: "required option '--image <repo>' not specified",
+  });
+});
+
+test('images recognises a kustomization by its content, under any file name', async () => {
+  const k = join(dir, 'prod-images.yml');
+  await writeFile(
+    k,
+    `resources: [deployment.yml]\nimages:\n  - name: helloworld\n    newName: ${IMAGE}\n    newTag: ci-33\n`,
+  );
+  const r = await cli('images', k);
+  assert.equal(r.stdout, `${k}:3:11\tkustomize\t${IMAGE}:ci-33\n`);
+  const w = await cli('set-image', k, '--image', IMAGE, '--tag', 'ci-34', '--in-place');
+  assert.equal(w.code, 0, w.stderr);
+  assert.match(await readFile(k, 'utf8'), /newTag: ci-34\n$/);
 });

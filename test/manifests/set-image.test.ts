@@ -200,6 +200,65 @@ spec:
     expected: `kind: Kustomization\nimages:\n  - name: app\n    newTag: "1"\n    digest: ${DIGEST2}\n`,
   },
   {
+    name: 'kustomization by its apiVersion, whatever the file is called',
+    input:
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nresources:\n  - deployment.yml\nimages:\n  - name: nginx\n    newTag: 1.25.0 # pinned\n',
+    path: 'overlays/prod/base.yml',
+    image: 'nginx',
+    tag: '1.26.0',
+    expected:
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nresources:\n  - deployment.yml\nimages:\n  - name: nginx\n    newTag: 1.26.0 # pinned\n',
+  },
+  {
+    name: 'kustomization by its top-level images: list alone (no apiVersion, no kind, not kustomization.yaml)',
+    input:
+      'resources: [deployment.yml]\nimages:\n- name: helloworld\n  newName: registry.example.com/root/helloworld\n  newTag: "ci-33"\n- name: redis\n',
+    path: 'prod.yml',
+    image: 'registry.example.com/root/helloworld',
+    tag: 'ci-34',
+    expected:
+      'resources: [deployment.yml]\nimages:\n- name: helloworld\n  newName: registry.example.com/root/helloworld\n  newTag: "ci-34"\n- name: redis\n',
+  },
+  {
+    name: 'kustomization by content: a missing newTag is inserted, no path given',
+    input: 'images:\n  - name: app\n    newName: ghcr.io/acme/app\n',
+    image: 'ghcr.io/acme/app',
+    tag: '2',
+    expected: 'images:\n  - name: app\n    newName: ghcr.io/acme/app\n    newTag: "2"\n',
+  },
+  {
+    name: 'Helm values, ingress-nginx style: image: {registry, image, tag, digest}, digestChroot untouched',
+    input: `controller:\n  image:\n    chroot: false\n    registry: registry.k8s.io\n    image: ingress-nginx/controller\n    ## a comment between\n    tag: "v1.9.4"\n    digest: ${DIGEST}\n    digestChroot: ${DIGEST}\n    pullPolicy: IfNotPresent\n`,
+    image: 'registry.k8s.io/ingress-nginx/controller',
+    tag: 'v1.9.5',
+    digest: DIGEST2,
+    expected: `controller:\n  image:\n    chroot: false\n    registry: registry.k8s.io\n    image: ingress-nginx/controller\n    ## a comment between\n    tag: "v1.9.5"\n    digest: ${DIGEST2}\n    digestChroot: ${DIGEST}\n    pullPolicy: IfNotPresent\n`,
+  },
+  {
+    name: 'Helm values, ingress-nginx style: tag: v1.2.9@sha256:… gets a new tag and digest in the one scalar',
+    input: `admissionWebhooks:\n  patch:\n    image:\n      registry: registry.k8s.io\n      image: ingress-nginx/kube-webhook-certgen\n      tag: 'v1.2.9@${DIGEST}' # pinned\n`,
+    image: 'registry.k8s.io/ingress-nginx/kube-webhook-certgen',
+    tag: 'v1.3.0',
+    digest: DIGEST2,
+    expected: `admissionWebhooks:\n  patch:\n    image:\n      registry: registry.k8s.io\n      image: ingress-nginx/kube-webhook-certgen\n      tag: 'v1.3.0@${DIGEST2}' # pinned\n`,
+  },
+  {
+    name: 'Helm values, ingress-nginx style: a tag-only bump of tag@digest drops the stale digest',
+    input: `image:\n  registry: registry.k8s.io\n  image: ingress-nginx/kube-webhook-certgen\n  tag: v1.2.9@${DIGEST}\n`,
+    image: 'registry.k8s.io/ingress-nginx/kube-webhook-certgen',
+    tag: 'v1.3.0',
+    expected:
+      'image:\n  registry: registry.k8s.io\n  image: ingress-nginx/kube-webhook-certgen\n  tag: v1.3.0\n',
+    note: /removed the stale digest/,
+  },
+  {
+    name: 'Helm values, ingress-nginx style: --digest alone keeps the tag in tag@digest',
+    input: `image:\n  registry: registry.k8s.io\n  image: ingress-nginx/controller\n  tag: v1.2.9@${DIGEST}\n`,
+    image: 'registry.k8s.io/ingress-nginx/controller',
+    digest: DIGEST2,
+    expected: `image:\n  registry: registry.k8s.io\n  image: ingress-nginx/controller\n  tag: v1.2.9@${DIGEST2}\n`,
+  },
+  {
     name: 'Helm values: registry + repository + tag map at any depth; plain numbers are quoted',
     input:
       'global: {}\nbackend:\n  image:\n    registry: ghcr.io\n    repository: acme/api\n    tag: 1.10 # chart default\n    pullPolicy: IfNotPresent\n',
@@ -279,6 +338,11 @@ describe('setImage: errors', () => {
     ['uppercase repository', { image: 'Registry.example.com/Root/App', tag: '1' }, /must be lowercase/],
     ['spaces in the repository', { image: 'my app', tag: '1' }, /white space/],
     ['a tag in --image', { image: `${image}:ci-33`, tag: '1' }, /without tag or digest/],
+    [
+      'an invalid reference in --image',
+      { image: 'alpine:invalid!', tag: '1' },
+      /^--image 'alpine:invalid!' is not a valid reference: tag 'invalid!' is invalid/,
+    ],
     ['a tag with spaces', { image, tag: 'ci 34' }, /tag 'ci 34' is invalid/],
     ['a 129-character tag', { image, tag: 'a'.repeat(129) }, /129 characters; the limit is 128/],
     ['a tag starting with a dot', { image, tag: '.x' }, /cannot start with/],
@@ -303,6 +367,39 @@ describe('setImage: errors', () => {
         /found: registry.example.com\/root\/helloworld, envoyproxy\/envoy/.test(e.message),
     );
     assert.throws(() => setImage(text, { image, tag: '1', container: 'nope' }), NotReferencedError);
+  });
+
+  test("an invalid reference in the file is reported as invalid, not as 'not referenced'", () => {
+    const broken = deployment('alpine:invalid!');
+    assert.throws(
+      () => setImage(broken, { image: 'alpine', tag: '3.20', path: 'k8s/deployment.yml' }),
+      (e: Error) =>
+        e instanceof InvalidReferenceError &&
+        /^k8s\/deployment\.yml:11:18: image 'alpine:invalid!' is not a valid reference: tag 'invalid!' is invalid/.test(
+          e.message,
+        ),
+    );
+    // the same for docker.io/library/alpine, and for a Helm map with an invalid tag
+    assert.throws(
+      () => setImage(broken, { image: 'docker.io/library/alpine', tag: '3' }),
+      /^InvalidReferenceError: line 11:18: /,
+    );
+    assert.throws(
+      () =>
+        setImage('image:\n  repository: ghcr.io/acme/api\n  tag: "2.0 beta"\n', {
+          image: 'ghcr.io/acme/api',
+          tag: '3',
+        }),
+      (e: Error) =>
+        e instanceof InvalidReferenceError && /line 3:8: image 'ghcr.io\/acme\/api:2.0 beta'/.test(e.message),
+    );
+    // asked for another image: not referenced, and the invalid one is named
+    assert.throws(
+      () => setImage(broken, { image: 'nginx', tag: '1' }),
+      (e: Error) =>
+        e instanceof NotReferencedError &&
+        /not valid references: 'alpine:invalid!' \(line 11\)/.test(e.message),
+    );
   });
 
   test('invalid YAML names line and column', () => {
@@ -347,6 +444,40 @@ describe('findImages', () => {
     }
     assert.equal(normalizeRepository('localhost:5000/app'), 'localhost:5000/app');
     assert.equal(normalizeRepository('acme/app'), 'docker.io/acme/app');
+  });
+
+  test("a top-level images: list that is not kustomize's is no kustomization", () => {
+    // Helm values with an images list of their own: `tag` is no kustomize field
+    assert.deepEqual(
+      findImages('images:\n  - name: ghcr.io/acme/api\n    tag: "1"\n').map((r) => r.kind),
+      [],
+    );
+    // names alone set nothing; a Kubernetes object's images are its own
+    assert.deepEqual(
+      findImages('images:\n  - name: nginx\n').map((r) => r.kind),
+      [],
+    );
+    assert.deepEqual(
+      findImages('apiVersion: v1\nkind: Thing\nimages:\n  - name: nginx\n    newTag: "1"\n').map(
+        (r) => r.kind,
+      ),
+      [],
+    );
+    assert.deepEqual(
+      findImages('images:\n  - name: nginx\n    newTag: "1"\n').map((r) => [r.kind, r.value]),
+      [['kustomize', 'nginx:1']],
+    );
+  });
+
+  test('ingress-nginx tag@digest is one reference with both parts, at the tag', () => {
+    const text = `image:\n  registry: registry.k8s.io\n  image: ingress-nginx/controller\n  tag: "v1.2.9@${DIGEST}"\n`;
+    const [ref] = findImages(text);
+    assert.equal(ref.kind, 'helm');
+    assert.equal(ref.tag, 'v1.2.9');
+    assert.equal(ref.digest, DIGEST);
+    assert.equal(ref.value, `registry.k8s.io/ingress-nginx/controller:v1.2.9@${DIGEST}`);
+    // a separate digest besides tag@digest is ambiguous: not a reference (the chart would render x@a@b)
+    assert.deepEqual(findImages(`${text}  digest: ${DIGEST2}\n`), []);
   });
 
   test('an alias-expansion bomb is not expanded', () => {
