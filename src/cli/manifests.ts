@@ -23,8 +23,10 @@ export function registerManifestCommands(program: Command): void {
       'after',
       `
 Kinds: container (pod template containers, initContainers, ephemeralContainers),
-image (any other image: string), kustomize (kustomization images: entries),
-helm (image: {registry, repository, tag} maps), flux (# {"$imagepolicy": ...} markers).
+image (any other image: string), kustomize (kustomization images: entries; a
+kustomization is known by its apiVersion, kind or images: list, under any file name),
+helm (image: {registry, repository, tag} maps, ingress-nginx's {registry, image, tag,
+digest}), flux (# {"$imagepolicy": ...} markers).
 
 Example:
   $ gitops-bot images deployment.yml kustomization.yaml
