@@ -3,6 +3,11 @@
 // jitter, under a total time budget. A write that is not idempotent is repeated at once only
 // when it certainly did not happen (429, connection refused), otherwise after its check
 // found no trace of it: a 502 or a reset can come after GitLab committed the change.
+//
+// A 429 is GitLab's rate limit: a queue, not a failure. Its wait (Retry-After, up to a
+// window: 60 s on GitLab.com) is honoured up to maxRateLimitWaitMs and is not held against
+// the budget, so a burst that overshoots the limit waits its turn instead of failing. The
+// pacer (gitlab/pacer.ts) keeps that rare by slowing down before GitLab says 429.
 import { GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/requester-utils';
 
 export interface RetryPolicy {
@@ -12,6 +17,11 @@ export interface RetryPolicy {
   budgetMs: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /**
+   * the longest a 429's Retry-After is waited, ms, outside budgetMs (GitLab's rate limit);
+   * unset: a 429's wait is held against the budget like any other
+   */
+  maxRateLimitWaitMs?: number;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = {
@@ -19,6 +29,7 @@ export const DEFAULT_RETRY: RetryPolicy = {
   budgetMs: 60_000,
   baseDelayMs: 250,
   maxDelayMs: 10_000,
+  maxRateLimitWaitMs: 5 * 60_000,
 };
 
 /** How a call may be repeated. */
@@ -117,6 +128,8 @@ export async function withRetry<T>(
   hooks: RetryHooks = {},
 ): Promise<T> {
   const started = Date.now();
+  /** time spent waiting out 429s: queueing, not failing */
+  let queuedMs = 0;
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
@@ -130,9 +143,12 @@ export async function withRetry<T>(
         if (found !== undefined) return found;
       }
       const delay = f.waitMs ?? backoff(attempt, policy);
-      if (Date.now() - started + delay > policy.budgetMs) throw e;
+      const queue = policy.maxRateLimitWaitMs;
+      const rateLimited = queue !== undefined && f.status === 429 && f.waitMs !== null;
+      if (rateLimited ? delay > queue : Date.now() - started - queuedMs + delay > policy.budgetMs) throw e;
       hooks.onRetry?.({ attempt: attempt + 1, delayMs: delay, reason: f.reason });
       await (hooks.sleep ?? sleep)(delay);
+      if (rateLimited) queuedMs += delay;
     }
   }
 }

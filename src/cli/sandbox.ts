@@ -9,7 +9,10 @@ export function registerSandbox(program: Command): void {
     .option('--port <port>', 'port to listen on; 0 picks a free one', '8929')
     .option('--data <dir>', 'keep state in DIR across restarts (default: a temporary folder removed on exit)')
     .option('--seed <name>', 'initial content when DIR is new: story | empty', 'story')
-    .option('--rate-limit <n>', 'answer 429 after N requests per minute per user (default: headers only)')
+    .option(
+      '--rate-limit <n/min>',
+      "GitLab's API throttle: answer 429 (Retry-After, RateLimit-* headers) past N requests per minute per user; GitLab.com's is 2000/min (default: no throttle, no headers)",
+    )
     .option(
       '--faults <spec>',
       'turn a seeded share of API answers into faults, e.g. rate=0.2,seed=7 or rate=0.2,kinds=503,429,reset',
@@ -26,6 +29,7 @@ Seeds:
 Examples:
   $ gitops-bot sandbox --port 0
   $ gitops-bot sandbox --data .sandbox-data --seed story
+  $ gitops-bot sandbox --rate-limit 2000/min     # GitLab.com's authenticated API limit
   $ curl -H 'PRIVATE-TOKEN: operator-token' http://127.0.0.1:8929/api/v4/projects/root%2Fhelloworld-ops
   $ git clone http://oauth2:reviewer-token@127.0.0.1:8929/root/helloworld-ops.git
 
@@ -64,9 +68,14 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
         if (opts.seed !== 'story' && opts.seed !== 'empty') {
           throw new CliError(`--seed: '${opts.seed}' is not a seed (story | empty)`, ExitCode.USAGE);
         }
-        const rateLimit = opts.rateLimit === undefined ? undefined : Number(opts.rateLimit);
-        if (rateLimit !== undefined && !(Number.isInteger(rateLimit) && rateLimit > 0)) {
-          throw new CliError(`--rate-limit: '${opts.rateLimit}' is not a positive integer`, ExitCode.USAGE);
+        let rateLimit: number | undefined;
+        if (opts.rateLimit !== undefined) {
+          const { parseRateLimit } = await import('../sandbox/rest.js');
+          try {
+            rateLimit = parseRateLimit(opts.rateLimit);
+          } catch (e) {
+            throw new CliError((e as Error).message, ExitCode.USAGE);
+          }
         }
         const explicitHost = cmd.getOptionValueSource('host') === 'cli';
         let faults: import('../sandbox/faults.js').FaultSpec | undefined;
@@ -94,6 +103,7 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
         out.write(`\n${'user'.padEnd(width)}  token\n`);
         for (const u of sandbox.users)
           out.write(`${u.username.padEnd(width)}  ${u.token}${u.admin ? '  (admin)' : ''}\n`);
+        if (rateLimit) out.write(`rate limit: ${rateLimit}/min per user (429 with Retry-After past it)\n`);
         if (faults)
           out.write(`faults: rate=${faults.rate} seed=${faults.seed} kinds=${faults.kinds.join(',')}\n`);
         out.write(

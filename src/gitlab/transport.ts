@@ -2,13 +2,15 @@
 // to ten times within milliseconds and ignores Retry-After (GITLAB_API.md, section 10), and
 // it never retries a reset or a 503. We plug in through its documented extension point
 // (`requesterFn`) and own the retry policy in `retry.ts`, where writes can be checked
-// before they are repeated.
+// before they are repeated. Every request waits for its turn in the pacer of its host and
+// token first (pacer.ts): it slows down by GitLab's RateLimit-* headers before a 429.
 import {
   createRequesterFn,
   GitbeakerRequestError,
   GitbeakerTimeoutError,
   type RequestOptions,
 } from '@gitbeaker/requester-utils';
+import { type Pacer, pacerFor } from './pacer.js';
 
 async function body(response: Response, asStream: boolean): Promise<unknown> {
   if (asStream) return response.body;
@@ -34,30 +36,62 @@ async function failed(request: Request, response: Response): Promise<never> {
   throw new GitbeakerRequestError(description, { cause: { description, request, response } });
 }
 
-async function singleAttempt(endpoint: string, options?: Record<string, unknown>) {
+type AttemptOptions = RequestOptions & {
+  agent?: unknown;
+  prefixUrl?: string;
+  searchParams?: string;
+  /** gitbeaker's queryTimeout, ms (see countingRequesterFn) */
+  queryTimeout?: number;
+};
+
+/** The token a request carries, whichever header gitbeaker put it in. */
+function tokenOf(headers: unknown): string {
+  const h = new Headers(headers as HeadersInit | undefined);
+  return h.get('private-token') ?? h.get('authorization') ?? h.get('job-token') ?? '';
+}
+
+async function singleAttempt(
+  endpoint: string,
+  options: Record<string, unknown> | undefined,
+  onSend: () => void,
+) {
   const {
     agent,
     asStream,
     prefixUrl,
     searchParams,
     method,
+    queryTimeout,
+    signal,
     rateLimiters: _,
     ...rest
-  } = (options ?? {}) as RequestOptions & { agent?: unknown; prefixUrl?: string; searchParams?: string };
+  } = (options ?? {}) as AttemptOptions;
   const base = prefixUrl?.endsWith('/') ? prefixUrl : `${prefixUrl}/`;
   const url = new URL(endpoint, base);
   url.search = searchParams || '';
-  const request = new Request(url, { ...(rest as RequestInit), method });
-  const response = await fetch(request, agent ? ({ dispatcher: agent } as RequestInit) : undefined).catch(
-    (e: Error) => {
-      if (e.name === 'TimeoutError' || e.name === 'AbortError')
-        throw new GitbeakerTimeoutError('Query timeout was reached');
-      throw e;
-    },
-  );
-  if (!response.ok) await failed(request, response);
-  const headers = Object.fromEntries(response.headers.entries());
-  return { body: await body(response, !!asStream), headers, status: response.status };
+  const pacer: Pacer = pacerFor(url.origin, tokenOf(rest.headers));
+  await pacer.send();
+  onSend();
+  // gitbeaker's timeout signal started when the call was made: the time spent queueing for
+  // the rate limit is not the request's, so it gets a timeout of its own from now
+  const timeout = queryTimeout ? AbortSignal.timeout(queryTimeout) : signal;
+  const request = new Request(url, { ...(rest as RequestInit), method, signal: timeout });
+  let seen: Headers | null = null;
+  try {
+    const response = await fetch(request, agent ? ({ dispatcher: agent } as RequestInit) : undefined).catch(
+      (e: Error) => {
+        if (e.name === 'TimeoutError' || e.name === 'AbortError')
+          throw new GitbeakerTimeoutError('Query timeout was reached');
+        throw e;
+      },
+    );
+    seen = response.headers;
+    if (!response.ok) await failed(request, response);
+    const headers = Object.fromEntries(response.headers.entries());
+    return { body: await body(response, !!asStream), headers, status: response.status };
+  } finally {
+    pacer.answered(seen);
+  }
 }
 
 /**
@@ -66,13 +100,12 @@ async function singleAttempt(endpoint: string, options?: Record<string, unknown>
  * transport's, not a tally kept by hand.
  */
 export function countingRequesterFn(onRequest: () => void) {
-  return createRequesterFn((_, options) => Promise.resolve(options), ((
-    endpoint: string,
-    options?: Record<string, unknown>,
-  ) => {
-    onRequest();
-    return singleAttempt(endpoint, options);
-  }) as never);
+  return createRequesterFn(
+    (service, options) =>
+      Promise.resolve({ ...options, queryTimeout: (service as { queryTimeout?: number }).queryTimeout }),
+    ((endpoint: string, options?: Record<string, unknown>) =>
+      singleAttempt(endpoint, options, onRequest)) as never,
+  );
 }
 
 export const requesterFn = countingRequesterFn(() => {});

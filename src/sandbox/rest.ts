@@ -19,13 +19,76 @@ import {
 import type { User } from './state.js';
 
 const BODY_LIMIT = 64 * 1024 * 1024;
-const RATE_WINDOW_S = 60;
+
+/**
+ * GitLab's authenticated API throttle (Rack::Attack): `limit` requests per `periodS` per user
+ * (per IP without a token), in fixed windows aligned to the epoch.
+ */
+export interface RateLimit {
+  limit: number;
+  /** throttle_authenticated_api_period_in_seconds (default 60, GitLab.com's) */
+  periodS?: number;
+}
+
+/**
+ * `--rate-limit`: `N/min`, or a bare `N` meaning per minute; requests per minute per user.
+ * Throws a one-line error for anything else.
+ */
+export function parseRateLimit(text: string): number {
+  const m = /^\s*(\d+)\s*(?:\/\s*min)?\s*$/.exec(text);
+  const n = m ? Number(m[1]) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new Error(
+      `--rate-limit: '${text}' is not N/min (requests per minute per user, N > 0), e.g. 2000/min`,
+    );
+  return n;
+}
+
+/** What Rack::Attack knows of one request: its throttle, the window's count with it, the time. */
+export interface ThrottleData {
+  name: string;
+  limit: number;
+  periodS: number;
+  /** requests in this window, this one included (a refused request counts too) */
+  observed: number;
+  /** unix time, s */
+  nowS: number;
+}
+
+/**
+ * GitLab's headers (Gitlab::RackAttack::RequestThrottleData): Name, Limit (per 60 s, rounded
+ * up from the period's), Observed, Remaining and Reset (unix time) on every answer; a 429 adds
+ * Retry-After (s) and RateLimit-ResetTime (HTTP date).
+ */
+export function throttleHeaders(t: ThrottleData, throttled: boolean): Record<string, string> {
+  const retryAfter = t.periodS - (t.nowS % t.periodS);
+  const reset = t.nowS + retryAfter;
+  const common: Record<string, string> = {
+    'RateLimit-Name': t.name,
+    'RateLimit-Limit': String(Math.ceil((t.limit * 60) / t.periodS)),
+    'RateLimit-Observed': String(t.observed),
+    'RateLimit-Remaining': String(t.limit > t.observed ? t.limit - t.observed : 0),
+    'RateLimit-Reset': String(reset),
+  };
+  if (!throttled) return common;
+  return {
+    ...common,
+    'Retry-After': String(retryAfter),
+    'RateLimit-ResetTime': new Date(reset * 1000).toUTCString(),
+  };
+}
 
 export interface RestOptions {
   core: SandboxCore;
   router: Router;
-  /** requests per minute per user before 429 (default: unlimited, headers only) */
-  rateLimit?: number;
+  /**
+   * GitLab's API throttle; without it the sandbox is a GitLab with the throttles off (the
+   * self-managed default): no 429s and no RateLimit-* headers, so a client that paces itself
+   * by them runs at full speed.
+   */
+  rateLimit?: RateLimit;
+  /** told of each request the throttle refused (the sandbox counts them) */
+  onThrottled?: () => void;
   /** the fault injector in force, if any */
   faults: () => FaultInjector | null;
 }
@@ -37,9 +100,10 @@ export type RestHandler = (
   setUser: (u: string | null) => void,
 ) => Promise<void>;
 
-export function restApi({ core, router, rateLimit, faults }: RestOptions): RestHandler {
+export function restApi({ core, router, rateLimit, onThrottled, faults }: RestOptions): RestHandler {
   const store = core.store;
-  const rate = new Map<string, { windowStart: number; count: number }>();
+  /** Rack::Attack's counters: per throttle key, the window's index and its count */
+  const rate = new Map<string, { window: number; count: number }>();
 
   function authenticate(req: IncomingMessage, url: URL): { user: User | null; jobProject: number | null } {
     const h = req.headers;
@@ -61,29 +125,29 @@ export function restApi({ core, router, rateLimit, faults }: RestOptions): RestH
     return { user: null, jobProject: null };
   }
 
-  function rateHeaders(res: ServerResponse, key: string): boolean {
-    const now = Math.floor(Date.now() / 1000);
+  /** Counts the request against its throttle and sets the headers; false when it answered 429. */
+  function throttle(res: ServerResponse, user: User | null, ip: string | undefined): boolean {
+    if (!rateLimit) return true;
+    const periodS = rateLimit.periodS ?? 60;
+    const nowS = Math.floor(Date.now() / 1000);
+    const window = Math.floor(nowS / periodS);
+    const key = user ? `user:${user.id}` : `ip:${ip}`;
     let w = rate.get(key);
-    if (!w || now - w.windowStart >= RATE_WINDOW_S) {
-      w = { windowStart: now, count: 0 };
+    if (!w || w.window !== window) {
+      w = { window, count: 0 };
       rate.set(key, w);
     }
     w.count++;
-    const limit = rateLimit ?? 2000;
-    const reset = w.windowStart + RATE_WINDOW_S;
-    res.setHeader('RateLimit-Limit', String(limit));
-    res.setHeader('RateLimit-Name', 'throttle_authenticated_api');
-    res.setHeader('RateLimit-Observed', String(w.count));
-    res.setHeader('RateLimit-Remaining', String(Math.max(0, limit - w.count)));
-    res.setHeader('RateLimit-Reset', String(reset));
-    if (rateLimit !== undefined && w.count > rateLimit) {
-      res.setHeader('RateLimit-ResetTime', new Date(reset * 1000).toUTCString());
-      res.setHeader('Retry-After', String(Math.max(1, reset - now)));
-      res.writeHead(429, { 'Content-Type': 'text/plain' });
-      res.end('Retry later\n');
-      return false;
-    }
-    return true;
+    const name = user ? 'throttle_authenticated_api' : 'throttle_unauthenticated_api';
+    const data = { name, limit: rateLimit.limit, periodS, observed: w.count, nowS };
+    const throttled = w.count > rateLimit.limit;
+    for (const [k, v] of Object.entries(throttleHeaders(data, throttled))) res.setHeader(k, v);
+    if (!throttled) return true;
+    onThrottled?.();
+    // Gitlab::Throttle.rate_limiting_response_text: the admin's text, by default this
+    res.writeHead(429, { 'Content-Type': 'text/plain' });
+    res.end('Retry later\n');
+    return false;
   }
 
   /** Authenticates, routes and runs one request; null when the rate limit answered it instead. */
@@ -97,7 +161,7 @@ export function restApi({ core, router, rateLimit, faults }: RestOptions): RestH
     const segments = url.pathname.slice('/api/v4'.length).split('/').filter(Boolean);
     const { user, jobProject } = authenticate(req, url);
     setUser(user?.username ?? null);
-    if (!rateHeaders(res, user ? `user:${user.id}` : `ip:${req.socket.remoteAddress}`)) return null;
+    if (!throttle(res, user, req.socket.remoteAddress)) return null;
     const matched = router.match(method, segments);
     if (matched === null) throw new ApiError(404, { error: '404 Not Found' });
     if (matched === 'method') throw new ApiError(405, { error: '405 Not Allowed' });

@@ -13,7 +13,7 @@ import { FaultInjector, type FaultSpec, parseFaults } from './faults.js';
 import { handleGit, isGitRequest } from './git-http.js';
 import { Router, sendJson } from './http.js';
 import { handleJwtAuth, type RegistryTokenOptions } from './registry-auth.js';
-import { restApi } from './rest.js';
+import { type RateLimit, restApi } from './rest.js';
 import { type SeedName, seed } from './seed.js';
 import { Store } from './state.js';
 import { Webhooks } from './webhooks.js';
@@ -29,8 +29,12 @@ export interface SandboxOptions {
   seed?: SeedName;
   /** binding anything but loopback must be asked for explicitly */
   allowNonLoopback?: boolean;
-  /** requests per minute per user before 429 (default: unlimited, headers only) */
-  rateLimit?: number;
+  /**
+   * GitLab's API throttle: requests per minute per user (or a limit per period) before 429,
+   * with GitLab's RateLimit-* headers. Default: no throttle and no headers, as a self-managed
+   * GitLab has by default.
+   */
+  rateLimit?: number | RateLimit;
   /** inject faults into API answers (see faults.ts), e.g. `rate=0.2,seed=7` */
   faults?: string | FaultSpec;
   /** serve GitLab's registry token service at /jwt/auth, signing with this key */
@@ -45,6 +49,8 @@ export interface Sandbox {
   core: SandboxCore;
   webhooks: Webhooks;
   requests: RequestLogEntry[];
+  /** requests the rate limit answered with 429 so far (injected 429 faults not included) */
+  throttled(): number;
   /** faults injected so far, by kind */
   faults(): Record<string, number>;
   /** change the fault injection while running (null: none) */
@@ -96,7 +102,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     injector = spec ? new FaultInjector(typeof spec === 'string' ? parseFaults(spec) : spec) : null;
   };
   setFaults(opts.faults);
-  const api = restApi({ core, router, rateLimit: opts.rateLimit, faults: () => injector });
+  let throttled = 0;
+  const api = restApi({
+    core,
+    router,
+    rateLimit: typeof opts.rateLimit === 'number' ? { limit: opts.rateLimit } : opts.rateLimit,
+    onThrottled: () => {
+      throttled++;
+    },
+    faults: () => injector,
+  });
   const admin = sandboxAdmin({
     core,
     entities,
@@ -162,6 +177,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     core,
     webhooks,
     requests,
+    throttled: () => throttled,
     faults: () => ({ ...(injector?.counts ?? {}) }),
     setFaults,
     idle: () => webhooks.idle(),

@@ -1,0 +1,233 @@
+// The pacer: how long a request waits for GitLab's rate limit, as tables; then the stateful
+// part on a fake clock; then eight promotions at once against a sandbox whose limit they
+// would overrun, which must all succeed without a 429.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { GitLab } from '../../src/gitlab/client.js';
+import { type Budget, Pacer, paceDelay, reserve, windowSeen } from '../../src/gitlab/pacer.js';
+import { promote } from '../../src/promote/promote.js';
+import { addApps, client, OPS, sandboxFixture } from '../helpers.js';
+
+const NOW = 1_000_000;
+
+describe('paceDelay', () => {
+  const budget = (remaining: number, limit = 2000, resetIn = 30_000): Budget => ({
+    remaining,
+    limit,
+    resetAt: NOW + resetIn,
+  });
+  const rows: Array<[string, Budget | null, number, number]> = [
+    ['nothing known (no RateLimit-* headers): no wait', null, NOW - 1, 0],
+    ['plenty left: no wait, however fast we go', budget(1500), NOW, 0],
+    ['just above the reserve: no wait', budget(reserve(2000) + 1), NOW, 0],
+    ['at the reserve: the rest spread evenly over the window', budget(200), NOW, 150],
+    ['spread, counted from the last request sent', budget(200), NOW - 100, 50],
+    ['spread, and the last request was long enough ago: no wait', budget(200), NOW - 1000, 0],
+    ['one left: it may have the whole rest of the window', budget(1, 2000, 30_000), NOW, 30_000],
+    ['none left: until the reset', budget(0), NOW, 30_000],
+    ['fewer than none (sent since the answer): until the reset', budget(-3), NOW - 5, 30_000],
+    ['the window is over: no wait (the next answer tells of the new one)', budget(0, 2000, -1), NOW, 0],
+    ['a small limit has a reserve of at least one', budget(1, 5, 4000), NOW, 4000],
+  ];
+  for (const [name, b, lastSentAt, want] of rows)
+    test(name, () => {
+      assert.equal(paceDelay(b, NOW, lastSentAt), want);
+    });
+});
+
+describe('windowSeen', () => {
+  const h = (o: Record<string, string>) => new Headers(o);
+  test("the time to the reset is taken on GitLab's clock (Date), not ours", () => {
+    const w = windowSeen(
+      h({
+        'RateLimit-Remaining': '40',
+        'RateLimit-Observed': '1960',
+        'RateLimit-Limit': '2000',
+        'RateLimit-Reset': '1800000060',
+        Date: new Date(1_800_000_048_000).toUTCString(),
+      }),
+      NOW,
+    );
+    assert.deepEqual(w, { remaining: 40, limit: 2000, reset: 1_800_000_060, resetAt: NOW + 12_000 });
+  });
+  test("the window's limit is Observed + Remaining (RateLimit-Limit is per minute, whatever the period)", () => {
+    const w = windowSeen(
+      h({
+        'RateLimit-Remaining': '8',
+        'RateLimit-Observed': '2',
+        'RateLimit-Limit': '120',
+        'RateLimit-Reset': '2000',
+      }),
+      1_999_000,
+    );
+    assert.equal(w?.limit, 10);
+    assert.equal(w?.resetAt, 2_000_000, 'no Date: against our clock');
+  });
+  test('spent (a 429): the limit from RateLimit-Limit, as Observed has gone past it', () => {
+    const w = windowSeen(
+      h({
+        'RateLimit-Remaining': '0',
+        'RateLimit-Observed': '2300',
+        'RateLimit-Limit': '2000',
+        'RateLimit-Reset': '9',
+      }),
+      0,
+    );
+    assert.equal(w?.limit, 2000);
+    assert.equal(w?.remaining, 0);
+  });
+  test('no headers, or not numbers: nothing known', () => {
+    assert.equal(windowSeen(h({}), NOW), null);
+    assert.equal(windowSeen(h({ 'RateLimit-Remaining': 'x', 'RateLimit-Reset': '9' }), NOW), null);
+  });
+});
+
+describe('Pacer', () => {
+  /** a pacer on a fake clock: its sleeps move the clock */
+  function fakePacer() {
+    let now = 0;
+    const slept: number[] = [];
+    const pacer = new Pacer({
+      host: 'http://gitlab.test',
+      now: () => now,
+      sleep: async (ms) => {
+        slept.push(ms);
+        now += ms;
+      },
+    });
+    const answer = (remaining: number, resetS: number, observed = 100 - remaining) =>
+      new Headers({
+        'RateLimit-Remaining': String(remaining),
+        'RateLimit-Observed': String(observed),
+        'RateLimit-Reset': String(resetS),
+      });
+    return { pacer, slept, answer, clock: () => now };
+  }
+
+  test('with a budget to spare, requests never wait', async () => {
+    const { pacer, slept, answer } = fakePacer();
+    for (let i = 0; i < 5; i++) {
+      await pacer.send();
+      pacer.answered(answer(1000 - i, 60, i));
+    }
+    assert.deepEqual(slept, []);
+  });
+
+  test('requests sent since the last answer count: the last of the budget waits for the reset', async () => {
+    const { pacer, slept, answer } = fakePacer();
+    await pacer.send();
+    pacer.answered(answer(2, 10)); // 2 left of 100 (under the reserve), the window ends at t = 10 s
+    await pacer.send(); // spread: 10 s for 2
+    await pacer.send(); // 5 s for the 1 left by our count (no answer has said so yet)
+    assert.deepEqual(slept, [5000, 5000]);
+  });
+
+  test('a request in flight when an answer comes may not be in its count: it is taken as spent', async () => {
+    const { pacer, slept, answer } = fakePacer();
+    await pacer.send();
+    await pacer.send();
+    pacer.answered(answer(1, 10)); // 1 left, but the other request is still out
+    await pacer.send();
+    assert.deepEqual(slept, [10_000]);
+  });
+
+  test('an older answer arriving late does not raise the count; a new window replaces it', async () => {
+    const { pacer, slept, answer, clock } = fakePacer();
+    for (let i = 0; i < 3; i++) await pacer.send();
+    pacer.answered(answer(0, 10));
+    pacer.answered(answer(5, 10)); // the same window, answered out of order
+    pacer.answered(answer(7, 5)); // an earlier window
+    await pacer.send();
+    assert.deepEqual(slept, [10_000]);
+    pacer.answered(answer(9, 20, 1)); // the new window: 9 left of 10
+    await pacer.send();
+    assert.equal(slept.length, 1);
+    assert.equal(clock(), 10_000);
+  });
+
+  test('concurrent requests queue for the budget one by one, in order', async () => {
+    const { pacer, slept, answer } = fakePacer();
+    await pacer.send();
+    pacer.answered(answer(0, 3));
+    const order: number[] = [];
+    await Promise.all([1, 2, 3].map((i) => pacer.send().then(() => order.push(i))));
+    assert.deepEqual(order, [1, 2, 3]);
+    assert.deepEqual(slept, [3000], 'one wait for the reset; the others go in the new window');
+  });
+});
+
+// 8 promotions of 7 requests each (56) against 20 requests per 5 s: unpaced, they overrun
+// the first window at once (the control shows a plain burst does); paced, none is refused.
+describe('8 promotions at once, under a limit they would overrun', () => {
+  const LIMIT = { limit: 20, periodS: 5 };
+  const APPS = 8;
+  const request = (i: number) => ({
+    project: OPS,
+    files: [`apps/app${i}.yml`],
+    image: `registry.example.com/root/app${i}`,
+    tag: 'ci-2',
+    env: 'prod',
+    assignees: ['operator'],
+    targetBranch: 'main',
+  });
+
+  test('control: the same number of requests in one unpaced burst is refused (429)', async () => {
+    const sb = await sandboxFixture({ rateLimit: LIMIT });
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 7 * APPS }, () =>
+          fetch(`${sb.apiUrl}/user`, { headers: { 'PRIVATE-TOKEN': 'gitops-bot-token' } }).then(
+            (r) => r.status,
+          ),
+        ),
+      );
+      assert.ok(statuses.includes(429));
+      assert.ok(sb.throttled() > 0);
+    } finally {
+      await sb.close();
+    }
+  });
+
+  test('paced: all succeed as their own MRs, and the sandbox refused none', async () => {
+    const sb = await sandboxFixture({ rateLimit: LIMIT });
+    try {
+      await addApps(sb, APPS, (i) => `root/app${i}:ci-1`);
+      const results = await Promise.all(
+        Array.from({ length: APPS }, (_, i) =>
+          promote(request(i), { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) }),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => r.action),
+        Array(APPS).fill('created'),
+      );
+      assert.equal(new Set(results.map((r) => r.mr?.iid)).size, APPS);
+      assert.equal(sb.throttled(), 0, 'no 429 from the rate limit');
+      const botRequests = sb.requests.filter((r) => r.user === 'gitops-bot' && r.path.startsWith('/api/v4/'));
+      assert.ok(botRequests.length > LIMIT.limit, 'the promotions needed more than one window');
+    } finally {
+      await sb.close();
+    }
+  });
+
+  test('another client spent the whole window first: the promotions wait out its 429s and succeed', async () => {
+    const sb = await sandboxFixture({ rateLimit: LIMIT });
+    try {
+      await addApps(sb, APPS, (i) => `root/app${i}:ci-1`);
+      // another pipeline with the same user, not paced by us: it spends the window
+      const other = client(sb, 'gitops-bot');
+      while (sb.throttled() === 0) await other.Users.showCurrentUser().catch(() => {});
+      const results = await Promise.all(
+        Array.from({ length: APPS }, (_, i) =>
+          promote(request(i), { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) }),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => r.action),
+        Array(APPS).fill('created'),
+      );
+    } finally {
+      await sb.close();
+    }
+  });
+});
