@@ -70,13 +70,16 @@ async function codeCache(loaderWithoutCache) {
       sandbox.stdout.on('data', lines);
       sandbox.stderr.on('data', lines);
       sandbox.on('exit', () => reject(new Error(`the sandbox did not start: ${said.trim()}`)));
+      setTimeout(() => reject(new Error(`the sandbox did not start in 30 s: ${said.trim()}`)), 30_000).unref();
     });
     const cache = join(dir, 'code-cache');
+    // V8 checks the cache against its flags: made without NODE_OPTIONS, as the image runs
+    const { NODE_OPTIONS: _, ...env } = process.env;
     const promotion = ['promote', '--project', 'root/helloworld-ops', '--file', 'deployment.yml'];
     await promisify(execFile)(
       process.execPath,
       [file, ...promotion, '--image', 'registry.example.com/root/helloworld', '--tag', 'ci-34', '--assignee', 'operator', '--json'],
-      { env: { ...process.env, GITLAB_URL: url, GITOPS_BOT_TOKEN: 'gitops-bot-token', GITOPS_BOT_CODE_CACHE_OUT: cache } },
+      { env: { ...env, GITLAB_URL: url, GITOPS_BOT_TOKEN: 'gitops-bot-token', GITOPS_BOT_CODE_CACHE_OUT: cache }, timeout: 60_000 },
     );
     return readFileSync(cache).toString('base64');
   } catch (e) {

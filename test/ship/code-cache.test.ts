@@ -28,6 +28,8 @@ after(async () => {
 });
 
 async function promoteWith(nodeFlags: string[], env: string): Promise<{ cache: string; action: string }> {
+  // V8 flags in NODE_OPTIONS would change the flag hash the cache is checked against
+  const { NODE_OPTIONS: _, ...inherited } = process.env;
   const { stdout, stderr } = await run(
     process.execPath,
     [
@@ -44,7 +46,7 @@ async function promoteWith(nodeFlags: string[], env: string): Promise<{ cache: s
     ],
     {
       env: {
-        ...process.env,
+        ...inherited,
         GITLAB_URL: sb.url,
         GITOPS_BOT_TOKEN: 'gitops-bot-token',
         GITOPS_BOT_CODE_CACHE: 'report',
