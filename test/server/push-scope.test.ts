@@ -81,6 +81,12 @@ const rows: Array<[string, Partial<PushFacts>, 'none' | 'target' | 'project', nu
     'target',
     [4],
   ],
+  [
+    'the deploy ref deleted (nothing known): every open MR (the rules in force are read there)',
+    { branch: 'deploy/prod', changedPaths: null },
+    'project',
+    [1, 2, 3, 4, 5],
+  ],
   ['a push to an MR source branch', { branch: 'feature', changedPaths: ['apps/a.yml'] }, 'none', []],
 ];
 
