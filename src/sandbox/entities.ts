@@ -96,6 +96,8 @@ export class Entities {
   adminUser(u: User): Record<string, unknown> {
     return {
       ...this.currentUser(u),
+      // the profile's public email, as GET /users/:id shows it to anyone
+      public_email: this.user(u).public_email,
       is_admin: u.isAdmin,
       note: null,
       namespace_id: u.id,

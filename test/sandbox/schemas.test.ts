@@ -249,7 +249,11 @@ describe('sandbox responses match GitLab’s schemas', () => {
   });
 
   test('GET /users/:id as an admin matches user/admin', async () => {
-    assertMatches('public_api/v4/user/admin', await api(sb, `/users/${userId}`, as('root')));
+    const res = await api(sb, `/users/${userId}`, as('root'));
+    assertMatches('public_api/v4/user/admin', res);
+    // the admin view adds to the public profile; it does not hide it
+    const seen = await api(sb, `/users/${userId}`, as('operator'));
+    assert.equal(res.body.public_email, seen.body.public_email);
   });
 
   test('GET /projects?simple=true matches projects', async () => {
