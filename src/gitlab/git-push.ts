@@ -213,6 +213,8 @@ async function gitRequest(
     'User-Agent': 'git/2 (gitops-bot)',
   };
   if (init.method === 'POST') headers['Content-Type'] = init.contentType;
+  // as git: a cache between us and GitLab must not answer with an old advertisement
+  else Object.assign(headers, { 'Cache-Control': 'no-cache', Pragma: 'no-cache' });
   let res: Response;
   try {
     res = await fetch(url, {
