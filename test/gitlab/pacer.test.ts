@@ -3,6 +3,8 @@
 // would overrun, which must all succeed without a 429.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { GitbeakerRequestError } from '@gitbeaker/requester-utils';
+import { DEFAULT_RETRY, withRetry } from '../../src/base/retry.js';
 import { GitLab } from '../../src/gitlab/client.js';
 import { type Budget, Pacer, paceDelay, reserve, windowSeen } from '../../src/gitlab/pacer.js';
 import { promote } from '../../src/promote/promote.js';
@@ -153,6 +155,66 @@ describe('Pacer', () => {
     await Promise.all([1, 2, 3].map((i) => pacer.send().then(() => order.push(i))));
     assert.deepEqual(order, [1, 2, 3]);
     assert.deepEqual(slept, [3000], 'one wait for the reset; the others go in the new window');
+  });
+});
+
+describe('a 429 queues (retry.ts)', () => {
+  const tooMany = (retryAfterS: number) =>
+    new GitbeakerRequestError('429', {
+      cause: {
+        description: 'Retry later',
+        request: new Request('http://127.0.0.1/api/v4/user'),
+        response: new Response('Retry later\n', {
+          status: 429,
+          headers: { 'Retry-After': String(retryAfterS) },
+        }),
+      },
+    });
+  const policy = { ...DEFAULT_RETRY, budgetMs: 1000 };
+  test("its Retry-After is waited even past the failure budget: it is GitLab's queue, not a failure", async () => {
+    const slept: number[] = [];
+    let calls = 0;
+    const r = await withRetry(
+      async () => {
+        if (++calls < 3) throw tooMany(40);
+        return 'done';
+      },
+      'safe',
+      policy,
+      { sleep: async (ms) => void slept.push(ms) },
+    );
+    assert.equal(r, 'done');
+    assert.deepEqual(slept, [40_000, 40_000]);
+  });
+  test('a wait longer than maxRateLimitWaitMs is not waited', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetry(
+        async () => {
+          calls++;
+          throw tooMany(DEFAULT_RETRY.maxRateLimitWaitMs! / 1000 + 1);
+        },
+        'safe',
+        policy,
+        { sleep: async () => {} },
+      ),
+    );
+    assert.equal(calls, 1);
+  });
+  test('without maxRateLimitWaitMs (the registry), a 429 is held against the budget as before', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetry(
+        async () => {
+          calls++;
+          throw tooMany(40);
+        },
+        'safe',
+        { ...policy, maxRateLimitWaitMs: undefined },
+        { sleep: async () => {} },
+      ),
+    );
+    assert.equal(calls, 1);
   });
 });
 

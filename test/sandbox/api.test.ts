@@ -377,9 +377,7 @@ describe('pagination and rate-limit headers', () => {
     const total = Number(r.headers.get('x-total'));
     assert.equal(r.headers.get('x-total-pages'), String(Math.ceil(total / 2)));
     assert.match(r.headers.get('link')!, /rel="next".*rel="first".*rel="last"/);
-    assert.ok(r.headers.get('ratelimit-limit'));
-    assert.ok(r.headers.get('ratelimit-remaining'));
-    assert.ok(r.headers.get('ratelimit-reset'));
+    // RateLimit-* headers come with a rate limit only, as GitLab's: test/sandbox/rate-limit.test.ts
     const all = await c.Branches.all(OPS, { perPage: 2 });
     assert.equal(all.length, total);
   });
