@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
 import { log } from '../base/log.js';
-import { networkErrorMessage } from '../base/network-error.js';
+import { networkErrorMessage, origin } from '../base/network-error.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from '../base/retry.js';
 import { fastForward, GIT_REQUESTS_PER_PUSH, replaceRef } from './git-push.js';
 import { isPushNote } from './push-notes.js';
@@ -982,7 +982,7 @@ function toNote(n: Raw): Note {
 function toGitLabError(what: string, e: unknown, url: string): GitLabError {
   if (e instanceof GitLabError) return e;
   if (e instanceof GitbeakerTimeoutError)
-    return new GitLabError(`${what}: GitLab did not answer in time`, 0, 'timeout');
+    return new GitLabError(`${what}: GitLab at ${origin(url)} did not answer in time`, 0, 'timeout');
   if (e instanceof GitbeakerRequestError) {
     const cause = e.cause as { description?: string; response?: Response } | undefined;
     const status = cause?.response?.status ?? 0;
