@@ -8,6 +8,7 @@ import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from './helpers.js';
+import { skipSummary } from './skip-reasons.js';
 import { installLine, onPath, skipDecision } from './tools.js';
 
 test('skipDecision: nothing missing runs; missing skips with the install line; CI=true fails', () => {
@@ -57,19 +58,16 @@ async function pathWithout(hidden: string): Promise<string> {
 
 const IMAGE_TEST = fileURLToPath(new URL('./ship/image.test.js', import.meta.url));
 
+const SKIP_REPORTER = fileURLToPath(new URL('./skip-reasons.js', import.meta.url));
+
 /** `node --test file`, as its own run (NODE_TEST_CONTEXT would make it a subtest of this one). */
-function nodeTest(file: string, env: NodeJS.ProcessEnv) {
+function nodeTest(file: string, env: NodeJS.ProcessEnv, reporters = ['--test-reporter=tap']) {
   const { NODE_TEST_CONTEXT: _, ...own } = env;
   return new Promise<{ code: number; out: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--test', '--test-reporter=tap', file],
-      { env: own },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, out: stdout + stderr });
-      },
-    );
+    execFile(process.execPath, ['--test', ...reporters, file], { env: own }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, out: stdout + stderr });
+    });
   });
 }
 
@@ -89,4 +87,28 @@ test('without buildah on PATH the image test skips with the install line; with C
   assert.notEqual(ci.code, 0, ci.out);
   assert.match(ci.out, /buildah is not installed \(CI=true: .*\): apt-get install -y buildah/);
   assert.doesNotMatch(ci.out, /# SKIP/);
+});
+
+test('skipSummary: one line a reason, with its count, most frequent first', () => {
+  const rsync = 'rsync is not installed: apt-get install -y rsync';
+  const registry = 'docker-registry is not installed: apt-get install -y docker-registry';
+  assert.deepEqual(skipSummary([]), []);
+  assert.deepEqual(skipSummary([rsync, registry, registry, true]), [
+    `# skipped 2: ${registry}\n`,
+    '# skipped 1: no reason given\n',
+    `# skipped 1: ${rsync}\n`,
+  ]);
+});
+
+test('the skip-reasons reporter ends the run with why tests were skipped', async () => {
+  const path = await pathWithout('buildah');
+  const r = await nodeTest(IMAGE_TEST, { ...process.env, PATH: path, CI: '' }, [
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${SKIP_REPORTER}`,
+    '--test-reporter-destination=stdout',
+  ]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /ℹ skipped 1\n/, 'the spec summary counts it');
+  assert.ok(r.out.endsWith('# skipped 1: buildah is not installed: apt-get install -y buildah\n'), r.out);
 });
