@@ -363,7 +363,12 @@ export class Repo {
     this.reader = new BatchReader(dir);
     this.blobWriter = new LineProcess(dir, ['hash-object', '-w', '--no-filters', '--stdin-paths']);
     this.commitWriter = new LineProcess(dir, ['hash-object', '-w', '-t', 'commit', '--stdin-paths']);
-    this.treeWriter = new LineProcess(dir, ['mktree', '--batch']);
+    // --missing: mktree looks objects up with OBJECT_INFO_QUICK, which never rescans the pack
+    // directory, so a long-lived mktree does not see a pack a push brought after it started
+    // ("entry 'x' object … is unavailable" on the next commit). Entries still get their type
+    // checked when the object is visible; every entry we write names an object that exists
+    // (read from a tree, or just written by hash-object).
+    this.treeWriter = new LineProcess(dir, ['mktree', '--batch', '--missing']);
     this.refUpdater = new LineProcess(dir, ['update-ref', '--stdin']);
   }
 

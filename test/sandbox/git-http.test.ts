@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Sandbox } from '../../src/sandbox/index.js';
@@ -81,4 +81,22 @@ test('a push to an MR source branch updates the MR (new version, new sha)', asyn
   const head = (await git(wt, 'rev-parse', 'HEAD')).stdout.trim();
   assert.equal((await c.MergeRequests.show(OPS, mr.iid)).sha, head);
   assert.equal((await c.MergeRequests.allDiffVersions(OPS, mr.iid)).length, 2);
+});
+
+test('a commit through the API right after a push that brought a pack (100+ objects) succeeds', async () => {
+  // git keeps a push of 100 objects or more as a pack (transfer.unpackLimit); a long-lived
+  // mktree that never rescans the pack directory could not see its trees and answered 500.
+  const c = client(sb, 'reviewer');
+  const wt = await cloneAndCommit('reviewer-token');
+  await mkdir(join(wt, 'bulk'));
+  for (let i = 0; i < 120; i++) await writeFile(join(wt, 'bulk', `f${i}.txt`), `file ${i}\n`);
+  await git(wt, 'add', 'bulk');
+  await git(wt, 'commit', '-qm', 'bulk');
+  await git(wt, 'push', '-q', 'origin', 'HEAD:feature/bulk');
+  const commit = await c.Commits.create(OPS, 'feature/bulk', 'after the bulk push', [
+    { action: 'create', filePath: 'after-bulk.txt', content: 'x\n' },
+  ]);
+  assert.equal((await c.Branches.show(OPS, 'feature/bulk')).commit.id, commit.id);
+  await git(wt, 'fetch', '-q', 'origin', 'feature/bulk');
+  await git(wt, 'fsck', '--strict', '--no-progress', 'FETCH_HEAD');
 });
