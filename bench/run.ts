@@ -3,6 +3,7 @@
 import { benchManifests } from './manifests.js';
 import { benchPromote } from './promote.js';
 import { benchSandbox } from './sandbox.js';
+import { benchScale } from './scale/index.js';
 import { benchServe } from './serve.js';
 import { benchStartup } from './startup.js';
 
@@ -10,6 +11,7 @@ const benches: Record<string, () => Promise<Record<string, number | string>>> = 
   manifests: benchManifests,
   promote: benchPromote,
   sandbox: benchSandbox,
+  scale: benchScale,
   serve: benchServe,
   startup: benchStartup,
 };
