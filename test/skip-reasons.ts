@@ -7,26 +7,39 @@
 
 interface Event {
   type: string;
-  data: { skip?: string | boolean; nesting?: number };
+  data: { skip?: string | boolean; details?: { type?: string } };
+}
+
+export interface Skip {
+  reason: string | boolean;
+  /** a whole describe() skipped: node counts it among the suites, not the skipped tests */
+  suite: boolean;
 }
 
 /** The closing lines for the skips seen, most frequent first (pure: a table test). */
-export function skipSummary(skips: ReadonlyArray<string | boolean>): string[] {
-  const reasons = new Map<string, number>();
-  for (const skip of skips) {
-    const why = typeof skip === 'string' && skip ? skip : 'no reason given';
-    reasons.set(why, (reasons.get(why) ?? 0) + 1);
+export function skipSummary(skips: readonly Skip[]): string[] {
+  const reasons = new Map<string, { tests: number; suites: number }>();
+  for (const { reason, suite } of skips) {
+    const why = typeof reason === 'string' && reason ? reason : 'no reason given';
+    const n = reasons.get(why) ?? { tests: 0, suites: 0 };
+    if (suite) n.suites++;
+    else n.tests++;
+    reasons.set(why, n);
   }
+  const count = ({ tests, suites }: { tests: number; suites: number }) =>
+    [tests ? `${tests}` : '', suites ? `${suites} suite${suites > 1 ? 's' : ''}` : '']
+      .filter(Boolean)
+      .join(' and ');
   return [...reasons]
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-    .map(([why, n]) => `# skipped ${n}: ${why}\n`);
+    .sort((a, b) => b[1].tests + b[1].suites - (a[1].tests + a[1].suites) || a[0].localeCompare(b[0]))
+    .map(([why, n]) => `# skipped ${count(n)}: ${why}\n`);
 }
 
 export default async function* skipReasons(source: AsyncIterable<Event>): AsyncGenerator<string> {
-  const skips: Array<string | boolean> = [];
+  const skips: Skip[] = [];
   for await (const event of source) {
     if ((event.type === 'test:pass' || event.type === 'test:fail') && event.data.skip !== undefined) {
-      skips.push(event.data.skip);
+      skips.push({ reason: event.data.skip, suite: event.data.details?.type === 'suite' });
     }
   }
   yield* skipSummary(skips);

@@ -89,15 +89,20 @@ test('without buildah on PATH the image test skips with the install line; with C
   assert.doesNotMatch(ci.out, /# SKIP/);
 });
 
-test('skipSummary: one line a reason, with its count, most frequent first', () => {
+test('skipSummary: one line a reason, with its count (tests, and whole suites apart), most frequent first', () => {
   const rsync = 'rsync is not installed: apt-get install -y rsync';
   const registry = 'docker-registry is not installed: apt-get install -y docker-registry';
+  const t = (reason: string | boolean) => ({ reason, suite: false });
   assert.deepEqual(skipSummary([]), []);
-  assert.deepEqual(skipSummary([rsync, registry, registry, true]), [
+  assert.deepEqual(skipSummary([t(rsync), t(registry), t(registry), t(true)]), [
     `# skipped 2: ${registry}\n`,
     '# skipped 1: no reason given\n',
     `# skipped 1: ${rsync}\n`,
   ]);
+  assert.deepEqual(skipSummary([t(rsync), { reason: rsync, suite: true }, { reason: rsync, suite: true }]), [
+    `# skipped 1 and 2 suites: ${rsync}\n`,
+  ]);
+  assert.deepEqual(skipSummary([{ reason: rsync, suite: true }]), [`# skipped 1 suite: ${rsync}\n`]);
 });
 
 test('the skip-reasons reporter ends the run with why tests were skipped', async () => {
