@@ -15,6 +15,8 @@
 // (whose argv every local user can read), no redirect followed. Whatever the server answers
 // is scrubbed of the token, its base64 forms and URL credentials before it leaves this file,
 // in the one kind of error thrown here (GitPushError).
+
+import { networkCause } from '../base/network-error.js';
 import {
   type Advertisement,
   demuxSideBand,
@@ -184,12 +186,12 @@ function firstLine(text: string, token: string): string {
   return line.length > 200 ? `${line.slice(0, 200)}...` : line;
 }
 
-/** Why a fetch rejected: the timeout, or the network's own code (ECONNREFUSED, ENOTFOUND, ...). */
-function networkCause(e: unknown, timeoutMs: number): string {
-  const err = e as Error & { cause?: { code?: string; message?: string } };
+/** Why a fetch rejected, in words: the timeout, or the network's cause ("connection refused"). */
+function whyNoAnswer(e: unknown, timeoutMs: number, url: string): string {
+  const err = e as Error;
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
     return `no answer in ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`;
-  return err?.cause?.code ?? err?.cause?.message ?? err?.message ?? String(e);
+  return networkCause(e, url) ?? err?.message ?? String(e);
 }
 
 /**
@@ -225,13 +227,13 @@ async function gitRequest(
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
-    throw new NoAnswerError(`${host}: ${networkCause(e, timeoutMs)}`);
+    throw new NoAnswerError(`cannot reach GitLab at ${url.origin}: ${whyNoAnswer(e, timeoutMs, url.href)}`);
   }
   let body: Buffer;
   try {
     body = Buffer.from(await res.arrayBuffer());
   } catch (e) {
-    throw new NoAnswerError(`${host}: reading the answer: ${networkCause(e, timeoutMs)}`);
+    throw new NoAnswerError(`${host}: reading the answer: ${whyNoAnswer(e, timeoutMs, url.href)}`);
   }
   const text = () => firstLine(body.toString('utf8'), o.token);
   if (res.status >= 300 && res.status < 400) {

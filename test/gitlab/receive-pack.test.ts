@@ -502,7 +502,10 @@ describe('against the sandbox (git http-backend)', () => {
         from: lost.scratch,
       }).catch((x) => x);
       assert.ok(e instanceof GitPushError, String(e));
-      assert.match(e.message, /^pushing rp-lost-2: 127\.0\.0\.1:\d+: /);
+      assert.match(
+        e.message,
+        /^pushing rp-lost-2: cannot reach GitLab at http:\/\/127\.0\.0\.1:\d+: connection closed$/,
+      );
       assert.equal(await head('rp-lost-2'), lost.expected);
     } finally {
       proxy.intercept = () => undefined;
@@ -612,7 +615,9 @@ describe('against the sandbox (git http-backend)', () => {
     }).catch((x) => x);
     assert.match(
       refused.message,
-      new RegExp(`^reading the refs of ${OPS}: 127\\.0\\.0\\.1:${port}: ECONNREFUSED$`),
+      new RegExp(
+        `^reading the refs of ${OPS}: cannot reach GitLab at http://127\\.0\\.0\\.1:${port}: connection refused$`,
+      ),
     );
 
     proxy.intercept = () => new Promise(() => {}); // never answers
@@ -624,7 +629,7 @@ describe('against the sandbox (git http-backend)', () => {
       from: 'x',
       timeoutMs: 300,
     }).catch((x) => x);
-    assert.match(slow.message, /127\.0\.0\.1:\d+: no answer in 300 ms$/);
+    assert.match(slow.message, /at http:\/\/127\.0\.0\.1:\d+: no answer in 300 ms$/);
 
     proxy.intercept = (q) => ({ status: 500, body: `proxy error for ${q.authorization} token=${TOKEN}\n` });
     const page = await replaceRef({ ...via(proxy.url), ref: 'main', sha: A, expected: B, from: 'x' }).catch(
