@@ -561,19 +561,6 @@ export class GitLabGate extends GitLab {
     return info;
   }
 
-  /** IIDs of the open MRs of a project, only those into `targetBranch` when given. */
-  async openMergeRequests(project: string, targetBranch?: string): Promise<number[]> {
-    const list = (await this.call(`list open merge requests of ${project}`, () =>
-      this.api.MergeRequests.all({
-        projectId: project,
-        state: 'opened',
-        perPage: 100,
-        ...(targetBranch ? { targetBranch } : {}),
-      }),
-    )) as Raw[];
-    return list.map((m) => Number(m.iid));
-  }
-
   async approvals(project: string, iid: number): Promise<Approval[]> {
     const a = (await this.call(`read approvals of !${iid}`, () =>
       this.api.MergeRequestApprovals.showConfiguration(project, { mergerequestIId: iid }),
