@@ -8,11 +8,12 @@
 // Request budget (one file): a new promotion reads the file, lists open MRs, resolves the
 // assignees, commits, opens the MR, comments and checks the comment is the only one (7); a
 // run with nothing to do reads the file and lists MRs (2); an update reads, lists, commits,
-// finds the comment, edits it and edits the MR (6 API requests), and moves the branch with a
-// git fetch and push (4 git HTTP requests). Races: GitLab's Commits API cannot compare-and-
-// swap a forced branch reset, so an update commits to a scratch branch and moves the MR
-// branch with `git push --force-with-lease` (see GitLab.writeBranch): a run that read an
-// older head loses the swap, reads again and decides again. The bot's commit message carries
+// finds the comment, edits it and edits the MR (6 API requests), and moves the branch with
+// git's receive-pack protocol (2 git HTTP requests, no objects sent). Races: GitLab's Commits
+// API cannot compare-and-swap a forced branch reset, so an update commits to a scratch
+// branch and moves the MR branch with one receive-pack update whose old id is the head we
+// read (see GitLab.writeBranch, gitlab/git-push.ts): a run that read an older head loses
+// the swap, reads again and decides again. The bot's commit message carries
 // the promotion record and the branch head is the truth; the MR description and the comment
 // are projections that any run checks (the `sha` in GitLab's answers) and rebuilds when out
 // of step.
