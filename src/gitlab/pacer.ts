@@ -66,9 +66,11 @@ export function windowSeen(h: Headers, now: number): WindowSeen | null {
   if (remaining === null || reset === null) return null;
   const observed = int(h.get('ratelimit-observed'));
   // RateLimit-Limit is per 60 s whatever the throttle's period; Observed + Remaining is the
-  // window's own limit, while the window is not yet spent
+  // window's own limit while it is not yet spent; spent, Observed may have gone past it
   const limit =
-    observed !== null && remaining > 0 ? observed + remaining : (int(h.get('ratelimit-limit')) ?? remaining);
+    observed !== null && remaining > 0
+      ? observed + remaining
+      : (int(h.get('ratelimit-limit')) ?? observed ?? remaining);
   const date = Date.parse(h.get('date') ?? '');
   const untilReset = Number.isNaN(date) ? reset * 1000 - now : reset * 1000 - date;
   return { remaining, limit, reset, resetAt: now + Math.max(0, untilReset) };

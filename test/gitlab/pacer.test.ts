@@ -2,7 +2,9 @@
 // part on a fake clock; then eight promotions at once against a sandbox whose limit they
 // would overrun, which must all succeed without a 429.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { GitbeakerRequestError } from '@gitbeaker/requester-utils';
 import { DEFAULT_RETRY, withRetry } from '../../src/base/retry.js';
 import { GitLab } from '../../src/gitlab/client.js';
@@ -216,6 +218,34 @@ describe('a 429 queues (retry.ts)', () => {
     );
     assert.equal(calls, 1);
   });
+});
+
+test('a wait over a second is logged once, as progress (host, what is left, how long); shorter ones are not', async () => {
+  // pino writes to stderr of the process: a child with GITOPS_BOT_LOG_LEVEL=warn, on a fake clock
+  const pacerJs = new URL('../../src/gitlab/pacer.js', import.meta.url).href;
+  const script = `
+    const { Pacer } = await import(${JSON.stringify(pacerJs)});
+    let now = 0;
+    const pacer = new Pacer({ host: 'https://gitlab.example.com', now: () => now, sleep: async (ms) => { now += ms; } });
+    const answer = (remaining, observed, reset) => new Headers({
+      'RateLimit-Remaining': String(remaining), 'RateLimit-Observed': String(observed), 'RateLimit-Reset': String(reset) });
+    await pacer.send();
+    pacer.answered(answer(9, 91, 1));   // under the reserve: spread, 1 s / 9 = 112 ms, not logged
+    await pacer.send();
+    pacer.answered(answer(0, 100, 13)); // spent: until the reset, 12.9 s
+    await pacer.send();
+  `;
+  const { stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, GITOPS_BOT_LOG_LEVEL: 'warn' },
+  });
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(lines.length, 1, stderr);
+  assert.equal(lines[0].msg, 'GitLab rate limit: 0 of 100 left, waiting 13 s');
+  assert.equal(lines[0].host, 'https://gitlab.example.com');
+  assert.equal(lines[0].waitMs, 12_888);
 });
 
 // 8 promotions of 7 requests each (56) against 20 requests per 5 s: unpaced, they overrun
