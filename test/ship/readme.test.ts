@@ -2,7 +2,8 @@
 // with `gitops-bot` on PATH (its `export` lines are what the reader sets: here the
 // sandbox's URL and a token); the GitHub Actions example is parsed as workflow steps, its
 // `${{ }}` expressions filled in as the runner would, and run as the runner runs them.
-// (The GitLab CI example runs in test/ci/templates.test.ts, under gitlab-ci-local.)
+// (The GitLab CI examples run in test/ci/components.test.ts and templates.test.ts, under
+// gitlab-ci-local.)
 import assert from 'node:assert/strict';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
