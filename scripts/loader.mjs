@@ -29,6 +29,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   // (process.moduleLoadList shows them); then set the flag src/startup.ts sets (why: there)
   // before compiling the program, so that our cache, made in a run with the flag set, fits.
   void globalThis.Response;
+  void globalThis.TransformStream;
   for (const builtin of ['node:child_process', 'node:dns', 'node:fs/promises', 'node:os']) createRequire(import.meta.url)(builtin);
   setFlagsFromString('--liftoff-only');
   const filename = fileURLToPath(import.meta.url);
