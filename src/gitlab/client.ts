@@ -529,6 +529,135 @@ export class GitLab {
       this.api.MergeRequestNotes.edit(project, iid, noteId, { body }),
     );
   }
+
+  // ---- Deployments and Environments (issue 17: what the in-cluster agent did, told to GitLab) ----
+
+  /**
+   * One page of the project's deployments (newest first unless `sort` says otherwise), filtered
+   * by environment name and status. GitLab pairs `order_by=finished_at` with a `finished_*`
+   * filter and that filter with `status=success` (else 400): for finished_at ordering this
+   * sends `finished_after` = `finishedAfter` or the epoch, and the caller passes status success.
+   */
+  async listDeployments(
+    project: string,
+    q: {
+      environment?: string;
+      status?: DeploymentInfo['status'];
+      orderBy?: 'id' | 'updated_at' | 'finished_at';
+      sort?: 'asc' | 'desc';
+      perPage?: number;
+      /** ISO 8601; only with orderBy finished_at */
+      finishedAfter?: string;
+    },
+  ): Promise<DeploymentInfo[]> {
+    const list = (await this.call(
+      `list deployments of ${project}${q.environment ? ` in ${q.environment}` : ''}`,
+      () =>
+        this.api.Deployments.all(project, {
+          ...(q.environment ? { environment: q.environment } : {}),
+          ...(q.status ? { status: q.status } : {}),
+          orderBy: q.orderBy ?? 'id',
+          ...(q.orderBy === 'finished_at'
+            ? { finishedAfter: q.finishedAfter ?? '1970-01-01T00:00:00Z' }
+            : {}),
+          sort: q.sort ?? 'desc',
+          perPage: q.perPage ?? 20,
+          maxPages: 1,
+        } as never),
+    )) as Raw[];
+    return list.map(toDeploymentInfo);
+  }
+
+  /**
+   * A deployment of `sha` (at branch `ref`) to `environment`, which GitLab creates on first
+   * use. On repeat GitLab creates another deployment, except when the environment's last
+   * successful deployment has the same ref, sha and status: that one is returned instead. So
+   * callers look for an existing deployment of the revision first (listDeployments); a
+   * retried request after a lost answer is checked the same way before it is sent again.
+   */
+  async createDeployment(
+    project: string,
+    d: { environment: string; sha: string; ref: string; status: 'running' | 'success' | 'failed' },
+  ): Promise<DeploymentInfo> {
+    const raw = (await this.call(
+      `create a ${d.status} deployment of ${d.sha.slice(0, 8)} in ${d.environment}`,
+      () => this.api.Deployments.create(project, d.environment, d.sha, d.ref, false, { status: d.status }),
+      {
+        check: async () => {
+          const [newest] = (await this.call(`list deployments in ${d.environment}`, () =>
+            this.api.Deployments.all(project, {
+              environment: d.environment,
+              orderBy: 'id',
+              sort: 'desc',
+              perPage: 1,
+              maxPages: 1,
+            } as never),
+          )) as Raw[];
+          return newest && newest.sha === d.sha && newest.ref === d.ref && newest.status === d.status
+            ? newest
+            : undefined;
+        },
+      },
+    )) as Raw;
+    return toDeploymentInfo(raw);
+  }
+
+  /**
+   * Moves deployment `id` to `status`. GitLab refuses (400, `{"status":["cannot transition
+   * via \"run\""]}`) a repeat of the current status (success → success too) and running
+   * after created/blocked only; a finished deployment may still become another finished
+   * status (success → failed). A retry after a lost answer reads the deployment back instead
+   * of repeating the PUT. Deployments created by CI jobs cannot be updated here (403).
+   */
+  async updateDeployment(
+    project: string,
+    id: number,
+    status: 'running' | 'success' | 'failed' | 'canceled',
+  ): Promise<DeploymentInfo> {
+    const raw = (await this.call(
+      `set deployment ${id} to ${status}`,
+      () => this.api.Deployments.edit(project, id, status),
+      {
+        check: async () => {
+          const now = (await this.call(`read deployment ${id}`, () =>
+            this.api.Deployments.show(project, id),
+          )) as Raw;
+          return now.status === status ? now : undefined;
+        },
+      },
+    )) as Raw;
+    return toDeploymentInfo(raw);
+  }
+
+  /**
+   * The project's environments (one page of 100), by exact `name` or a `search` (GitLab
+   * wants at least 3 characters and not both). GitLab's list has no last deployment; each
+   * environment's `lastDeployment` is filled only when `withLastDeployment` is set, at one
+   * more request per environment (the single GET is the only place GitLab shows it).
+   */
+  async listEnvironments(
+    project: string,
+    q: { search?: string; name?: string; withLastDeployment?: boolean } = {},
+  ): Promise<EnvironmentInfo[]> {
+    const list = (await this.call(`list environments of ${project}`, () =>
+      this.api.Environments.all(project, {
+        ...(q.name ? { name: q.name } : q.search ? { search: q.search } : {}),
+        perPage: 100,
+        maxPages: 1,
+      } as never),
+    )) as Raw[];
+    const envs = list.map(toEnvironmentInfo);
+    if (!q.withLastDeployment) return envs;
+    return Promise.all(envs.map((e) => this.environment(project, e.id)));
+  }
+
+  /** One environment with its last deployment (null when it has none). */
+  async environment(project: string, id: number): Promise<EnvironmentInfo> {
+    const raw = (await this.call(`read environment ${id} of ${project}`, () =>
+      this.api.Environments.show(project, id),
+    )) as Raw;
+    return toEnvironmentInfo(raw);
+  }
 }
 
 export interface MergeRequestDetail extends MergeRequest {
@@ -961,135 +1090,6 @@ export class GitLabGate extends GitLab {
       },
     )) as Raw;
     return { id: Number(h.id), action: 'created' };
-  }
-
-  // ---- Deployments and Environments (issue 17: what the in-cluster agent did, told to GitLab) ----
-
-  /**
-   * One page of the project's deployments (newest first unless `sort` says otherwise), filtered
-   * by environment name and status. GitLab pairs `order_by=finished_at` with a `finished_*`
-   * filter and that filter with `status=success` (else 400): for finished_at ordering this
-   * sends `finished_after` = `finishedAfter` or the epoch, and the caller passes status success.
-   */
-  async listDeployments(
-    project: string,
-    q: {
-      environment?: string;
-      status?: DeploymentInfo['status'];
-      orderBy?: 'id' | 'updated_at' | 'finished_at';
-      sort?: 'asc' | 'desc';
-      perPage?: number;
-      /** ISO 8601; only with orderBy finished_at */
-      finishedAfter?: string;
-    },
-  ): Promise<DeploymentInfo[]> {
-    const list = (await this.call(
-      `list deployments of ${project}${q.environment ? ` in ${q.environment}` : ''}`,
-      () =>
-        this.api.Deployments.all(project, {
-          ...(q.environment ? { environment: q.environment } : {}),
-          ...(q.status ? { status: q.status } : {}),
-          orderBy: q.orderBy ?? 'id',
-          ...(q.orderBy === 'finished_at'
-            ? { finishedAfter: q.finishedAfter ?? '1970-01-01T00:00:00Z' }
-            : {}),
-          sort: q.sort ?? 'desc',
-          perPage: q.perPage ?? 20,
-          maxPages: 1,
-        } as never),
-    )) as Raw[];
-    return list.map(toDeploymentInfo);
-  }
-
-  /**
-   * A deployment of `sha` (at branch `ref`) to `environment`, which GitLab creates on first
-   * use. On repeat GitLab creates another deployment, except when the environment's last
-   * successful deployment has the same ref, sha and status: that one is returned instead. So
-   * callers look for an existing deployment of the revision first (listDeployments); a
-   * retried request after a lost answer is checked the same way before it is sent again.
-   */
-  async createDeployment(
-    project: string,
-    d: { environment: string; sha: string; ref: string; status: 'running' | 'success' | 'failed' },
-  ): Promise<DeploymentInfo> {
-    const raw = (await this.call(
-      `create a ${d.status} deployment of ${d.sha.slice(0, 8)} in ${d.environment}`,
-      () => this.api.Deployments.create(project, d.environment, d.sha, d.ref, false, { status: d.status }),
-      {
-        check: async () => {
-          const [newest] = (await this.call(`list deployments in ${d.environment}`, () =>
-            this.api.Deployments.all(project, {
-              environment: d.environment,
-              orderBy: 'id',
-              sort: 'desc',
-              perPage: 1,
-              maxPages: 1,
-            } as never),
-          )) as Raw[];
-          return newest && newest.sha === d.sha && newest.ref === d.ref && newest.status === d.status
-            ? newest
-            : undefined;
-        },
-      },
-    )) as Raw;
-    return toDeploymentInfo(raw);
-  }
-
-  /**
-   * Moves deployment `id` to `status`. GitLab refuses (400, `{"status":["cannot transition
-   * via \"run\""]}`) a repeat of the current status (success → success too) and running
-   * after created/blocked only; a finished deployment may still become another finished
-   * status (success → failed). A retry after a lost answer reads the deployment back instead
-   * of repeating the PUT. Deployments created by CI jobs cannot be updated here (403).
-   */
-  async updateDeployment(
-    project: string,
-    id: number,
-    status: 'running' | 'success' | 'failed' | 'canceled',
-  ): Promise<DeploymentInfo> {
-    const raw = (await this.call(
-      `set deployment ${id} to ${status}`,
-      () => this.api.Deployments.edit(project, id, status),
-      {
-        check: async () => {
-          const now = (await this.call(`read deployment ${id}`, () =>
-            this.api.Deployments.show(project, id),
-          )) as Raw;
-          return now.status === status ? now : undefined;
-        },
-      },
-    )) as Raw;
-    return toDeploymentInfo(raw);
-  }
-
-  /**
-   * The project's environments (one page of 100), by exact `name` or a `search` (GitLab
-   * wants at least 3 characters and not both). GitLab's list has no last deployment; each
-   * environment's `lastDeployment` is filled only when `withLastDeployment` is set, at one
-   * more request per environment (the single GET is the only place GitLab shows it).
-   */
-  async listEnvironments(
-    project: string,
-    q: { search?: string; name?: string; withLastDeployment?: boolean } = {},
-  ): Promise<EnvironmentInfo[]> {
-    const list = (await this.call(`list environments of ${project}`, () =>
-      this.api.Environments.all(project, {
-        ...(q.name ? { name: q.name } : q.search ? { search: q.search } : {}),
-        perPage: 100,
-        maxPages: 1,
-      } as never),
-    )) as Raw[];
-    const envs = list.map(toEnvironmentInfo);
-    if (!q.withLastDeployment) return envs;
-    return Promise.all(envs.map((e) => this.environment(project, e.id)));
-  }
-
-  /** One environment with its last deployment (null when it has none). */
-  async environment(project: string, id: number): Promise<EnvironmentInfo> {
-    const raw = (await this.call(`read environment ${id} of ${project}`, () =>
-      this.api.Environments.show(project, id),
-    )) as Raw;
-    return toEnvironmentInfo(raw);
   }
 }
 
