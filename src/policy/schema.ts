@@ -14,6 +14,8 @@ const ACCESS_LEVELS = {
 } as const;
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 const TIME = /^([01]\d|2[0-3]):[0-5]\d$|^24:00$/;
+const DURATION = /^[1-9]\d{0,5}(s|m|h)$/;
+const DURATION_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
 
 const accessLevel = z
   .union([
@@ -117,6 +119,39 @@ const environment = z
       .describe(
         'Strict mode: the branch the in-cluster agent tracks; gitops-bot moves it after a merge that passed.',
       ),
+    agent: z
+      .union([
+        z
+          .object({
+            argocd: z
+              .string()
+              .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'expected an Argo CD application name')
+              .describe('The Argo CD Application that deploys this environment.'),
+          })
+          .strict(),
+        z
+          .object({
+            flux: z
+              .string()
+              .regex(
+                /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+                'expected <namespace>/<name> of a Flux Kustomization',
+              )
+              .describe('The Flux Kustomization that deploys this environment, as <namespace>/<name>.'),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe(
+        'The in-cluster agent that deploys this environment: gitops-bot reports what it did as GitLab Deployments, a commit status and comments.',
+      ),
+    deploy_timeout: z
+      .string()
+      .regex(DURATION, 'expected a duration such as 90s, 10m or 1h')
+      .default('10m')
+      .describe(
+        'How long after a merge or deploy_ref move the agent has to report Healthy before the deployment failed.',
+      ),
   })
   .strict();
 
@@ -133,6 +168,19 @@ export type FreezeWindow = z.infer<typeof freezeWindow>;
 
 /** With no policy file: one approval from a Maintainer of the ops project, author excluded. */
 export const DEFAULT_POLICY: Policy = policySchema.parse({ version: 1, environments: [{ name: 'default' }] });
+
+/** `deploy_timeout` in milliseconds (the schema admits only `<n>s`, `<n>m`, `<n>h`). */
+export function durationMs(text: string): number {
+  const m = DURATION.exec(text);
+  if (!m) throw new PolicyError(`deploy_timeout: expected a duration such as 90s, 10m or 1h, got ${text}`);
+  return Number.parseInt(text, 10) * DURATION_MS[m[1] as keyof typeof DURATION_MS];
+}
+
+/** The agent application of an environment as one key: `argocd:<name>` or `flux:<ns>/<name>`. */
+export function agentKey(env: Environment): string | null {
+  if (!env.agent) return null;
+  return 'argocd' in env.agent ? `argocd:${env.agent.argocd}` : `flux:${env.agent.flux}`;
+}
 
 export function accessLevelNumber(level: Environment['approvals']['min_access_level']): number {
   return typeof level === 'number' ? level : ACCESS_LEVELS[level];
