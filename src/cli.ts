@@ -10,6 +10,7 @@ import { registerManifestCommands } from './cli/manifests.js';
 import { registerPromote } from './cli/promote.js';
 import { registerRetag } from './cli/retag.js';
 import { registerSandbox } from './cli/sandbox.js';
+import { registerStatus } from './cli/status.js';
 import { exitCodeHelp } from './model/exit-codes.js';
 import { VERSION } from './version.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerGate(program);
   registerManifestCommands(program);
   registerSandbox(program);
+  registerStatus(program);
   return program;
 }
 

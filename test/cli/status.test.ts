@@ -1,0 +1,341 @@
+// gitops-bot status: the table builder (facts → rows, a table test), the verdict read back
+// from the gate's real comment, and the command against the sandbox (requests counted).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  type DeploymentFact,
+  freezeEnd,
+  type ProposalFact,
+  parseVerdictComment,
+  renderStatusTable,
+  type StatusFacts,
+  sinceText,
+  statusRows,
+  waitsFor,
+} from '../../src/feedback/status.js';
+import { verdictComment } from '../../src/gate/gate.js';
+import type { PromotionRecord } from '../../src/model/record.js';
+import type { Verdict } from '../../src/policy/evaluate.js';
+
+const NOW = new Date('2026-12-02T12:30:00Z');
+const SHA1 = 'a'.repeat(40);
+const SHA2 = 'b'.repeat(40);
+const HEAD = 'c'.repeat(40);
+
+function record(app: string, tag: string, over: Partial<PromotionRecord> = {}): PromotionRecord {
+  return {
+    v: 1,
+    app,
+    env: 'main',
+    image: `reg.example/root/${app}`,
+    tag,
+    digest: `sha256:${tag.replace(/\W/g, '').padEnd(64, '0')}`,
+    target: 'main',
+    files: [],
+    source: {},
+    ...over,
+  };
+}
+
+function deployment(id: number, environment: string, sha: string, status: DeploymentFact['status']) {
+  return {
+    id,
+    environment,
+    sha,
+    status,
+    createdAt: '2026-12-02T12:01:00Z',
+    updatedAt: '2026-12-02T12:03:10Z',
+    finishedAt: status === 'running' ? null : '2026-12-02T12:03:10Z',
+  };
+}
+
+function verdict(over: Partial<Verdict> = {}): Verdict {
+  return {
+    pass: false,
+    state: 'pending',
+    summary: '0/1 approvals from operator',
+    environment: 'production',
+    required: 1,
+    counted: 0,
+    approvals: [],
+    blockers: [],
+    merge: 'bot',
+    notes: [],
+    ...over,
+  };
+}
+
+/** A proposal whose verdict is the gate's own comment, parsed back. */
+function proposal(iid: number, rec: PromotionRecord | null, v: Verdict | null, sha = HEAD): ProposalFact {
+  return {
+    iid,
+    webUrl: `http://gitlab.example/root/ops/-/merge_requests/${iid}`,
+    sha,
+    record: rec,
+    verdict: v ? parseVerdictComment(verdictComment(v, sha)) : null,
+  };
+}
+
+const BASE: StatusFacts = {
+  now: NOW,
+  environments: [],
+  deployments: [],
+  records: {},
+  deployStatus: {},
+  proposals: [],
+};
+
+describe('the verdict comment read back', () => {
+  test('headline, environment, commit and blockers of the gate’s own rendering', () => {
+    const v = parseVerdictComment(
+      verdictComment(
+        verdict({ blockers: ['the merge request is a draft', 'freeze window (sat,sun 00:00-24:00 UTC)'] }),
+        HEAD,
+      ),
+    );
+    assert.deepEqual(v, {
+      pass: false,
+      summary: '0/1 approvals from operator',
+      environment: 'production',
+      evaluatedAt: HEAD.slice(0, 8),
+      blockers: ['the merge request is a draft', 'freeze window (sat,sun 00:00-24:00 UTC)'],
+    });
+  });
+  test('a passing verdict, and a comment that is no verdict', () => {
+    assert.equal(
+      parseVerdictComment(verdictComment(verdict({ pass: true, state: 'success' }), HEAD))?.pass,
+      true,
+    );
+    assert.equal(parseVerdictComment('✅ **Ready to deploy**: trust me'), null);
+  });
+  test('a verdict with no environment governing the MR', () => {
+    const v = parseVerdictComment(
+      verdictComment(verdict({ environment: null, state: 'failed', summary: 'x', blockers: ['x'] }), HEAD),
+    );
+    assert.equal(v?.environment, null);
+    assert.deepEqual(v?.blockers, ['x']);
+  });
+});
+
+describe('what a proposal waits for', () => {
+  const cases: Array<[string, ProposalFact, string]> = [
+    ['missing approvals', proposal(1, null, verdict()), '1 approval from operator'],
+    [
+      'two approvals, escalated',
+      proposal(1, null, verdict({ summary: '0/2 approvals from operator (major bump: +1)' })),
+      '2 approvals from operator',
+    ],
+    [
+      'approvals and a draft',
+      proposal(
+        1,
+        null,
+        verdict({
+          summary: '1/2 approvals from Maintainers; the merge request is a draft',
+          blockers: ['the merge request is a draft'],
+        }),
+      ),
+      '1 approval from Maintainers; the merge request is a draft',
+    ],
+    [
+      // 2026-12-02 12:30 UTC is a Wednesday, 13:30 in Madrid: the freeze ends at 17:30 there
+      'a freeze window: its end in its own time zone',
+      proposal(
+        1,
+        null,
+        verdict({
+          summary: '1/1 approvals from operator; freeze window (wed 09:00-17:30 Europe/Madrid): release',
+          blockers: ['freeze window (wed 09:00-17:30 Europe/Madrid): release'],
+        }),
+      ),
+      'frozen until Wednesday 17:30',
+    ],
+    ['no verdict yet', proposal(1, null, null), 'the gate (no verdict yet)'],
+    [
+      'a verdict about an older head',
+      { ...proposal(1, null, verdict(), SHA1), sha: HEAD },
+      'the gate (its verdict is for an older commit)',
+    ],
+    [
+      'the rules pass',
+      proposal(1, null, verdict({ pass: true, state: 'success' })),
+      'a merge (the rules pass)',
+    ],
+    [
+      'blocked: the reason',
+      proposal(
+        1,
+        null,
+        verdict({
+          state: 'failed',
+          summary: 'target branch main is not protected, so a Developer could push to it',
+          blockers: ['target branch main is not protected, so a Developer could push to it'],
+        }),
+      ),
+      'target branch main is not protected, so a Developer could push to it',
+    ],
+  ];
+  for (const [name, p, want] of cases) test(name, () => assert.equal(waitsFor(p, NOW), want));
+});
+
+describe('freeze end', () => {
+  test('the window of every weekend day ends Monday at midnight', () => {
+    assert.equal(
+      freezeEnd('freeze window (sat,sun 00:00-24:00 UTC)', new Date('2026-12-05T10:07:00Z')),
+      'Monday 00:00',
+    );
+  });
+  test('a window not in force, or a blocker that is no freeze: null', () => {
+    assert.equal(freezeEnd('freeze window (sat,sun 00:00-24:00 UTC)', NOW), null);
+    assert.equal(freezeEnd('the merge request is a draft', NOW), null);
+  });
+  test('every day, all day: no end', () => {
+    assert.equal(freezeEnd('freeze window (mon,tue,wed,thu,fri,sat,sun 00:00-24:00 UTC)', NOW), null);
+  });
+});
+
+describe('statusRows', () => {
+  const cases: Array<[string, Partial<StatusFacts>, Array<Record<string, unknown>>]> = [
+    [
+      'deployed and healthy, nothing proposed: tag and digest from the newest record of the app',
+      {
+        environments: ['production/helloworld'],
+        deployments: [deployment(1, 'production/helloworld', SHA1, 'success')],
+        records: {
+          [SHA1]: [record('other', 'v9'), record('helloworld', 'ci-34'), record('helloworld', 'ci-33')],
+        },
+      },
+      [
+        {
+          environment: 'production',
+          app: 'helloworld',
+          tag: 'ci-34',
+          health: 'Healthy',
+          since: '2026-12-02T12:03:10Z',
+          proposed: null,
+          waitsFor: null,
+        },
+      ],
+    ],
+    [
+      'the newest deployment wins (by id, whatever the order given)',
+      {
+        deployments: [
+          deployment(3, 'production/helloworld', SHA2, 'running'),
+          deployment(2, 'production/helloworld', SHA1, 'success'),
+        ],
+        records: { [SHA1]: [record('helloworld', 'ci-34')], [SHA2]: [record('helloworld', 'ci-35')] },
+      },
+      [{ tag: 'ci-35', health: 'Progressing', since: '2026-12-02T12:01:00Z' }],
+    ],
+    [
+      'degraded: the bot’s deploy status says so, and its words are the detail',
+      {
+        deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')],
+        records: { [SHA2]: [record('helloworld', 'ci-35')] },
+        deployStatus: {
+          [SHA2]: { state: 'failed', description: 'Degraded: Back-off pulling image "reg/helloworld:ci-35"' },
+        },
+      },
+      [
+        {
+          tag: 'ci-35',
+          health: 'Degraded',
+          detail: 'Degraded: Back-off pulling image "reg/helloworld:ci-35"',
+        },
+      ],
+    ],
+    [
+      'failed without the bot’s words: Failed',
+      { deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')] },
+      [{ tag: null, health: 'Failed', detail: null }],
+    ],
+    [
+      'an open proposal: its tag, link and what it waits for, in the verdict’s environment',
+      {
+        deployments: [deployment(1, 'production/helloworld', SHA1, 'success')],
+        records: { [SHA1]: [record('helloworld', 'ci-34')] },
+        proposals: [proposal(3, record('helloworld', 'ci-35'), verdict())],
+      },
+      [{ tag: 'ci-34', proposedTag: 'ci-35', iid: 3, waitsFor: '1 approval from operator' }],
+    ],
+    [
+      'proposed, never deployed; its record’s env when the gate has not spoken',
+      { proposals: [proposal(2, record('web', '1.2.0', { env: 'staging' }), null)] },
+      [{ environment: 'staging', app: 'web', tag: undefined, health: 'none', proposedTag: '1.2.0' }],
+    ],
+    [
+      'environments gitops-bot does not name <env>/<app> are left out; an empty one is a row',
+      { environments: ['production', 'production/helloworld'] },
+      [{ environment: 'production', app: 'helloworld', health: 'none' }],
+    ],
+    [
+      '--env keeps its rows only',
+      {
+        env: 'staging',
+        deployments: [
+          deployment(1, 'production/helloworld', SHA1, 'success'),
+          deployment(2, 'staging/helloworld', SHA2, 'success'),
+        ],
+        proposals: [proposal(3, record('helloworld', 'ci-35'), verdict())],
+      },
+      [{ environment: 'staging', app: 'helloworld', proposedTag: undefined }],
+    ],
+    ['an MR without the bot’s record is no proposal', { proposals: [proposal(5, null, verdict())] }, []],
+  ];
+  for (const [name, over, want] of cases) {
+    test(name, () => {
+      const rows = statusRows({ ...BASE, ...over });
+      assert.equal(rows.length, want.length, JSON.stringify(rows));
+      rows.forEach((r, i) => {
+        const flat: Record<string, unknown> = {
+          environment: r.environment,
+          app: r.app,
+          tag: r.deployed ? r.deployed.tag : undefined,
+          health: r.health,
+          since: r.since,
+          detail: r.detail,
+          proposed: r.proposed,
+          proposedTag: r.proposed?.tag,
+          iid: r.proposed?.iid,
+          waitsFor: r.waitsFor,
+        };
+        for (const [k, v] of Object.entries(want[i])) assert.deepEqual(flat[k], v, `${k} of row ${i}`);
+      });
+    });
+  }
+});
+
+describe('rendering', () => {
+  test('aligned columns, the link under the table', () => {
+    const rows = statusRows({
+      ...BASE,
+      deployments: [
+        deployment(1, 'production/helloworld', SHA1, 'success'),
+        deployment(2, 'staging/web', SHA1, 'running'),
+      ],
+      records: { [SHA1]: [record('helloworld', 'ci-34'), record('web', '1.2.0')] },
+      proposals: [proposal(3, record('helloworld', 'ci-35'), verdict())],
+    });
+    const text = renderStatusTable(rows, NOW);
+    const lines = text.split('\n');
+    assert.match(
+      lines[0],
+      /^ENVIRONMENT {2}APP {9}DEPLOYED {2}DIGEST {8}HEALTH {7}SINCE {6}PROPOSED {4}WAITS FOR$/,
+    );
+    assert.match(lines[1], /^production {3}helloworld {2}ci-34 {5}ci3400000000 {2}Healthy/);
+    // every column starts at the same place on every line
+    const at = (l: string, word: string) => l.indexOf(word);
+    assert.equal(at(lines[1], 'Healthy'), at(lines[0], 'HEALTH'));
+    assert.equal(at(lines[2], 'Progressing'), at(lines[0], 'HEALTH'));
+    assert.equal(at(lines[1], 'ci-35 (!3)'), at(lines[0], 'PROPOSED'));
+    assert.match(text, /\n {2}!3: http:\/\/gitlab\.example\/root\/ops\/-\/merge_requests\/3\n$/);
+  });
+  test('nothing to show says so', () => {
+    assert.match(renderStatusTable([], NOW), /^no environments/);
+  });
+  test('since: the time today, the date before', () => {
+    assert.equal(sinceText('2026-12-02T12:03:10Z', NOW), '12:03 UTC');
+    assert.equal(sinceText('2026-11-30T08:00:00Z', NOW), 'Nov 30 08:00 UTC');
+  });
+});
