@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GitbeakerRequestError } from '@gitbeaker/requester-utils';
 import { DEFAULT_RETRY, withRetry } from '../../src/base/retry.js';
@@ -297,6 +298,51 @@ describe('8 promotions at once, under a limit they would overrun', () => {
       assert.equal(sb.throttled(), 0, 'no 429 from the rate limit');
       const botRequests = sb.requests.filter((r) => r.user === 'gitops-bot' && r.path.startsWith('/api/v4/'));
       assert.ok(botRequests.length > LIMIT.limit, 'the promotions needed more than one window');
+    } finally {
+      await sb.close();
+    }
+  });
+
+  test('8 pipelines at once (processes, each its own pacer) share the budget by its headers: all succeed', async (t) => {
+    const sb = await sandboxFixture({ rateLimit: LIMIT });
+    const cli = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+    try {
+      await addApps(sb, APPS, (i) => `root/app${i}:ci-1`);
+      const runs = await Promise.all(
+        Array.from({ length: APPS }, (_, i) =>
+          promisify(execFile)(
+            process.execPath,
+            [
+              cli,
+              'promote',
+              '--project',
+              OPS,
+              '--file',
+              `apps/app${i}.yml`,
+              '--image',
+              `registry.example.com/root/app${i}`,
+              '--tag',
+              'ci-2',
+              '--env',
+              'prod',
+              '--target-branch',
+              'main',
+              '--no-verify-image',
+              '--json',
+            ],
+            { env: { ...process.env, GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' } },
+          ),
+        ),
+      );
+      assert.deepEqual(
+        runs.map((r) => JSON.parse(r.stdout).action),
+        Array(APPS).fill('created'),
+      );
+      // each process slows down as the shared Remaining falls, but eight can still overshoot
+      // together: those 429s are waited out (Retry-After), never a failure
+      const botRequests = sb.requests.filter((r) => r.user === 'gitops-bot' && r.path.startsWith('/api/v4/'));
+      assert.ok(botRequests.length > LIMIT.limit, 'the pipelines needed more than one window');
+      t.diagnostic(`${botRequests.length} requests, ${sb.throttled()} answered 429`);
     } finally {
       await sb.close();
     }

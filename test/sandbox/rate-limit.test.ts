@@ -192,7 +192,11 @@ describe('gitops-bot sandbox --rate-limit', () => {
           );
         assert.deepEqual(statuses, [200, 200, 429]);
       } finally {
-        child.kill('SIGTERM');
+        if (child.exitCode === null)
+          await new Promise((ok) => {
+            child.once('exit', ok);
+            child.kill('SIGTERM');
+          });
       }
     });
   for (const bad of ['60/s', 'many'])
