@@ -89,8 +89,10 @@ export function observeArgoApplication(app: unknown): AgentObservation {
     timeAt(op.startedAt, 'status.operationState.startedAt'),
     timeAt(op.finishedAt, 'status.operationState.finishedAt'),
     timeAt(health.lastTransitionTime, 'status.health.lastTransitionTime'),
-    timeAt(status.reconciledAt, 'status.reconciledAt'),
   ].filter((t): t is number => t !== null);
+  // reconciledAt moves on every reconciliation: only when nothing else tells the time
+  const reconciled = timeAt(status.reconciledAt, 'status.reconciledAt');
+  if (!times.length && reconciled !== null) times.push(reconciled);
   if (!times.length)
     throw new FeedbackInputError(
       'Argo CD application: status.operationState.finishedAt, status.health.lastTransitionTime: no time given',
