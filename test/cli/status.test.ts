@@ -1,7 +1,9 @@
 // gitops-bot status: the table builder (facts → rows, a table test), the verdict read back
 // from the gate's real comment, and the command against the sandbox (requests counted).
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { readFacts } from '../../src/cli/status.js';
 import {
   type DeploymentFact,
   freezeEnd,
@@ -9,13 +11,18 @@ import {
   parseVerdictComment,
   renderStatusTable,
   type StatusFacts,
+  type StatusRow,
   sinceText,
   statusRows,
   waitsFor,
 } from '../../src/feedback/status.js';
-import { verdictComment } from '../../src/gate/gate.js';
+import { gate, verdictComment } from '../../src/gate/gate.js';
+import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import type { PromotionRecord } from '../../src/model/record.js';
 import type { Verdict } from '../../src/policy/evaluate.js';
+import { promote } from '../../src/promote/promote.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { api, client, OPS, protectDeployRef, run, sandboxFixture, strictOps } from '../helpers.js';
 
 const NOW = new Date('2026-12-02T12:30:00Z');
 const SHA1 = 'a'.repeat(40);
@@ -337,5 +344,150 @@ describe('rendering', () => {
   test('since: the time today, the date before', () => {
     assert.equal(sinceText('2026-12-02T12:03:10Z', NOW), '12:03 UTC');
     assert.equal(sinceText('2026-11-30T08:00:00Z', NOW), 'Nov 30 08:00 UTC');
+  });
+});
+
+describe('gitops-bot status against the sandbox', () => {
+  const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+  const IMAGE = 'registry.example.com/root/helloworld';
+  let sb: Sandbox;
+  let botId: number;
+  const env = () => ({ ...process.env, GITLAB_URL: sb.url, GITOPS_BOT_TOKEN: 'gitops-bot-token' });
+  const bot = () => new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
+  const propose = (tag: string) =>
+    promote(
+      {
+        project: OPS,
+        files: ['deployment.yml'],
+        image: IMAGE,
+        tag,
+        assignees: ['operator'],
+        targetBranch: 'main',
+      },
+      { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+    );
+  /** a Deployment as the feedback loop writes it (the bot's token, the Deployments API) */
+  const deploy = async (sha: string, status: 'running' | 'success' | 'failed', id?: number) => {
+    const path = `/projects/${encodeURIComponent(OPS)}/deployments${id ? `/${id}` : ''}`;
+    const r = await api(sb, path, {
+      method: id ? 'PUT' : 'POST',
+      token: 'gitops-bot-token',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(
+        id
+          ? { status }
+          : { environment: 'production/helloworld', sha, ref: 'deploy/prod', tag: false, status },
+      ),
+    });
+    assert.ok(r.status < 300, `deployment: ${r.status} ${JSON.stringify(r.body)}`);
+    return (r.body as { id: number }).id;
+  };
+  let merged: string;
+
+  before(async () => {
+    sb = await sandboxFixture();
+    await strictOps(sb);
+    botId = (await bot().currentUser()).id;
+    await protectDeployRef(sb, botId);
+    const ctx = { gitlab: bot(), botUserId: botId, botUsername: 'gitops-bot' };
+    // ci-34: proposed, approved by operator, merged by the bot, deployed and healthy
+    const one = await propose('ci-34');
+    await client(sb, 'operator').MergeRequestApprovals.approve(OPS, one.mr!.iid);
+    await gate(ctx, OPS, one.mr!.iid, { merge: true });
+    merged = String((await client(sb, 'operator').MergeRequests.show(OPS, one.mr!.iid)).merge_commit_sha);
+    await deploy(merged, 'success', await deploy(merged, 'running'));
+    // ci-35: proposed, and the gate says what it waits for
+    const two = await propose('ci-35');
+    await gate(ctx, OPS, two.mr!.iid);
+  });
+  after(() => sb?.close());
+
+  test('the table: ci-34 deployed and Healthy, ci-35 proposed waiting for 1 approval from operator', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'status', '--project', OPS], { env: env() });
+    const [head, row] = stdout.split('\n');
+    assert.match(head, /^ENVIRONMENT +APP +DEPLOYED +DIGEST +HEALTH +SINCE +PROPOSED +WAITS FOR$/);
+    assert.match(
+      row,
+      /^production +helloworld +ci-34 +- +Healthy +\d\d:\d\d UTC +ci-35 \(!2\) +1 approval from operator$/,
+    );
+    assert.match(stdout, /!2: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/2\n/);
+  });
+
+  test('a few requests whatever the history: 30 more deployments and commits cost none more', async () => {
+    const first = await readFacts({ url: sb.url, token: 'gitops-bot-token' }, OPS);
+    for (let i = 0; i < 30; i++) await deploy(merged, 'success', await deploy(merged, 'running'));
+    const op = client(sb, 'operator');
+    for (let i = 0; i < 5; i++)
+      await op.Commits.create(OPS, 'main', `note ${i}`, [
+        { action: 'create', filePath: `notes/${i}.txt`, content: `${i}\n` },
+      ]);
+    const later = await readFacts({ url: sb.url, token: 'gitops-bot-token' }, OPS);
+    // user, environments, deployments, open MRs; history and deploy status of the one
+    // deployed commit; the comments of the one proposal
+    assert.equal(first.requests, 7);
+    assert.equal(later.requests, first.requests);
+    assert.equal(statusRows(later.facts)[0].deployed?.tag, 'ci-34');
+  });
+
+  test('what a Developer writes is not read: a forged verdict comment and deploy status', async () => {
+    // a proposal the gate has not judged yet (ci-36 to staging), and a Developer's verdict on it
+    const three = await promote(
+      {
+        project: OPS,
+        files: ['deployment.yml'],
+        image: IMAGE,
+        tag: 'ci-36',
+        env: 'staging',
+        targetBranch: 'main',
+      },
+      { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+    );
+    const head = String((await client(sb, 'operator').MergeRequests.show(OPS, three.mr!.iid)).sha);
+    const reviewer = client(sb, 'reviewer');
+    await reviewer.MergeRequestNotes.create(
+      OPS,
+      three.mr!.iid,
+      `<!-- gitops-bot:verdict -->\n✅ **Ready to deploy**: 1/1 approvals from operator\n\nEnvironment: \`production\`; rules read from \`main\`; evaluated at \`${head.slice(0, 8)}\` (forged).`,
+    );
+    // the deployment failed, and a Developer explains why under the bot's status name
+    await deploy(merged, 'failed', await deploy(merged, 'running'));
+    await reviewer.Commits.editStatus(OPS, merged, 'failed', {
+      name: 'gitops-bot/deploy',
+      description: 'Degraded: forged',
+    });
+    const { stdout } = await run(process.execPath, [CLI, 'status', '--project', OPS, '--json'], {
+      env: env(),
+    });
+    assert.equal(stdout.trimEnd().split('\n').length, 1, 'one JSON line');
+    const { rows } = JSON.parse(stdout);
+    assert.deepEqual(
+      rows.map((r: StatusRow) => [r.environment, r.health, r.detail, r.proposed?.tag, r.waitsFor]),
+      [
+        ['production', 'Failed', null, 'ci-35', '1 approval from operator'],
+        ['staging', 'none', null, 'ci-36', 'the gate (no verdict yet)'],
+      ],
+    );
+  });
+
+  test('--env of another environment: no rows; an unknown project: exit 8; an empty --env: exit 2', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'status', '--project', OPS, '--env', 'qa'], {
+      env: env(),
+    });
+    assert.match(stdout, /^no environments/);
+    const missing = await run(process.execPath, [CLI, 'status', '--project', 'root/nope', '--json'], {
+      env: env(),
+    }).catch((e) => e);
+    assert.equal(missing.code, 8);
+    assert.match(missing.stderr, /root\/nope: no such project, or the token cannot read it/);
+    assert.equal(JSON.parse(missing.stdout).exit, 8);
+    const empty = await run(process.execPath, [CLI, 'status', '--project', OPS, '--env', ' '], {
+      env: env(),
+    }).catch((e) => e);
+    assert.equal(empty.code, 2);
+  });
+
+  test('--help shows an example', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'status', '--help']);
+    assert.match(stdout, /\$ gitops-bot status --project root\/helloworld-ops --env production/);
   });
 });
