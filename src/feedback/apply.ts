@@ -1,0 +1,139 @@
+// Writes a FeedbackDecision to GitLab: the Deployments, the commit status gitops-bot/deploy,
+// the Deployment section of each ops MR's sticky comment, the notes on app MRs and the
+// alerts. Every write is idempotent (sticky comments by marker, statuses and deployments
+// only when they differ), so a run repeated after a crash or by another replica converges.
+import { log } from '../base/log.js';
+import type { GateContext } from '../gate/facts.js';
+import { GitLabError, type Note } from '../gitlab/client.js';
+import { ensureSticky } from '../gitlab/sticky.js';
+import { DIFF_MARKER } from '../render/diff-comment.js';
+import {
+  DEPLOY_STATUS_NAME,
+  DEPLOYMENT_SECTION,
+  type FeedbackDecision,
+  type FeedbackFacts,
+} from './decide.js';
+
+export interface ApplyHooks {
+  /** an alert was raised (once per revision and environment): the metric counts it */
+  onDeployFailure?(environment: string, reason: string): void;
+}
+
+export interface Applied {
+  deployments: number;
+  status: boolean;
+  sections: number;
+  appNotes: number;
+  alerts: number;
+}
+
+/** The sticky comment's text with `section` in place of the Deployment section it had. */
+export function withSection(body: string | undefined, section: string): string {
+  const text = body ?? DIFF_MARKER;
+  const at = text.indexOf(DEPLOYMENT_SECTION);
+  const kept = (at < 0 ? text : text.slice(0, at)).replace(/\s+$/, '');
+  return `${kept}\n\n${section}`;
+}
+
+/** `group/app!12` → project and iid. */
+function parseRef(ref: string): { project: string; iid: number } | null {
+  const m = /^(\S+)!(\d+)$/.exec(ref);
+  return m ? { project: m[1], iid: Number(m[2]) } : null;
+}
+
+export async function applyFeedback(
+  ctx: GateContext,
+  facts: FeedbackFacts,
+  d: FeedbackDecision,
+  notes: Map<number, Note[]>,
+  hooks: ApplyHooks = {},
+): Promise<Applied> {
+  const gl = ctx.gitlab;
+  const project = facts.project;
+  const out: Applied = { deployments: 0, status: false, sections: 0, appNotes: 0, alerts: 0 };
+  for (const a of d.deployments) {
+    if (a.action === 'none') continue;
+    if (a.action === 'update') {
+      await gl.updateDeployment(project, a.id!, a.status);
+      out.deployments++;
+      continue;
+    }
+    if (a.status === 'canceled') continue;
+    const made = await gl.createDeployment(project, {
+      environment: a.environment,
+      sha: facts.revision,
+      ref: a.ref,
+      status: a.status,
+    });
+    out.deployments++;
+    // A replica racing this one may have created one too: the oldest stays (decide's rule,
+    // applied now rather than at the next report).
+    const twins = (
+      await gl.listDeployments(project, { environment: a.environment, orderBy: 'id', sort: 'asc' })
+    )
+      .filter((x) => x.sha === facts.revision && x.status !== 'canceled')
+      .sort((x, y) => x.id - y.id);
+    if (twins.length > 1 && twins[0].id !== made.id && twins.some((t) => t.id === made.id)) {
+      await gl.updateDeployment(project, made.id, 'canceled');
+      // ours lost; the survivor takes the state ours had
+      if (a.status !== 'running' && twins[0].status !== a.status)
+        await gl.updateDeployment(project, twins[0].id, a.status).catch((e: Error) => {
+          if (!(e instanceof GitLabError && e.status === 400)) throw e;
+        });
+    }
+  }
+  if (d.status) {
+    await gl.setStatus(project, d.status.sha, d.status.state, {
+      name: DEPLOY_STATUS_NAME,
+      description: d.status.description,
+    });
+    out.status = true;
+  }
+  for (const s of d.sections) {
+    const known = notes.get(s.iid);
+    const sticky = known?.find((n) => n.authorId === ctx.botUserId && n.body.startsWith(DIFF_MARKER));
+    const r = await ensureSticky(
+      gl,
+      { project, iid: s.iid },
+      DIFF_MARKER,
+      withSection(sticky?.body, s.section),
+      {
+        ...(known ? { known } : {}),
+      },
+    );
+    if (r !== 'unchanged') out.sections++;
+  }
+  for (const n of d.appNotes) {
+    const target = parseRef(n.ref);
+    if (!target) continue;
+    try {
+      const r = await ensureSticky(gl, target, n.marker, `${n.marker}\n${n.body}`);
+      if (r === 'created') out.appNotes++;
+    } catch (e) {
+      // the app project may be one the bot cannot comment on: the deployment stands
+      log.warn({ ref: n.ref, error: (e as Error).message }, `cannot note the deployment on ${n.ref}`);
+    }
+  }
+  for (const a of d.alerts) {
+    let created = false;
+    for (const iid of a.iids) {
+      const r = await ensureSticky(gl, { project, iid }, a.marker, `${a.marker}\n${a.body}`);
+      if (r === 'created') created = true;
+    }
+    if (created) {
+      out.alerts++;
+      hooks.onDeployFailure?.(a.environment, a.reason);
+      log.error(
+        {
+          project,
+          environment: a.environment,
+          reason: a.reason,
+          revision: facts.revision,
+          agentApp: facts.agentApp,
+        },
+        `deployment of ${facts.revision.slice(0, 8)} to ${a.environment} failed (${a.reason})`,
+      );
+    }
+  }
+  return out;
+}

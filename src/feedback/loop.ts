@@ -1,0 +1,104 @@
+// The feedback loop's entry points, observe → decide → apply: an agent's report, a timeout
+// check, and (after a restart) which deployments are still waiting for one.
+import { log } from '../base/log.js';
+import type { GateContext } from '../gate/facts.js';
+import { rulesInForce } from '../gate/trust.js';
+import type { AgentObservation } from '../model/agent.js';
+import { agentKey, durationMs } from '../policy/schema.js';
+import { type Applied, type ApplyHooks, applyFeedback } from './apply.js';
+import { decideFeedback, type FeedbackDecision } from './decide.js';
+import { agentAppOf, observeFeedback, watchedBy } from './observe.js';
+
+export interface FeedbackRun {
+  decision: FeedbackDecision;
+  applied: Applied;
+  /** when to check the timeout of what is still running (ISO), or null */
+  recheckAt: string | null;
+}
+
+async function run(
+  ctx: GateContext,
+  project: string,
+  agentApp: string,
+  revision: string,
+  o: AgentObservation | null,
+  hooks: ApplyHooks,
+): Promise<FeedbackRun | null> {
+  const observed = await observeFeedback(ctx, project, agentApp, revision, o);
+  if (!observed) return null;
+  const decision = decideFeedback(observed.facts);
+  const applied = await applyFeedback(ctx, observed.facts, decision, observed.notes, hooks);
+  log.info(
+    {
+      project,
+      agentApp,
+      revision,
+      phase: o?.phase ?? 'timeout check',
+      health: o?.health,
+      deployments: decision.deployments.map((x) => `${x.environment}:${x.action}:${x.status}`),
+      requests: ctx.gitlab.requests,
+    },
+    `${agentApp} at ${revision.slice(0, 8)}: ${decision.deployments.map((x) => `${x.environment} ${x.action === 'none' ? 'unchanged' : x.status}`).join(', ') || 'nothing to report'}`,
+  );
+  return { decision, applied, recheckAt: decision.recheckAt };
+}
+
+/** One agent report, for the ops project `project`. */
+export async function handleAgentReport(
+  ctx: GateContext,
+  project: string,
+  o: AgentObservation,
+  hooks: ApplyHooks = {},
+): Promise<FeedbackRun | null> {
+  if (!o.revision) {
+    log.info(
+      { project, app: o.app },
+      `${o.agent} ${o.app}: a report without a revision; nothing to attribute`,
+    );
+    return null;
+  }
+  return run(ctx, project, agentAppOf(o), o.revision, o, hooks);
+}
+
+/** The timeout check of `revision` (deploy_timeout after its merge, no Healthy yet). */
+export function checkDeployTimeout(
+  ctx: GateContext,
+  project: string,
+  agentApp: string,
+  revision: string,
+  hooks: ApplyHooks = {},
+): Promise<FeedbackRun | null> {
+  return run(ctx, project, agentApp, revision, null, hooks);
+}
+
+/**
+ * After a restart: the deployments of watched environments still running, with when their
+ * timeout falls due at the latest (created + deploy_timeout; the check itself counts from the
+ * merge). Restart-safe because it is read from GitLab, not remembered.
+ */
+export async function pendingDeployments(
+  ctx: GateContext,
+  project: string,
+): Promise<Array<{ agentApp: string; revision: string; dueAt: string }>> {
+  const rules = await rulesInForce(ctx.gitlab, project, ctx.policy);
+  const p = rules.policy;
+  if (!p || 'error' in p) return [];
+  const watched = p.environments.filter((e) => agentKey(e));
+  if (!watched.length) return [];
+  const running = await ctx.gitlab.listDeployments(project, {
+    status: 'running',
+    orderBy: 'id',
+    sort: 'desc',
+    perPage: 100,
+  });
+  const out = new Map<string, { agentApp: string; revision: string; dueAt: string }>();
+  for (const d of running) {
+    const env = watched.find((e) => d.environment.startsWith(`${e.name}/`));
+    if (!env) continue;
+    const agentApp = agentKey(env)!;
+    if (!watchedBy(p, agentApp).length) continue;
+    const dueAt = new Date(Date.parse(d.createdAt) + durationMs(env.deploy_timeout)).toISOString();
+    out.set(`${agentApp} ${d.sha}`, { agentApp, revision: d.sha, dueAt });
+  }
+  return [...out.values()];
+}
