@@ -6,6 +6,7 @@ import * as commitComments from './api-commit-comments.js';
 import * as commits from './api-commits.js';
 import type { RegisterRoutes } from './api-common.js';
 import * as compare from './api-compare.js';
+import * as deployments from './api-deployments.js';
 import * as events from './api-events.js';
 import * as files from './api-files.js';
 import * as groups from './api-groups.js';
@@ -35,4 +36,5 @@ export const ROUTES: RegisterRoutes[] = [
   notes.register,
   groups.register,
   events.register,
+  deployments.register,
 ];

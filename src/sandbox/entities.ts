@@ -7,6 +7,8 @@ import { commitTitle, pushActionName } from './pushes.js';
 import type {
   CommitComment,
   CommitStatus,
+  Deployment,
+  Environment,
   Hook,
   MergeRequest,
   Note,
@@ -251,6 +253,66 @@ export class Entities {
       pipeline_id: s.pipelineId,
       author: this.userById(s.authorId),
       web_url: `${this.webUrl(p)}/-/pipelines/${s.pipelineId}`,
+    };
+  }
+
+  /** API::Entities::EnvironmentBasic: how an environment appears inside a deployment. */
+  environmentBasic(e: Environment): Record<string, unknown> {
+    return {
+      id: e.id,
+      name: e.name,
+      slug: e.slug,
+      external_url: e.externalUrl,
+      created_at: e.createdAt,
+      updated_at: e.updatedAt,
+    };
+  }
+
+  /**
+   * API::Entities::Deployment (and DeploymentExtended, the same on Free). `deployable` is the CI
+   * job, null for a deployment written through the API; the entity has no finished_at.
+   */
+  deployment(d: Deployment, env: Environment, opts: { environment?: boolean } = {}): Record<string, unknown> {
+    return {
+      id: d.id,
+      iid: d.iid,
+      ref: d.ref,
+      sha: d.sha,
+      created_at: d.createdAt,
+      updated_at: d.updatedAt,
+      user: this.userById(d.userId),
+      ...(opts.environment === false ? {} : { environment: this.environmentBasic(env) }),
+      deployable: null,
+      status: d.status,
+    };
+  }
+
+  /**
+   * API::Entities::Environment. The single GET adds `last_deployment` (the newest successful
+   * one, without its environment) and leaves `project` out; lists carry `project` and no
+   * last deployment. cluster_agent, kubernetes_namespace, flux_resource_path appear only with a
+   * cluster agent, which the sandbox has none of.
+   */
+  environment(
+    p: Project,
+    e: Environment,
+    opts: { last?: { deployment: Deployment | null } } = {},
+  ): Record<string, unknown> {
+    return {
+      ...this.environmentBasic(e),
+      tier: e.tier,
+      ...(opts.last ? {} : { project: this.projectSimple(p) }),
+      ...(opts.last
+        ? {
+            last_deployment: opts.last.deployment
+              ? this.deployment(opts.last.deployment, e, { environment: false })
+              : null,
+          }
+        : {}),
+      state: e.state,
+      auto_stop_at: null,
+      description: e.description,
+      auto_stop_setting: 'always',
     };
   }
 

@@ -198,6 +198,39 @@ export interface JobToken {
   projectId: number;
 }
 
+/** A GitLab environment (Environment model): found or created by name on a deployment. */
+export interface Environment {
+  id: number;
+  projectId: number;
+  name: string;
+  /** Gitlab::Slug::Environment of the name, fixed at creation */
+  slug: string;
+  tier: 'production' | 'staging' | 'testing' | 'development' | 'other';
+  externalUrl: string | null;
+  description: string | null;
+  state: 'available' | 'stopping' | 'stopped';
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A deployment written through the Deployments API (no CI job: `deployable` is null). */
+export interface Deployment {
+  id: number;
+  /** per project, as GitLab's AtomicInternalId */
+  iid: number;
+  projectId: number;
+  environmentId: number;
+  ref: string;
+  tag: boolean;
+  sha: string;
+  status: 'created' | 'running' | 'success' | 'failed' | 'canceled' | 'blocked' | 'skipped';
+  userId: number;
+  createdAt: string;
+  updatedAt: string;
+  /** set on success, failed, canceled, skipped (GitLab's column; its API entity does not show it) */
+  finishedAt: string | null;
+}
+
 export interface StateData {
   version: 1;
   nextId: Record<string, number>;
@@ -211,6 +244,8 @@ export interface StateData {
   commitComments?: CommitComment[];
   groups?: Group[];
   events?: ProjectEvent[];
+  environments?: Environment[];
+  deployments?: Deployment[];
 }
 
 export function emptyState(): StateData {
