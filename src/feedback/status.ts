@@ -188,14 +188,29 @@ export function splitEnvironment(name: string): { environment: string; app: stri
   return { environment: name.slice(0, at), app: name.slice(at + 1) };
 }
 
-function healthOf(d: DeploymentFact, status: { state: string; description: string } | undefined): Health {
+/**
+ * The bot's words on one environment in its `gitops-bot/deploy` status, whose description
+ * lists every environment of the commit: `production/helloworld: Healthy, staging/web: …`.
+ * Null when it does not name the environment.
+ */
+export function deployWords(description: string, environment: string): string | null {
+  const escaped = environment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`(?:^|, )${escaped}: `).exec(description);
+  if (!m) return null;
+  const rest = description.slice(m.index + m[0].length);
+  // the next environment's entry, `, <env>/<app>: `
+  const next = /, [^\s,:/]+\/[^\s,:/]+: /.exec(rest);
+  return (next ? rest.slice(0, next.index) : rest).trim() || null;
+}
+
+function healthOf(d: DeploymentFact, words: string | null): Health {
   switch (d.status) {
     case 'success':
       return 'Healthy';
     case 'running':
       return 'Progressing';
     case 'failed':
-      return status && /^❌ ?Degraded|^Degraded/.test(status.description) ? 'Degraded' : 'Failed';
+      return words && /^(❌ ?)?Degraded/.test(words) ? 'Degraded' : 'Failed';
     case 'canceled':
       return 'Canceled';
     default:
@@ -237,10 +252,12 @@ export function statusRows(f: StatusFacts): StatusRow[] {
     if (!d) continue;
     const record = (f.records[d.sha] ?? []).find((x) => x.app === split.app);
     const status = f.deployStatus[d.sha];
+    const words = status ? deployWords(status.description, name) : null;
     r.deployed = { tag: record?.tag ?? null, digest: record?.digest ?? null, sha: d.sha, deployment: d.id };
-    r.health = healthOf(d, status);
+    r.health = healthOf(d, words);
     r.since = d.status === 'running' ? d.createdAt : (d.finishedAt ?? d.updatedAt);
-    r.detail = status && d.status !== 'success' ? status.description || null : null;
+    // "failed" alone says no more than the health does
+    r.detail = words && d.status === 'failed' && !/^(failed|Failed)$/.test(words) ? words : null;
   }
   // The newest proposal per environment × app (the bot keeps one branch for each).
   for (const p of [...f.proposals].sort((a, b) => a.iid - b.iid)) {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { readFacts } from '../../src/cli/status.js';
 import {
   type DeploymentFact,
+  deployWords,
   freezeEnd,
   type ProposalFact,
   parseVerdictComment,
@@ -201,6 +202,23 @@ describe('freeze end', () => {
   });
 });
 
+describe('the bot’s words on one environment in its deploy status', () => {
+  const cases: Array<[string, string, string | null]> = [
+    ['production/helloworld: Healthy', 'production/helloworld', 'Healthy'],
+    [
+      'production/web: Healthy, production/helloworld: Degraded: a, b: c',
+      'production/helloworld',
+      'Degraded: a, b: c',
+    ],
+    ['production/helloworld: Degraded: x, production/web: Healthy', 'production/helloworld', 'Degraded: x'],
+    ['production/web: Healthy', 'production/helloworld', null],
+    ['preproduction/helloworld: failed', 'production/helloworld', null],
+    ['preproduction/helloworld: failed, production/helloworld: Healthy', 'production/helloworld', 'Healthy'],
+  ];
+  for (const [description, environment, want] of cases)
+    test(`${description} → ${want}`, () => assert.equal(deployWords(description, environment), want));
+});
+
 describe('statusRows', () => {
   const cases: Array<[string, Partial<StatusFacts>, Array<Record<string, unknown>>]> = [
     [
@@ -241,7 +259,11 @@ describe('statusRows', () => {
         deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')],
         records: { [SHA2]: [record('helloworld', 'ci-35')] },
         deployStatus: {
-          [SHA2]: { state: 'failed', description: 'Degraded: Back-off pulling image "reg/helloworld:ci-35"' },
+          [SHA2]: {
+            state: 'failed',
+            description:
+              'production/helloworld: Degraded: Back-off pulling image "reg/helloworld:ci-35", staging/web: Healthy',
+          },
         },
       },
       [
@@ -253,9 +275,28 @@ describe('statusRows', () => {
       ],
     ],
     [
-      'failed without the bot’s words: Failed',
-      { deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')] },
-      [{ tag: null, health: 'Failed', detail: null }],
+      'failed without the bot’s words, or with no more than that: Failed',
+      {
+        deployments: [
+          deployment(4, 'production/helloworld', SHA2, 'failed'),
+          deployment(5, 'production/web', SHA1, 'failed'),
+        ],
+        deployStatus: { [SHA1]: { state: 'failed', description: 'production/web: failed' } },
+      },
+      [
+        { app: 'helloworld', tag: null, health: 'Failed', detail: null },
+        { app: 'web', tag: null, health: 'Failed', detail: null },
+      ],
+    ],
+    [
+      'a timeout: Failed, and the bot says why',
+      {
+        deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')],
+        deployStatus: {
+          [SHA2]: { state: 'failed', description: 'production/helloworld: not live after 10 min' },
+        },
+      },
+      [{ tag: null, health: 'Failed', detail: 'not live after 10 min' }],
     ],
     [
       'an open proposal: its tag, link and what it waits for, in the verdict’s environment',
@@ -453,7 +494,7 @@ describe('gitops-bot status against the sandbox', () => {
     await deploy(merged, 'failed', await deploy(merged, 'running'));
     await reviewer.Commits.editStatus(OPS, merged, 'failed', {
       name: 'gitops-bot/deploy',
-      description: 'Degraded: forged',
+      description: 'production/helloworld: Degraded: forged',
     });
     const { stdout } = await run(process.execPath, [CLI, 'status', '--project', OPS, '--json'], {
       env: env(),
