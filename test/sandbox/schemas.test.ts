@@ -81,7 +81,25 @@ const NEWER_THAN_FIXTURE: Record<string, string[]> = {
   // gitlab-org/gitlab!231325 (webhook signing tokens) added both flags to the hook entity.
   'public_api/v4/project_hook': ['token_present', 'signing_token_present'],
   'public_api/v4/project_hooks': ['token_present', 'signing_token_present'],
+  // lib/api/entities/environment.rb (newest stored version): auto_stop_at, description,
+  // auto_stop_setting came after the schema (36a59d08) that forbids extra fields.
+  'public_api/v4/environment': ['auto_stop_at', 'description', 'auto_stop_setting'],
+  'public_api/v4/environments': ['auto_stop_at', 'description', 'auto_stop_setting'],
 };
+
+/**
+ * An environment's `project` is BasicProjectDetails, which project.json (no extra fields)
+ * predates by `topics`, as projects.json does (NEWER_THAN_FIXTURE): required, then set aside.
+ */
+function withoutNewerProjectFields(body: unknown): unknown {
+  const strip = (env: Record<string, any>) => {
+    if (!env.project) return env;
+    assert.ok('topics' in env.project, 'BasicProjectDetails has topics');
+    const { topics: _, ...project } = env.project;
+    return { ...env, project };
+  };
+  return Array.isArray(body) ? body.map(strip) : strip(body as Record<string, any>);
+}
 
 function withoutNewerFields(name: string, body: unknown): unknown {
   const newer = NEWER_THAN_FIXTURE[name];
@@ -391,5 +409,59 @@ describe('sandbox responses match GitLab’s schemas', () => {
       'public_api/v4/commits',
       await api(sb, `${P}/merge_requests/${iid}/commits`, as('reviewer')),
     );
+  });
+
+  // Deployments and environments (no deployments.json exists in gitlabhq: list items are checked
+  // against deployment.json one by one).
+  const deploy = (status: string) =>
+    send('POST', `${P}/deployments`, 'gitops-bot', {
+      environment: 'production/helloworld',
+      sha: mainSha,
+      ref: 'main',
+      tag: false,
+      status,
+    });
+
+  test('POST /deployments matches deployment', async () => {
+    assertMatches('public_api/v4/deployment', await deploy('running'), 201);
+  });
+
+  test('PUT /deployments/:id matches deployment', async () => {
+    const created = await deploy('running');
+    const res = await send('PUT', `${P}/deployments/${created.body.id}`, 'gitops-bot', { status: 'success' });
+    assertMatches('public_api/v4/deployment', res);
+  });
+
+  test('GET /deployments/:id matches deployment', async () => {
+    const created = await deploy('running');
+    assertMatches(
+      'public_api/v4/deployment',
+      await api(sb, `${P}/deployments/${created.body.id}`, as('reviewer')),
+    );
+  });
+
+  test('GET /deployments: each item matches deployment', async () => {
+    const res = await api(sb, `${P}/deployments`, as('reviewer'));
+    assert.equal(res.status, 200);
+    assert.ok(res.body.length > 0);
+    for (const d of res.body)
+      assert.deepEqual(violations('public_api/v4/deployment', d), [], `deployment ${d.id} does not match`);
+  });
+
+  test('GET /environments matches environments', async () => {
+    const res = await api(sb, `${P}/environments`, as('reviewer'));
+    assertMatches('public_api/v4/environments', { ...res, body: withoutNewerProjectFields(res.body) });
+  });
+
+  test('GET /environments/:id (with last_deployment) matches environment', async () => {
+    const [env] = (await api(sb, `${P}/environments?name=production%2Fhelloworld`, as('reviewer'))).body;
+    const res = await api(sb, `${P}/environments/${env.id}`, as('reviewer'));
+    assert.ok(res.body.last_deployment, 'a successful deployment is there to check');
+    assertMatches('public_api/v4/environment', res);
+  });
+
+  test('POST /environments matches environment', async () => {
+    const res = await send('POST', `${P}/environments`, 'reviewer', { name: 'staging/helloworld' });
+    assertMatches('public_api/v4/environment', { ...res, body: withoutNewerProjectFields(res.body) }, 201);
   });
 });
