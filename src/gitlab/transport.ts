@@ -71,13 +71,13 @@ async function singleAttempt(
   url.search = searchParams || '';
   const pacer: Pacer = pacerFor(url.origin, tokenOf(rest.headers));
   await pacer.send();
-  onSend();
-  // gitbeaker's timeout signal started when the call was made: the time spent queueing for
-  // the rate limit is not the request's, so it gets a timeout of its own from now
-  const timeout = queryTimeout ? AbortSignal.timeout(queryTimeout) : signal;
-  const request = new Request(url, { ...(rest as RequestInit), method, signal: timeout });
   let seen: Headers | null = null;
   try {
+    onSend();
+    // gitbeaker's timeout signal started when the call was made: the time spent queueing for
+    // the rate limit is not the request's, so it gets a timeout of its own from now
+    const timeout = queryTimeout ? AbortSignal.timeout(queryTimeout) : signal;
+    const request = new Request(url, { ...(rest as RequestInit), method, signal: timeout });
     const response = await fetch(request, agent ? ({ dispatcher: agent } as RequestInit) : undefined).catch(
       (e: Error) => {
         if (e.name === 'TimeoutError' || e.name === 'AbortError')
