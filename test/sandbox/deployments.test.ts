@@ -432,3 +432,57 @@ describe('the Deployments and Environments API over HTTP', () => {
     );
   });
 });
+
+describe('the client when GitLab’s answer is lost after the write (sandbox --faults drop-after-write)', () => {
+  const ENV = 'production/helloworld';
+  const P = `/projects/${encodeURIComponent(OPS)}`;
+
+  async function withFaults(only: string, fn: (sb: Sandbox, main: string) => Promise<void>): Promise<void> {
+    const sb = await sandboxFixture({ faults: `rate=1,kinds=drop-after-write,only=${only}` });
+    try {
+      const main = (await api(sb, `${P}/repository/branches/main`, { token: 'reviewer-token' })).body.commit
+        .id;
+      await fn(sb, main);
+    } finally {
+      await sb.close();
+    }
+  }
+  const bot = (sb: Sandbox) =>
+    new GitLab({ url: sb.url, token: 'gitops-bot-token', retry: { baseDelayMs: 1 } });
+
+  test('createDeployment reads back instead of creating a second deployment', async () => {
+    await withFaults('POST /projects/:id/deployments', async (sb, main) => {
+      const gitlab = bot(sb);
+      const d = await gitlab.createDeployment(OPS, {
+        environment: ENV,
+        sha: main,
+        ref: 'main',
+        status: 'running',
+      });
+      assert.equal(d.status, 'running');
+      const all = (await api(sb, `${P}/deployments`, { token: 'reviewer-token' })).body;
+      assert.deepEqual(
+        all.map((x: any) => x.id),
+        [d.id],
+        'one deployment, although the POST was answered by a dropped connection',
+      );
+      assert.equal(gitlab.requests, 2, 'the POST (its answer dropped) and the GET that found it');
+      assert.equal(gitlab.retries, 0, 'the check found it: no second POST');
+    });
+  });
+
+  test('updateDeployment reads back instead of repeating a PUT GitLab would refuse', async () => {
+    await withFaults('PUT /projects/:id/deployments/:deployment_id', async (sb, main) => {
+      const gitlab = bot(sb);
+      const d = await gitlab.createDeployment(OPS, {
+        environment: ENV,
+        sha: main,
+        ref: 'main',
+        status: 'running',
+      });
+      const done = await gitlab.updateDeployment(OPS, d.id, 'success');
+      assert.equal(done.status, 'success', 'not the 400 a repeated success → success would get');
+      assert.equal(gitlab.requests, 3, 'POST, the PUT (its answer dropped), the GET that read it back');
+    });
+  });
+});
