@@ -4,11 +4,19 @@
 // The runner only runs them and reports each one's start and end; timeouts, failure counts
 // and alerts are the webhook server's (webhook.ts), the same for both ways of running.
 import { log } from '../base/log.js';
+import {
+  checkDeployTimeout,
+  type FeedbackRun,
+  handleAgentReport,
+  pendingDeployments,
+} from '../feedback/loop.js';
+import { agentAppOf, trackedBranch, watchedBy } from '../feedback/observe.js';
 import { nextFreezeEdge } from '../gate/freeze-edges.js';
 import { acceptBypass, afterMerge, afterPushRead, type GateContext, gate } from '../gate/gate.js';
 import { deployRefs, POLICY_FILE, parse, rulesInForce } from '../gate/trust.js';
+import type { AgentObservation } from '../model/agent.js';
 import { governedBranches } from '../policy/evaluate.js';
-import { DEFAULT_POLICY } from '../policy/schema.js';
+import { agentKey, DEFAULT_POLICY, durationMs, type Policy } from '../policy/schema.js';
 import { ProjectDirectory } from './projects.js';
 import { affectedMergeRequests, listingFor, type PushFacts } from './push-scope.js';
 
@@ -22,7 +30,13 @@ export type JobSpec =
   /** read the rules and set the timer for their next freeze edge */
   | { type: 'schedule'; project: string }
   /** a freeze edge passed: re-evaluate the open MRs into these branches */
-  | { type: 'edge'; project: string; branches: string[] };
+  | { type: 'edge'; project: string; branches: string[] }
+  /** an in-cluster agent's report (POST /argocd, /flux, or the Argo CD poller) */
+  | { type: 'agent'; project: string; observation: AgentObservation }
+  /** deploy_timeout may have passed for `revision` of `agentApp` (`argocd:<name>`) */
+  | { type: 'deploy-check'; project: string; agentApp: string; revision: string }
+  /** after a start: the deployments still running get their timeout timers again */
+  | { type: 'deploy-resume'; project: string };
 
 /** MRs whose changed paths are remembered (for deciding what a push affects), per runner. */
 const REMEMBERED_MRS = 50_000;
@@ -43,12 +57,21 @@ export interface JobEvents {
   /** it finished; `error` is why it failed (undefined: it succeeded) */
   ended(id: string, error?: string): void;
   verdict(state: string): void;
+  /** a deployment failed (degraded, sync_failed, timeout): alerted once per revision */
+  deployFailure?(environment: string, reason: string): void;
 }
+
+/** after a timeout falls due before checking it, so that the check's clock is past it */
+const DEPLOY_MARGIN_MS = 1000;
 
 export function jobKey(job: JobSpec): string {
   if (job.type === 'push') return `${job.project}:push:${job.branch}`;
   if (job.type === 'accept') return `${job.project}:accept`;
-  if (job.type === 'schedule' || job.type === 'edge') return `${job.project}:${job.type}`;
+  if (job.type === 'schedule' || job.type === 'edge' || job.type === 'deploy-resume')
+    return `${job.project}:${job.type}`;
+  // an agent application's reports and timeout checks, in order, one at a time
+  if (job.type === 'agent') return `${job.project}:agent:${agentAppOf(job.observation)}`;
+  if (job.type === 'deploy-check') return `${job.project}:agent:${job.agentApp}`;
   return `${job.project}!${job.iid}`;
 }
 
@@ -58,6 +81,13 @@ export function describeJob(job: JobSpec): string {
   if (job.type === 'accept') return `accept ${job.sha.slice(0, 12)} in ${job.project}`;
   if (job.type === 'schedule') return `freeze schedule of ${job.project}`;
   if (job.type === 'edge') return `freeze edge on ${job.branches.join(', ')} of ${job.project}`;
+  if (job.type === 'agent') {
+    const o = job.observation;
+    return `${o.agent} report on ${o.app} at ${o.revision?.slice(0, 8) ?? 'no revision'} for ${job.project}`;
+  }
+  if (job.type === 'deploy-check')
+    return `deploy timeout of ${job.agentApp} at ${job.revision.slice(0, 8)} in ${job.project}`;
+  if (job.type === 'deploy-resume') return `deployments waiting in ${job.project}`;
   return `${job.type === 'gate' ? 'gate of' : 'after the merge of'} ${job.project}!${job.iid}`;
 }
 
@@ -86,6 +116,11 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
   const timers = new Map<string, NodeJS.Timeout>();
   const scheduled = new Set<string>();
   const scheduleFailures = new Map<string, number>();
+  // Timeout checks of deployments, by project, agent application and revision.
+  const deployTimers = new Map<string, NodeJS.Timeout>();
+  const hooks = {
+    onDeployFailure: (environment: string, reason: string) => events.deployFailure?.(environment, reason),
+  };
   let stopped = false;
   const queues = new Map<string, Promise<void>>();
   let running = 0;
@@ -119,7 +154,7 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
 
   async function run(spec: JobSpec): Promise<void> {
     const job = { ...spec, project: await canonical(spec.project) } as JobSpec;
-    if (job.type !== 'schedule' && !scheduled.has(job.project)) {
+    if (job.type !== 'schedule' && job.type !== 'deploy-resume' && !scheduled.has(job.project)) {
       scheduled.add(job.project);
       enqueue({ type: 'schedule', project: spec.project });
     }
@@ -136,8 +171,66 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     } else if (job.type === 'schedule') {
       scheduled.add(job.project);
       await schedule(job.project, spec.project);
+    } else if (job.type === 'agent') {
+      const r = await handleAgentReport(ctx, job.project, job.observation, hooks);
+      recheck(spec.project, agentAppOf(job.observation), job.observation.revision, r);
+    } else if (job.type === 'deploy-check') {
+      const r = await checkDeployTimeout(ctx, job.project, job.agentApp, job.revision, hooks);
+      recheck(spec.project, job.agentApp, job.revision, r);
+    } else if (job.type === 'deploy-resume') {
+      for (const p of await pendingDeployments(ctx, job.project))
+        setDeployTimer(spec.project, p.agentApp, p.revision, Date.parse(p.dueAt) - now().getTime());
     } else {
       await edge(job, spec.project);
+    }
+  }
+
+  /** Sets the timeout check of `revision` to run in `ms` (replacing the one it had). */
+  function setDeployTimer(project: string, agentApp: string, revision: string, ms: number): void {
+    const key = `${project} ${agentApp} ${revision}`;
+    clearTimeout(deployTimers.get(key));
+    deployTimers.delete(key);
+    if (stopped) return;
+    const timer = setTimeout(
+      () => {
+        deployTimers.delete(key);
+        if (!stopped) enqueue({ type: 'deploy-check', project, agentApp, revision });
+      },
+      Math.min(Math.max(0, ms) + DEPLOY_MARGIN_MS, MAX_TIMER_MS),
+    );
+    timer.unref();
+    deployTimers.set(key, timer);
+  }
+
+  /** After a report or a check: the next timeout check, while something is still running. */
+  function recheck(project: string, agentApp: string, revision: string | null, r: FeedbackRun | null): void {
+    if (!revision) return;
+    const key = `${project} ${agentApp} ${revision}`;
+    if (!r?.recheckAt) {
+      clearTimeout(deployTimers.get(key));
+      deployTimers.delete(key);
+      return;
+    }
+    setDeployTimer(project, agentApp, revision, Date.parse(r.recheckAt) - now().getTime());
+  }
+
+  /**
+   * A push to a branch an agent tracks: the agent has deploy_timeout to report the new head
+   * Healthy (it may never report at all, which is what the timeout is for).
+   */
+  function watchLanding(
+    project: string,
+    policy: Policy | null,
+    defaultBranch: string,
+    branch: string,
+    after: string,
+  ) {
+    if (!policy || NULL_SHA.test(after) || !/^[0-9a-f]{40}$/.test(after)) return;
+    for (const env of policy.environments) {
+      const agentApp = agentKey(env);
+      if (!agentApp || trackedBranch(env, defaultBranch) !== branch || !watchedBy(policy, agentApp).length)
+        continue;
+      setDeployTimer(project, agentApp, after, durationMs(env.deploy_timeout));
     }
   }
 
@@ -162,6 +255,8 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     // The rules at the default branch's head, and in force when afterPush read them (strict
     // mode: they may be the deploy ref's, which govern until the head's reach it).
     const policies = [ctx.policy ? ctx.policy.policy : parse(headText), ...(rules ? [rules.policy] : [])];
+    const inForce = rules ? rules.policy : policies[0];
+    watchLanding(id, inForce && !('error' in inForce) ? inForce : null, defaultBranch, job.branch, job.after);
     const facts: PushFacts = {
       branch: job.branch,
       changedPaths,
@@ -299,6 +394,8 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     stopped = true;
     for (const t of timers.values()) clearTimeout(t);
     timers.clear();
+    for (const t of deployTimers.values()) clearTimeout(t);
+    deployTimers.clear();
   }
 
   return { enqueue, stop };

@@ -27,6 +27,12 @@ export function serveMetrics() {
       labelNames: ['kind'],
       registers: [registry],
     }),
+    deployFailures: new Counter({
+      name: 'gitops_bot_deploy_failures_total',
+      help: 'Deployments the in-cluster agent did not bring to Healthy, once per revision: degraded, sync_failed, timeout',
+      labelNames: ['environment', 'reason'],
+      registers: [registry],
+    }),
     moves: new Counter({
       name: 'gitops_bot_deploy_ref_moves_total',
       help: 'deploy_ref fast-forwards after a merge that passed the rules',

@@ -54,6 +54,7 @@ export function inProcessSink(d: SinkDeps): JobSink {
     started: (id) => d.watcher.started(id),
     ended: (id, error) => d.watcher.ended(id, error),
     verdict: (state) => d.metrics.verdicts.inc({ state }),
+    deployFailure: (environment, reason) => d.metrics.deployFailures.inc({ environment, reason }),
   });
   return {
     dispatch(job) {
@@ -123,6 +124,8 @@ function relay(d: SinkDeps, gen: number, m: Exclude<FromWorker, { type: 'ready' 
   else if (m.type === 'started') d.watcher.started(m.id);
   else if (m.type === 'ended') d.watcher.ended(m.id, m.error);
   else if (m.type === 'verdict') d.metrics.verdicts.inc({ state: m.state });
+  else if (m.type === 'deploy-failure')
+    d.metrics.deployFailures.inc({ environment: m.environment, reason: m.reason });
   else if (m.type === 'alert') d.ctx.onAlert?.(m.kind, m.project, m.detail);
   else if (m.type === 'move') d.ctx.onDeployRefMove?.(m.project, m.ref, m.sha);
   else if (m.type === 'retry') {

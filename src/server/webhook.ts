@@ -6,14 +6,16 @@
 // The parts: route.ts (which work a delivery asks for, pure), sinks.ts (where jobs run:
 // in-process or on a worker thread restarted when it dies), watch.ts (timeouts, failure
 // counts and alerts, the same for both sinks), metrics.ts (what /metrics shows).
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/gate.js';
+import { type AgentKind, FeedbackInputError } from '../model/agent.js';
+import { type ArgoPoller, startArgoPoller } from './argocd-poll.js';
 import { type ServeMetrics, serveMetrics } from './metrics.js';
 import { type ManagedProject, ProjectDirectory, resolveProjects } from './projects.js';
-import { route } from './route.js';
+import { route, routeAgent } from './route.js';
 import { signatureProblem, signingKey } from './signature.js';
 import { checkWorkerOptions, inProcessSink, type JobSink, type WorkerOptions, workerSink } from './sinks.js';
 import { createWatcher } from './watch.js';
@@ -50,6 +52,14 @@ export interface ServeOptions {
    * (such as `now`) cannot cross and is refused.
    */
   worker?: boolean | WorkerOptions;
+  /**
+   * the shared secret of the in-cluster agents' webhooks (POST /argocd, /flux: header
+   * X-Gitops-Bot-Token, or Flux's X-Signature HMAC); default: `secret`. Without either,
+   * those endpoints answer 404.
+   */
+  agentSecret?: string;
+  /** the polling fallback: read the policy's Argo CD applications from this Argo CD */
+  argocd?: { url: string; token: string; pollMs?: number };
 }
 
 export interface Health {
@@ -110,6 +120,9 @@ function parseBody(raw: Buffer): Body | null {
 
 interface Receiver {
   secret?: string;
+  agentSecret?: string;
+  /** queues an agent's report (a parsed body) */
+  deliverAgent(kind: AgentKind, body: Body): string;
   key: ReturnType<typeof signingKey> | null;
   maxBody: number;
   metrics: ServeMetrics;
@@ -171,7 +184,68 @@ async function receive(d: Receiver, req: IncomingMessage, res: ServerResponse): 
   reply(202, { status: result }, event || 'none', result);
 }
 
-/** POST /webhook, GET /healthz, GET /metrics. */
+const FLUX_SIGNATURE = /^(sha224|sha256|sha384|sha512)=([0-9a-f]+)$/i;
+
+/** null when an agent's delivery carries the shared secret (or Flux's HMAC of the body with it). */
+export function agentAuthProblem(
+  kind: AgentKind,
+  secret: string,
+  headers: IncomingMessage['headers'],
+  raw: Buffer,
+): string | null {
+  const token = headers['x-gitops-bot-token'];
+  if (typeof token === 'string' && token)
+    return safeEqual(token, secret) ? null : 'X-Gitops-Bot-Token does not match';
+  const signature = headers['x-signature'];
+  if (kind === 'flux' && typeof signature === 'string') {
+    const m = FLUX_SIGNATURE.exec(signature.trim());
+    if (!m) return 'X-Signature is not <algorithm>=<hex>';
+    const expected = createHmac(m[1].toLowerCase(), secret).update(raw).digest();
+    const given = Buffer.from(m[2], 'hex');
+    return given.length === expected.length && timingSafeEqual(given, expected)
+      ? null
+      : 'X-Signature does not match';
+  }
+  return kind === 'flux' ? 'missing X-Gitops-Bot-Token or X-Signature' : 'missing X-Gitops-Bot-Token';
+}
+
+/** POST /argocd, /flux: authenticated, read within the limit, parsed into a report; 202 at once. */
+async function receiveAgent(
+  d: Receiver,
+  kind: AgentKind,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const started = performance.now();
+  const reply = (status: number, body: object, result = String(status)) => {
+    res.writeHead(status, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+    d.metrics.deliveries.inc({ event: kind, result });
+    d.metrics.ack.observe((performance.now() - started) / 1000);
+  };
+  const refusal = d.refusal();
+  if (refusal) {
+    req.resume();
+    return reply(503, { message: refusal });
+  }
+  const raw = await readBody(req, d.maxBody);
+  if (raw === 'destroyed') return;
+  if (raw === 'too big') return reply(413, { message: `body over ${d.maxBody} bytes` });
+  const problem = agentAuthProblem(kind, d.agentSecret!, req.headers, raw);
+  if (problem) return reply(401, { message: problem }, 'unauthorized');
+  const body = parseBody(raw);
+  if (!body) return reply(400, { message: 'invalid JSON' });
+  try {
+    const result = d.deliverAgent(kind, body);
+    reply(202, { status: result }, result);
+  } catch (e) {
+    if (!(e instanceof FeedbackInputError)) throw e;
+    log.warn({ agent: kind, error: e.message }, `${kind} report refused`);
+    reply(400, { message: e.message }, 'invalid');
+  }
+}
+
+/** POST /webhook, POST /argocd, POST /flux, GET /healthz, GET /metrics. */
 function httpServer(d: Receiver, health: () => Health): Server {
   const registry = d.metrics.registry;
   return createServer((req, res) => {
@@ -179,6 +253,16 @@ function httpServer(d: Receiver, health: () => Health): Server {
     if (req.method === 'POST' && path === '/webhook') {
       receive(d, req, res).catch((e: Error) => {
         log.error({ err: e.message }, 'webhook failed');
+        if (!res.headersSent) {
+          res.writeHead(500, { 'Content-Type': 'application/json' });
+          res.end('{"message":"internal error"}');
+        }
+      });
+      return;
+    }
+    if (req.method === 'POST' && (path === '/argocd' || path === '/flux') && d.agentSecret) {
+      receiveAgent(d, path === '/argocd' ? 'argocd' : 'flux', req, res).catch((e: Error) => {
+        log.error({ err: e.message }, `${path} failed`);
         if (!res.headersSent) {
           res.writeHead(500, { 'Content-Type': 'application/json' });
           res.end('{"message":"internal error"}');
@@ -245,7 +329,12 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
   // --project, a project is timed from its first job.
   const scheduleManaged = () => {
     if (opts.projects && managed)
-      for (const p of managed.values()) sink?.dispatch({ type: 'schedule', project: p.path });
+      for (const p of managed.values()) {
+        sink?.dispatch({ type: 'schedule', project: p.path });
+        // deploy_timeout timers live in the runner: a start (or a restarted worker) reads
+        // the deployments still running from GitLab and sets them again
+        sink?.dispatch({ type: 'deploy-resume', project: p.path });
+      }
   };
   const deps = {
     ctx,
@@ -269,9 +358,19 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     return { ok: true, status: 'ok', inFlight };
   }
 
+  const agentSecret = opts.agentSecret ?? opts.secret;
+  const managedOrNull = () => (opts.projects ? (managed ?? new Map<number, ManagedProject>()) : null);
+  const deliverAgent = (kind: AgentKind, body: Body): string => {
+    const routed = routeAgent(kind, body, managedOrNull(), opts.ctx.gitlab.webUrl);
+    if (routed.result === 'queued') for (const job of routed.jobs) jobs.dispatch(job);
+    return routed.result;
+  };
+  let poller: ArgoPoller | null = null;
   const server = httpServer(
     {
       secret: opts.secret,
+      agentSecret,
+      deliverAgent,
       key,
       maxBody,
       metrics,
@@ -305,6 +404,13 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
         setManaged(await resolveProjects(new ProjectDirectory(opts.ctx.gitlab.opts), opts.projects));
       await jobs.ready;
       scheduleManaged();
+      if (opts.argocd)
+        poller = startArgoPoller({
+          ...opts.argocd,
+          ctx: opts.ctx,
+          projects: () => (managed ? [...managed.values()].map((p) => p.path) : []),
+          deliver: (app) => deliverAgent('argocd', { application: app }),
+        });
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
@@ -316,6 +422,7 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
     async close() {
       // Graceful: stop taking deliveries, finish the work in flight.
       closing = true;
+      poller?.stop();
       jobs.closing();
       await new Promise<void>((r) => server.close(() => r()));
       await watcher.idle();

@@ -33,6 +33,7 @@ export type FromWorker =
   | { type: 'started'; id: string }
   | { type: 'ended'; id: string; error?: string }
   | { type: 'verdict'; state: string }
+  | { type: 'deploy-failure'; environment: string; reason: string }
   | { type: 'alert'; kind: 'merge' | 'push'; project: string; detail: string }
   | { type: 'move'; project: string; ref: string; sha: string }
   | { type: 'retry'; what: string; info: { attempt: number; delayMs: number; reason: string } };
@@ -71,6 +72,7 @@ const runner = createJobRunner(
     started: (id) => post({ type: 'started', id }),
     ended: (id, error) => post(error === undefined ? { type: 'ended', id } : { type: 'ended', id, error }),
     verdict: (state) => post({ type: 'verdict', state }),
+    deployFailure: (environment, reason) => post({ type: 'deploy-failure', environment, reason }),
   },
   `w${init.generation}.`,
 );
