@@ -2,7 +2,8 @@
 // Grape checks the declared parameters before the endpoint body runs, so a bad parameter is a
 // 400 before the project lookup (404) and the ability checks (403): reading needs Reporter
 // (read_deployment, read_environment), writing Developer (create_deployment, update_deployment,
-// create_environment, update_environment, stop_environment, destroy_environment).
+// create_environment, update_environment, stop_environment, destroy_environment). A CI job
+// token may read them (GET), as GitLab's job token allowlist has it.
 import { type ApiDeps, authed, oneOf, projectOf } from './api-common.js';
 import {
   createDeployment,
@@ -57,34 +58,44 @@ function noSlug(ctx: Ctx): void {
 export function register(router: Router, { core, entities }: ApiDeps): void {
   // ---------- deployments ----------
 
-  router.on('GET', '/projects/:id/deployments', (ctx) => {
-    authed(ctx);
-    const q: DeploymentQuery = {
-      orderBy: oneOf(ctx, 'order_by', DEPLOYMENT_ORDER) ?? 'id',
-      sort: (oneOf(ctx, 'sort', ['asc', 'desc']) ?? 'asc') as 'asc' | 'desc',
-      updatedAfter: dateParam(ctx, 'updated_after'),
-      updatedBefore: dateParam(ctx, 'updated_before'),
-      finishedAfter: dateParam(ctx, 'finished_after'),
-      finishedBefore: dateParam(ctx, 'finished_before'),
-      environment: str(ctx, 'environment'),
-      status: oneOf(ctx, 'status', DEPLOYMENT_STATUSES),
-    };
-    const p = projectOf(core, ctx);
-    core.require(ctx.user, p, AccessLevel.REPORTER);
-    const problem = deploymentQueryProblem(q);
-    if (problem) throw new ApiError(400, { message: `400 Bad request - ${problem}` });
-    return new Page(listDeployments(core, p, q).map((d) => entities.deployment(d, environmentOf(core, d))));
-  });
+  router.on(
+    'GET',
+    '/projects/:id/deployments',
+    (ctx) => {
+      authed(ctx);
+      const q: DeploymentQuery = {
+        orderBy: oneOf(ctx, 'order_by', DEPLOYMENT_ORDER) ?? 'id',
+        sort: (oneOf(ctx, 'sort', ['asc', 'desc']) ?? 'asc') as 'asc' | 'desc',
+        updatedAfter: dateParam(ctx, 'updated_after'),
+        updatedBefore: dateParam(ctx, 'updated_before'),
+        finishedAfter: dateParam(ctx, 'finished_after'),
+        finishedBefore: dateParam(ctx, 'finished_before'),
+        environment: str(ctx, 'environment'),
+        status: oneOf(ctx, 'status', DEPLOYMENT_STATUSES),
+      };
+      const p = projectOf(core, ctx);
+      core.require(ctx.user, p, AccessLevel.REPORTER);
+      const problem = deploymentQueryProblem(q);
+      if (problem) throw new ApiError(400, { message: `400 Bad request - ${problem}` });
+      return new Page(listDeployments(core, p, q).map((d) => entities.deployment(d, environmentOf(core, d))));
+    },
+    { jobToken: true },
+  );
 
-  router.on('GET', '/projects/:id/deployments/:deployment_id', (ctx) => {
-    authed(ctx);
-    const id = idParam(ctx, 'deployment_id');
-    const p = projectOf(core, ctx);
-    core.require(ctx.user, p, AccessLevel.REPORTER);
-    const d = deploymentById(core, p, id);
-    if (!d) throw notFound();
-    return entities.deployment(d, environmentOf(core, d));
-  });
+  router.on(
+    'GET',
+    '/projects/:id/deployments/:deployment_id',
+    (ctx) => {
+      authed(ctx);
+      const id = idParam(ctx, 'deployment_id');
+      const p = projectOf(core, ctx);
+      core.require(ctx.user, p, AccessLevel.REPORTER);
+      const d = deploymentById(core, p, id);
+      if (!d) throw notFound();
+      return entities.deployment(d, environmentOf(core, d));
+    },
+    { jobToken: true },
+  );
 
   router.on('POST', '/projects/:id/deployments', async (ctx) => {
     const user = authed(ctx);
@@ -129,33 +140,43 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
 
   // ---------- environments ----------
 
-  router.on('GET', '/projects/:id/environments', (ctx) => {
-    authed(ctx);
-    const name = str(ctx, 'name');
-    const search = str(ctx, 'search');
-    const states = oneOf(ctx, 'states', ENVIRONMENT_STATES);
-    if (name !== undefined && search !== undefined)
-      throw new ApiError(400, { error: 'name, search cannot be used together' });
-    const p = projectOf(core, ctx);
-    core.require(ctx.user, p, AccessLevel.REPORTER);
-    if (search && search.length < 3)
-      throw new ApiError(400, { message: '400 Bad request - Search query is less than 3 characters' });
-    return new Page(
-      listEnvironments(core, p, { name, search: search || undefined, states }).map((e) =>
-        entities.environment(p, e),
-      ),
-    );
-  });
+  router.on(
+    'GET',
+    '/projects/:id/environments',
+    (ctx) => {
+      authed(ctx);
+      const name = str(ctx, 'name');
+      const search = str(ctx, 'search');
+      const states = oneOf(ctx, 'states', ENVIRONMENT_STATES);
+      if (name !== undefined && search !== undefined)
+        throw new ApiError(400, { error: 'name, search cannot be used together' });
+      const p = projectOf(core, ctx);
+      core.require(ctx.user, p, AccessLevel.REPORTER);
+      if (search && search.length < 3)
+        throw new ApiError(400, { message: '400 Bad request - Search query is less than 3 characters' });
+      return new Page(
+        listEnvironments(core, p, { name, search: search || undefined, states }).map((e) =>
+          entities.environment(p, e),
+        ),
+      );
+    },
+    { jobToken: true },
+  );
 
-  router.on('GET', '/projects/:id/environments/:environment_id', (ctx) => {
-    authed(ctx);
-    const id = idParam(ctx, 'environment_id');
-    const p = projectOf(core, ctx);
-    core.require(ctx.user, p, AccessLevel.REPORTER);
-    const e = environmentById(core, p, id);
-    if (!e) throw notFound();
-    return entities.environment(p, e, { last: { deployment: lastDeployment(core, e) } });
-  });
+  router.on(
+    'GET',
+    '/projects/:id/environments/:environment_id',
+    (ctx) => {
+      authed(ctx);
+      const id = idParam(ctx, 'environment_id');
+      const p = projectOf(core, ctx);
+      core.require(ctx.user, p, AccessLevel.REPORTER);
+      const e = environmentById(core, p, id);
+      if (!e) throw notFound();
+      return entities.environment(p, e, { last: { deployment: lastDeployment(core, e) } });
+    },
+    { jobToken: true },
+  );
 
   router.on('POST', '/projects/:id/environments', (ctx) => {
     authed(ctx);

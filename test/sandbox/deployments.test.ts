@@ -413,6 +413,24 @@ describe('the Deployments and Environments API over HTTP', () => {
     assert.equal((await get(`${P}/deployments`, null)).status, 401);
   });
 
+  test('a CI job token reads deployments and environments but cannot write them', async () => {
+    const job = await fetch(`${sb.url}/-/sandbox/job-tokens`, {
+      method: 'POST',
+      headers: { 'PRIVATE-TOKEN': 'root-token', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'reviewer', project: OPS }),
+    });
+    const { token } = (await job.json()) as { token: string };
+    const headers = { 'JOB-TOKEN': token, 'Content-Type': 'application/json' };
+    assert.equal((await api(sb, `${P}/deployments`, { headers })).status, 200);
+    assert.equal((await api(sb, `${P}/environments`, { headers })).status, 200);
+    const write = await api(sb, `${P}/deployments`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ environment: ENV, sha: main, ref: 'main', tag: false, status: 'running' }),
+    });
+    assert.equal(write.status, 401);
+  });
+
   test('the client lists one page newest first, and finished_at ordering for successes', async () => {
     const bot = gitlab('gitops-bot');
     const list = await bot.listDeployments(OPS, { environment: ENV, perPage: 3 });
