@@ -61,10 +61,19 @@ function registerServe(program: Command): void {
     )
     .option('--worker-heap <MB>', "the worker thread's heap limit; past it the worker is restarted", '96')
     .option('--policy <file>', 'rules from this file instead of .gitops-bot.yml on the default branch')
+    .option(
+      '--argocd-url <url>',
+      "poll this Argo CD for the policy's applications (token: $ARGOCD_AUTH_TOKEN), for when notifications cannot be configured",
+    )
+    .option('--argocd-poll <seconds>', 'how often --argocd-url is read', '30')
     .addHelpText(
       'after',
       `
-Endpoints: POST /webhook, GET /healthz, GET /metrics (Prometheus).
+Endpoints: POST /webhook, POST /argocd (Argo CD Notifications), POST /flux (Flux
+notification-controller), GET /healthz, GET /metrics (Prometheus).
+/argocd and /flux take the header X-Gitops-Bot-Token = $GITOPS_BOT_WEBHOOK_SECRET (Flux's
+generic-hmac X-Signature with it as key works too); README "Deployment feedback" has the
+Argo CD and Flux snippets.
 Each --project is resolved through the API at startup; deliveries are matched by their
 numeric project id, and the bot acts on the path GitLab gave for it.
 Logs: JSON lines on stderr, level info (GITOPS_BOT_LOG_LEVEL overrides); alerts (merges
@@ -179,6 +188,8 @@ async function serveAction(opts: {
   jobTimeout: string;
   workerHeap: string;
   policy?: string;
+  argocdUrl?: string;
+  argocdPoll: string;
 }): Promise<void> {
   const { log, useDefaultLevel } = await import('../base/log.js');
   useDefaultLevel('info');
@@ -224,6 +235,28 @@ async function serveAction(opts: {
     }
     return;
   }
+  let argocd: { url: string; token: string; pollMs: number } | undefined;
+  if (opts.argocdUrl) {
+    const poll = Number(opts.argocdPoll);
+    if (!(poll >= 1))
+      throw new CliError(
+        `--argocd-poll '${opts.argocdPoll}' is not a number of seconds, at least 1`,
+        ExitCode.USAGE,
+      );
+    try {
+      new URL(opts.argocdUrl);
+    } catch {
+      throw new CliError(`--argocd-url '${opts.argocdUrl}' is not a URL`, ExitCode.USAGE);
+    }
+    const token = process.env.ARGOCD_AUTH_TOKEN?.trim();
+    if (!token) throw new CliError('--argocd-url needs a token in $ARGOCD_AUTH_TOKEN', ExitCode.USAGE);
+    if (!opts.project?.length)
+      throw new CliError(
+        '--argocd-url needs --project (the policies there name the applications)',
+        ExitCode.USAGE,
+      );
+    argocd = { url: opts.argocdUrl, token, pollMs: poll * 1000 };
+  }
   const m = /^(.*):(\d+)$/.exec(opts.listen);
   if (!m) throw new CliError(`--listen '${opts.listen}' is not host:port`, ExitCode.USAGE);
   const [{ createWebhookServer }, { ProjectDirectory, resolveProjects, UnknownProjectError }] =
@@ -248,6 +281,7 @@ async function serveAction(opts: {
     projects,
     jobTimeoutMs: jobTimeout * 1000,
     worker: { heapMb },
+    ...(argocd ? { argocd } : {}),
   });
   const url = await server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''));
   log.info(
@@ -257,6 +291,7 @@ async function serveAction(opts: {
       projects: projects ?? 'all',
       jobTimeoutS: jobTimeout,
       workerHeapMb: heapMb,
+      ...(argocd ? { argocd: new URL(argocd.url).origin, argocdPollS: argocd.pollMs / 1000 } : {}),
     },
     'serve listening',
   );
