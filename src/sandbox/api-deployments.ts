@@ -1,8 +1,9 @@
 // REST routes for deployments and environments (lib/api/deployments.rb, environments.rb).
 // Grape checks the declared parameters before the endpoint body runs, so a bad parameter is a
-// 400 before the project lookup (404) and the ability checks (403): reading needs Reporter
-// (read_deployment, read_environment), writing Developer (create_deployment, update_deployment,
-// create_environment, update_environment, stop_environment, destroy_environment). A CI job
+// 400 before the project lookup (404) and the ability checks (403): reading needs Reporter on
+// a private project (read_deployment, read_environment), writing Developer (create_deployment,
+// update_deployment, create_environment, update_environment, destroy_environment of a stopped
+// environment; stop_environment follows update_environment when there is no stop action). A CI job
 // token may read them (GET), as GitLab's job token allowlist has it.
 import { type ApiDeps, authed, oneOf, projectOf } from './api-common.js';
 import {
@@ -28,7 +29,7 @@ import {
   type WritableStatus,
 } from './core-deployments.js';
 import { ApiError, bool, type Ctx, forbidden, missing, notFound, Page, type Router, str } from './http.js';
-import { AccessLevel, type Environment } from './state.js';
+import { AccessLevel, type Environment, type Project } from './state.js';
 
 /** A Grape `DateTime` parameter: absent, or a time (400 `<name> is invalid` otherwise). */
 function dateParam(ctx: Ctx, name: string): Date | undefined {
@@ -56,6 +57,11 @@ function noSlug(ctx: Ctx): void {
 }
 
 export function register(router: Router, { core, entities }: ApiDeps): void {
+  // read_environment / read_deployment: Reporter, or anyone signed in who can see a public or
+  // internal project (ProjectPolicy's public_access); a Guest of a private project cannot.
+  const requireRead = (ctx: Ctx, p: Project) => {
+    if (p.visibility === 'private') core.require(ctx.user, p, AccessLevel.REPORTER);
+  };
   // ---------- deployments ----------
 
   router.on(
@@ -74,7 +80,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
         status: oneOf(ctx, 'status', DEPLOYMENT_STATUSES),
       };
       const p = projectOf(core, ctx);
-      core.require(ctx.user, p, AccessLevel.REPORTER);
+      requireRead(ctx, p);
       const problem = deploymentQueryProblem(q);
       if (problem) throw new ApiError(400, { message: `400 Bad request - ${problem}` });
       return new Page(listDeployments(core, p, q).map((d) => entities.deployment(d, environmentOf(core, d))));
@@ -89,7 +95,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
       authed(ctx);
       const id = idParam(ctx, 'deployment_id');
       const p = projectOf(core, ctx);
-      core.require(ctx.user, p, AccessLevel.REPORTER);
+      requireRead(ctx, p);
       const d = deploymentById(core, p, id);
       if (!d) throw notFound();
       return entities.deployment(d, environmentOf(core, d));
@@ -130,7 +136,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     if (!status) throw missing('status');
     oneOf(ctx, 'status', [...WRITABLE_STATUSES]);
     const p = projectOf(core, ctx);
-    core.require(user, p, AccessLevel.REPORTER);
+    requireRead(ctx, p);
     const d = deploymentById(core, p, id);
     if (!d) throw notFound();
     core.require(user, p, AccessLevel.DEVELOPER);
@@ -151,7 +157,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
       if (name !== undefined && search !== undefined)
         throw new ApiError(400, { error: 'name, search cannot be used together' });
       const p = projectOf(core, ctx);
-      core.require(ctx.user, p, AccessLevel.REPORTER);
+      requireRead(ctx, p);
       if (search && search.length < 3)
         throw new ApiError(400, { message: '400 Bad request - Search query is less than 3 characters' });
       return new Page(
@@ -170,7 +176,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
       authed(ctx);
       const id = idParam(ctx, 'environment_id');
       const p = projectOf(core, ctx);
-      core.require(ctx.user, p, AccessLevel.REPORTER);
+      requireRead(ctx, p);
       const e = environmentById(core, p, id);
       if (!e) throw notFound();
       return entities.environment(p, e, { last: { deployment: lastDeployment(core, e) } });
@@ -220,7 +226,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     authed(ctx);
     const id = idParam(ctx, 'environment_id');
     const p = projectOf(core, ctx);
-    core.require(ctx.user, p, AccessLevel.REPORTER);
+    requireRead(ctx, p);
     const e = environmentById(core, p, id);
     if (!e) throw notFound();
     core.require(ctx.user, p, AccessLevel.DEVELOPER);
@@ -233,7 +239,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     authed(ctx);
     const id = idParam(ctx, 'environment_id');
     const p = projectOf(core, ctx);
-    core.require(ctx.user, p, AccessLevel.REPORTER);
+    requireRead(ctx, p);
     const e = environmentById(core, p, id);
     if (!e) throw notFound();
     // destroy_environment: Developer, and only once the environment is stopped.

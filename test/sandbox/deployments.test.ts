@@ -413,6 +413,24 @@ describe('the Deployments and Environments API over HTTP', () => {
     assert.equal((await get(`${P}/deployments`, null)).status, 401);
   });
 
+  test('an internal project’s deployments are readable by anyone signed in, writable by Developers', async () => {
+    const created = await send('POST', '/projects', 'operator', {
+      name: 'internal-ops',
+      visibility: 'internal',
+      initialize_with_readme: true,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const IP = `/projects/${created.body.id}`;
+    const head = (await get(`${IP}/repository/branches/main`, 'operator')).body.commit.id;
+    const body = { environment: ENV, sha: head, ref: 'main', tag: false, status: 'success' };
+    assert.equal((await send('POST', `${IP}/deployments`, 'operator', body)).status, 201);
+    // developer is no member of it: public_access lets them read, not write
+    const read = await get(`${IP}/deployments`, 'developer');
+    assert.deepEqual([read.status, read.body.length], [200, 1]);
+    assert.equal((await get(`${IP}/environments`, 'developer')).status, 200);
+    assert.equal((await send('POST', `${IP}/deployments`, 'developer', body)).status, 403);
+  });
+
   test('a CI job token reads deployments and environments but cannot write them', async () => {
     const job = await fetch(`${sb.url}/-/sandbox/job-tokens`, {
       method: 'POST',
