@@ -125,12 +125,16 @@ async function run(
   say: (l: string) => void,
   registry: RegistryClient | undefined,
 ): Promise<PromoteResult> {
+  const image = { image: req.image, tag: req.tag, digest: req.digest };
+  // The registry and GitLab are asked at the same time: the answer of the one is not needed
+  // to ask the other, and a registry round trip is often the slowest request of a promotion.
+  // A refusal by the registry check still ends the run before anything is decided or written.
+  const checking = checkImage(req, registry, say, image);
+  checking.catch(() => {}); // awaited below; meanwhile its failure is not unhandled
   const target = req.targetBranch ?? (await gl.projectDefaultBranch(req.project));
   const app = req.app ?? defaultApp(req.image);
   const env = req.env ?? target;
-  const image = { image: req.image, tag: req.tag, digest: req.digest };
   const scope: Scope = { project: req.project, target, app, env, branch: `gitops-bot/${env}/${app}`, image };
-  const checked = await checkImage(req, registry, say, image);
   let facts: Promise<ImageFacts | undefined> | undefined;
   const ctx: ApplyContext = {
     gl,
@@ -138,15 +142,17 @@ async function run(
     scope,
     say,
     facts: (fromTag) => {
-      facts ??= registryFacts({ gl, req, registry, checked, fromTag });
+      facts ??= checking.then((checked) => registryFacts({ gl, req, registry, checked, fromTag }));
       return facts;
     },
   };
+  // --pin-digest edits in the digest the registry answers, and observe plans the edits.
+  if (req.pinDigest) await checking;
   let knownHead: { head: string | null } | undefined;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     if (attempt > 1)
       say(`someone else changed ${scope.branch} or ${target} meanwhile; reading again (attempt ${attempt})`);
-    const obs = await observe(gl, { req, scope, knownHead, say });
+    const [obs, checked] = await Promise.all([observe(gl, { req, scope, knownHead, say }), checking]);
     const decision = decide(obs, req);
     say(decision.say);
     const applied: Applied = req.dryRun ? { kind: 'done' } : await apply(ctx, obs, decision);
