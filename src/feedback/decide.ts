@@ -33,6 +33,8 @@ export interface SectionState {
   status: DeployStatus;
   /** the agent's `at` the state was decided from (the timeout's time for a timeout) */
   at: string;
+  /** when the deployment came to this status (what the text's time says) */
+  since?: string;
   reason?: FailureReason;
   text: string;
 }
@@ -192,7 +194,8 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
   };
   const want = o ? wanted(o) : null;
   const at = o?.at ?? f.now;
-  const results: Array<{ environment: string; status: DeployStatus }> = [];
+  // per environment, for the commit status: what it is, and in words (as the section says)
+  const results: Array<{ environment: string; status: DeployStatus; text?: string }> = [];
   const sections = new Map<number, { mr: OpsMergeRequest; state: Record<string, SectionState> }>();
   const opsName = f.project.split('/').pop() ?? f.project;
 
@@ -278,7 +281,12 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
               : ((current?.status as DeployStatus) ?? 'running'),
           why: stale ? `an older report (${o.at}) than the state's (${previous.at})` : 'nothing to report',
         });
-        if (current) results.push({ environment, status: toStatus(current.status) });
+        if (current)
+          results.push({
+            environment,
+            status: toStatus(current.status),
+            ...(previous && previous.status === toStatus(current.status) ? { text: previous.text } : {}),
+          });
         continue;
       }
       const from = current?.status;
@@ -297,7 +305,6 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
         why,
       });
       const result = action === 'none' && current ? toStatus(current.status) : target.status;
-      results.push({ environment, status: result });
       if (result === 'running' && landedAt) {
         const iso = new Date(Date.parse(landedAt) + env.timeoutMs).toISOString();
         if (!out.recheckAt || iso < out.recheckAt) out.recheckAt = iso;
@@ -308,13 +315,17 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
       const unchanged = previous && previous.status === result;
       const reason = unchanged ? previous.reason : result === target.status ? target.reason : undefined;
       const mergedAt = mrs.map((m) => m.mergedAt).find(Boolean) ?? landedAt;
+      const stateAt = unchanged && Date.parse(previous.at) > Date.parse(at) ? previous.at : at;
+      const since = unchanged ? (previous.since ?? previous.at) : at;
       const state: SectionState = {
         sha: f.revision,
         status: result,
-        at: unchanged && Date.parse(previous.at) > Date.parse(at) ? previous.at : at,
+        at: stateAt,
+        ...(since !== stateAt ? { since } : {}),
         ...(reason ? { reason } : {}),
         text: unchanged ? previous.text : lineFor(result, reason, env, at, o?.message ?? '', mergedAt),
       };
+      results.push({ environment, status: result, text: state.text });
       for (const mr of mrs) {
         const s = sections.get(mr.iid) ?? { mr, state: { ...mr.section } };
         s.state[environment] = state;
@@ -340,7 +351,7 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
             out.appNotes.push({
               ref,
               marker: `<!-- gitops-bot:deployed ${env.name} ${f.project}!${mr.iid} -->`,
-              body: `Deployed to ${env.name} at ${hhmm(at)} (${opsName}!${mr.iid})`,
+              body: `Deployed to ${env.name} at ${hhmm(state.since ?? at)} (${opsName}!${mr.iid})`,
             });
     }
   }
@@ -359,13 +370,24 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
         ? 'success'
         : 'running';
     const description = results
-      .map((r) => `${r.environment}: ${r.status === 'success' ? 'Healthy' : r.status}`)
+      .map((r) => `${r.environment}: ${statusWords(r.status, r.text)}`)
       .join(', ')
       .slice(0, 255);
     if (!(f.status && f.status.state === state && f.status.description === description))
       out.status = { sha: f.revision, state, description };
   }
   return out;
+}
+
+/**
+ * The commit status's words for one environment: `Healthy`, `running`, or the failure as
+ * the section says it without its icon (`Degraded: <message>`, `Sync failed: <message>`,
+ * `not live after 10 min`), which `gitops-bot status` shows.
+ */
+function statusWords(status: DeployStatus, text: string | undefined): string {
+  if (status === 'success') return 'Healthy';
+  if (status === 'running' || !text) return status;
+  return text.replace(/^\S+\s+/, '');
 }
 
 const code8 = (sha: string) => `\`${sha.slice(0, 8)}\``;

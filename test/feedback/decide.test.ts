@@ -344,6 +344,18 @@ describe('decideFeedback', () => {
     assert.equal(again.status, null);
   });
 
+  test("the commit status's words: Healthy, or the failure as the section says it (gitops-bot status reads them)", () => {
+    const degraded = decideFeedback(
+      facts({ observation: obs({ health: 'Degraded', message: 'ImagePullBackOff: x' }) }),
+    );
+    assert.equal(degraded.status?.description, `${ENV}: Degraded: ImagePullBackOff: x`);
+    const timeout = decideFeedback(
+      facts({ observation: null, now: '2026-12-02T12:11:00Z', deployments: [dep(5, 'running')] }),
+    );
+    assert.equal(timeout.status?.description, `${ENV}: not live after 10 min`);
+    assert.equal(decideFeedback(facts()).status?.description, `${ENV}: Healthy`);
+  });
+
   test('durations read as people say them', () => {
     assert.deepEqual(
       [duration(45_000), duration(130_000), duration(600_000), duration(3_900_000)],
