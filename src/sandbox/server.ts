@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type RequestLogEntry, sandboxAdmin } from './admin.js';
 import { ROUTES } from './api-routes.js';
+import { type Argocd, type ArgocdOptions, startArgocd } from './argocd/index.js';
 import { SandboxCore } from './core.js';
 import { Entities } from './entities.js';
 import { FaultInjector, type FaultSpec, parseFaults } from './faults.js';
@@ -39,6 +40,8 @@ export interface SandboxOptions {
   faults?: string | FaultSpec;
   /** serve GitLab's registry token service at /jwt/auth, signing with this key */
   registryTokens?: RegistryTokenOptions;
+  /** also serve an Argo CD (its own loopback port) whose applications track sandbox branches */
+  argocd?: boolean | ArgocdOptions;
 }
 
 export interface Sandbox {
@@ -48,6 +51,10 @@ export interface Sandbox {
   users: Array<{ username: string; token: string; admin: boolean }>;
   core: SandboxCore;
   webhooks: Webhooks;
+  /** the Argo CD's API URL, when started with `argocd` */
+  argocdUrl: string | null;
+  /** its controller, for tests: apps, refresh(name), idle(), notifications sent */
+  argocd: Argocd['controller'] | null;
   requests: RequestLogEntry[];
   /** requests the rate limit answered with 429 so far (injected 429 faults not included) */
   throttled(): number;
@@ -167,6 +174,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   core.baseUrl = `http://${urlHost}:${port}`;
   webhooks.baseUrl = core.baseUrl;
+  const argocd = opts.argocd ? await startArgocd(core, host, opts.argocd === true ? {} : opts.argocd) : null;
 
   let closed = false;
   return {
@@ -176,6 +184,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     users: store.data.users.map((u) => ({ username: u.username, token: u.token, admin: u.isAdmin })),
     core,
     webhooks,
+    argocdUrl: argocd?.url ?? null,
+    argocd: argocd?.controller ?? null,
     requests,
     throttled: () => throttled,
     faults: () => ({ ...(injector?.counts ?? {}) }),
@@ -193,6 +203,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     async close() {
       if (closed) return;
       closed = true;
+      await argocd?.close();
       server.closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
       await webhooks.idle();
