@@ -218,6 +218,11 @@ function healthOf(d: DeploymentFact, words: string | null): Health {
   }
 }
 
+/** The image's digest: the one pinned, else the one the registry resolved the tag to. */
+function digestOf(r: PromotionRecord | undefined): string | null {
+  return r?.digest ?? r?.registry?.digest ?? null;
+}
+
 /** The table: one row per environment × app that was deployed or is proposed, sorted. */
 export function statusRows(f: StatusFacts): StatusRow[] {
   const rows = new Map<string, StatusRow>();
@@ -253,7 +258,7 @@ export function statusRows(f: StatusFacts): StatusRow[] {
     const record = (f.records[d.sha] ?? []).find((x) => x.app === split.app);
     const status = f.deployStatus[d.sha];
     const words = status ? deployWords(status.description, name) : null;
-    r.deployed = { tag: record?.tag ?? null, digest: record?.digest ?? null, sha: d.sha, deployment: d.id };
+    r.deployed = { tag: record?.tag ?? null, digest: digestOf(record), sha: d.sha, deployment: d.id };
     r.health = healthOf(d, words);
     r.since = d.status === 'running' ? d.createdAt : (d.finishedAt ?? d.updatedAt);
     // "failed" alone says no more than the health does
@@ -265,7 +270,7 @@ export function statusRows(f: StatusFacts): StatusRow[] {
     const environment = p.verdict?.environment ?? p.record.env;
     if (f.env && environment !== f.env) continue;
     const r = row(environment, p.record.app);
-    r.proposed = { tag: p.record.tag ?? null, digest: p.record.digest ?? null, iid: p.iid, url: p.webUrl };
+    r.proposed = { tag: p.record.tag ?? null, digest: digestOf(p.record), iid: p.iid, url: p.webUrl };
     r.waitsFor = waitsFor(p, f.now);
   }
   return [...rows.values()].sort(
@@ -297,7 +302,11 @@ export function renderStatusTable(rows: StatusRow[], now: Date): string {
     r.app,
     r.deployed ? (r.deployed.tag ?? r.deployed.sha.slice(0, 8)) : '-',
     r.deployed ? short(r.deployed.digest) || '-' : '-',
-    r.health === 'none' ? '-' : r.detail ? `${r.health}: ${clip(r.detail, 60)}` : r.health,
+    r.health === 'none'
+      ? '-'
+      : r.detail
+        ? clip(r.detail.startsWith(r.health) ? r.detail : `${r.health}: ${r.detail}`, 50)
+        : r.health,
     sinceText(r.since, now) || '-',
     r.proposed ? `${r.proposed.tag ?? short(r.proposed.digest)} (!${r.proposed.iid})` : '-',
     r.waitsFor ?? '-',

@@ -243,6 +243,16 @@ describe('statusRows', () => {
       ],
     ],
     [
+      'the digest the registry resolved the tag to, when none was pinned',
+      {
+        deployments: [deployment(1, 'production/helloworld', SHA1, 'success')],
+        records: {
+          [SHA1]: [record('helloworld', 'ci-34', { digest: undefined, registry: { digest: 'sha256:feed' } })],
+        },
+      },
+      [{ tag: 'ci-34', digest: 'sha256:feed' }],
+    ],
+    [
       'the newest deployment wins (by id, whatever the order given)',
       {
         deployments: [
@@ -340,6 +350,7 @@ describe('statusRows', () => {
           environment: r.environment,
           app: r.app,
           tag: r.deployed ? r.deployed.tag : undefined,
+          digest: r.deployed?.digest,
           health: r.health,
           since: r.since,
           detail: r.detail,
@@ -378,6 +389,21 @@ describe('rendering', () => {
     assert.equal(at(lines[2], 'Progressing'), at(lines[0], 'HEALTH'));
     assert.equal(at(lines[1], 'ci-35 (!3)'), at(lines[0], 'PROPOSED'));
     assert.match(text, /\n {2}!3: http:\/\/gitlab\.example\/root\/ops\/-\/merge_requests\/3\n$/);
+  });
+  test('the health column: the bot’s words once, clipped', () => {
+    const rows = statusRows({
+      ...BASE,
+      deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')],
+      deployStatus: {
+        [SHA2]: {
+          state: 'failed',
+          description: `production/helloworld: Degraded: Back-off pulling image "${'x'.repeat(80)}"`,
+        },
+      },
+    });
+    const line = renderStatusTable(rows, NOW).split('\n')[1];
+    assert.match(line, / Degraded: Back-off pulling image "x+… /);
+    assert.doesNotMatch(line, /Degraded: Degraded/);
   });
   test('nothing to show says so', () => {
     assert.match(renderStatusTable([], NOW), /^no environments/);
