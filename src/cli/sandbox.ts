@@ -17,6 +17,20 @@ export function registerSandbox(program: Command): void {
       '--faults <spec>',
       'turn a seeded share of API answers into faults, e.g. rate=0.2,seed=7 or rate=0.2,kinds=503,429,reset',
     )
+    .option(
+      '--argocd',
+      "also serve an Argo CD (Argo CD's REST API on its own loopback port) tracking sandbox branches",
+    )
+    .option(
+      '--argocd-notify <url>',
+      'with --argocd: send Argo CD Notifications there (header X-Gitops-Bot-Token = $GITOPS_BOT_WEBHOOK_SECRET when set)',
+    )
+    .option('--argocd-poll <ms>', "with --argocd: reconciliation interval (Argo CD's default: 180000)")
+    .option(
+      '--argocd-registry <url>',
+      'with --argocd: a registry whose images are checked (repeatable); images elsewhere count as present',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .addHelpText(
       'after',
       `
@@ -45,6 +59,14 @@ until the client leaves).
   $ gitops-bot sandbox --faults 'rate=1,kinds=hold,slow_ms=60000,only=PUT /projects/:id/merge_requests/:iid/merge'
   $ gitops-bot sandbox --faults 'rate=1,kinds=503,after=PUT /projects/:id/merge_requests/:iid/merge'
 
+Argo CD (--argocd): user admin, password argocd-admin; the story's application
+helloworld tracks root/helloworld-ops at deploy/prod (create the branch to deploy). It
+polls (--argocd-poll) and takes GitLab Push Hooks at <argocd>/api/webhook; a sync renders
+the path (kubectl kustomize when there is a kustomization), an image missing from an
+--argocd-registry is Degraded (ImagePullBackOff), others go Progressing, then Healthy.
+  $ GITOPS_BOT_WEBHOOK_SECRET=s gitops-bot sandbox --argocd --argocd-notify http://127.0.0.1:8080/argocd
+  $ curl -s -d '{"username":"admin","password":"argocd-admin"}' <argocd>/api/v1/session
+
 Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request log, and
 /-/sandbox/faults (GET) counts the faults injected.
 `,
@@ -58,6 +80,10 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
           seed: string;
           rateLimit?: string;
           faults?: string;
+          argocd?: boolean;
+          argocdNotify?: string;
+          argocdPoll?: string;
+          argocdRegistry?: string[];
         },
         cmd: Command,
       ) => {
@@ -87,6 +113,7 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
             throw new CliError((e as Error).message, ExitCode.USAGE);
           }
         }
+        const argocd = argocdOptions(opts);
         const { startSandbox } = await import('../sandbox/index.js');
         const sandbox = await startSandbox({
           host: opts.host,
@@ -96,13 +123,22 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
           allowNonLoopback: explicitHost,
           rateLimit,
           faults,
+          argocd,
         });
         const out = process.stdout;
         out.write(`sandbox ready: ${sandbox.url}\n`);
+        if (sandbox.argocdUrl) out.write(`argocd ready: ${sandbox.argocdUrl}\n`);
         const width = Math.max(8, ...sandbox.users.map((u) => u.username.length));
         out.write(`\n${'user'.padEnd(width)}  token\n`);
         for (const u of sandbox.users)
           out.write(`${u.username.padEnd(width)}  ${u.token}${u.admin ? '  (admin)' : ''}\n`);
+        if (sandbox.argocdUrl) {
+          out.write(`\nargocd user admin, password argocd-admin; applications: helloworld\n`);
+          if (argocd && typeof argocd === 'object' && argocd.notifyUrl)
+            out.write(
+              `argocd notifications: ${argocd.notifyUrl}${argocd.notifyToken ? ' (X-Gitops-Bot-Token set)' : ''}\n`,
+            );
+        }
         if (rateLimit) out.write(`rate limit: ${rateLimit}/min per user (429 with Retry-After past it)\n`);
         if (faults)
           out.write(`faults: rate=${faults.rate} seed=${faults.seed} kinds=${faults.kinds.join(',')}\n`);
@@ -120,4 +156,47 @@ Outside /api/v4, /-/sandbox/requests lists (GET) or resets (DELETE) the request 
         process.on('SIGTERM', stop);
       },
     );
+}
+
+function argocdOptions(opts: {
+  argocd?: boolean;
+  argocdNotify?: string;
+  argocdPoll?: string;
+  argocdRegistry?: string[];
+}): import('../sandbox/index.js').ArgocdOptions | undefined {
+  const used = opts.argocdNotify ?? opts.argocdPoll ?? opts.argocdRegistry;
+  if (!opts.argocd) {
+    if (used !== undefined)
+      throw new CliError(
+        '--argocd-notify, --argocd-poll and --argocd-registry need --argocd',
+        ExitCode.USAGE,
+      );
+    return undefined;
+  }
+  const url = (flag: string, value: string) => {
+    try {
+      const u = new URL(value);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+      return value;
+    } catch {
+      throw new CliError(`${flag}: '${value}' is not an http(s) URL`, ExitCode.USAGE);
+    }
+  };
+  let pollMs: number | undefined;
+  if (opts.argocdPoll !== undefined) {
+    pollMs = Number(opts.argocdPoll);
+    if (!Number.isInteger(pollMs) || pollMs < 10) {
+      throw new CliError(
+        `--argocd-poll: '${opts.argocdPoll}' is not a number of milliseconds (10 or more)`,
+        ExitCode.USAGE,
+      );
+    }
+  }
+  return {
+    pollMs,
+    notifyUrl: opts.argocdNotify === undefined ? undefined : url('--argocd-notify', opts.argocdNotify),
+    // The secret comes from the environment only: never from argv, where `ps` shows it.
+    notifyToken: process.env.GITOPS_BOT_WEBHOOK_SECRET || undefined,
+    registries: (opts.argocdRegistry ?? []).map((r) => url('--argocd-registry', r)),
+  };
 }

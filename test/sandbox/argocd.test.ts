@@ -3,9 +3,11 @@
 // Push Hook, Running → Succeeded + Healthy with history, a missing image → Degraded with the
 // kubelet's message, and the README's notifications (header, body, once per revision).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { decideNotifications, triggerHolds } from '../../src/sandbox/argocd/notify.js';
 import { splitImage } from '../../src/sandbox/argocd/registry.js';
 import { parseManifests, RenderError } from '../../src/sandbox/argocd/render.js';
@@ -382,6 +384,64 @@ describe('notification delivery', () => {
       controller.notifyTarget = saved;
       server.close();
     }
+  });
+});
+
+describe('gitops-bot sandbox --argocd', () => {
+  const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+  test('prints argocd ready: URL on the line after sandbox ready: URL; admin logs in there', async () => {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'sandbox', '--port', '0', '--argocd', '--argocd-notify', receiver.url, '--argocd-poll', '60000'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GITOPS_BOT_WEBHOOK_SECRET: 'cli-secret' } },
+    );
+    let out = '';
+    const ready = new Promise<string>((ok, fail) => {
+      child.stdout.on('data', (b) => {
+        out += b;
+        if (/\ndata: /.test(out)) ok(out);
+      });
+      child.on('exit', (code) => fail(new Error(`exited ${code}: ${out}`)));
+    });
+    try {
+      await ready;
+      const m =
+        /^sandbox ready: (http:\/\/127\.0\.0\.1:\d+)\nargocd ready: (http:\/\/127\.0\.0\.1:\d+)\n/.exec(out);
+      assert.ok(m, out);
+      assert.notEqual(m[1], m[2], 'its own port');
+      assert.doesNotMatch(out, /cli-secret/, 'the secret is not printed');
+      const login = await fetch(`${m[2]}/api/v1/session`, {
+        method: 'POST',
+        body: JSON.stringify({ username: 'admin', password: 'argocd-admin' }),
+      });
+      assert.equal(login.status, 200);
+      const { token } = (await login.json()) as { token: string };
+      const list = await fetch(`${m[2]}/api/v1/applications`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      assert.deepEqual(
+        ((await list.json()) as { items: Application[] }).items.map((a) => a.spec.source.targetRevision),
+        ['deploy/prod'],
+      );
+    } finally {
+      const exited = new Promise((ok) => child.on('exit', ok));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  test('--argocd-notify without --argocd is a usage error', async () => {
+    const child = spawn(process.execPath, [CLI, 'sandbox', '--port', '0', '--argocd-notify', 'http://x'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (b) => {
+      err += b;
+    });
+    const code = await new Promise((ok) => child.on('exit', ok));
+    assert.equal(code, 2);
+    assert.match(err, /need --argocd/);
   });
 });
 
