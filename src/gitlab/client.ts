@@ -2,7 +2,8 @@
 // is one HTTP request (lists are capped at one page), so `requests` is an exact count and
 // the request budget of a promotion can be read off the code.
 import { randomBytes } from 'node:crypto';
-import { GitbeakerRequestError, GitbeakerTimeoutError, Gitlab } from '@gitbeaker/rest';
+import * as gitbeaker from '@gitbeaker/rest';
+import { GitbeakerRequestError, GitbeakerTimeoutError, type Gitlab } from '@gitbeaker/rest';
 import { log } from '../base/log.js';
 import { networkErrorMessage, origin } from '../base/network-error.js';
 import { DEFAULT_RETRY, type Repeat, type RetryPolicy, withRetry } from '../base/retry.js';
@@ -153,6 +154,31 @@ function toMergeRequest(m: Raw): MergeRequest {
   };
 }
 
+type Api = InstanceType<typeof Gitlab<false>>;
+
+/**
+ * gitbeaker's `Gitlab`, with each resource (MergeRequests, Commits…) made on first use:
+ * `new Gitlab()` builds all ~200 of them with a requester each, a few ms of every fresh
+ * process that then uses a dozen.
+ */
+function lazyResources(options: Record<string, unknown>): Api {
+  const made = new Map<string, unknown>();
+  const classes = gitbeaker as unknown as Record<string, new (o: unknown) => unknown>;
+  return new Proxy({} as Api, {
+    get(_, name) {
+      if (typeof name !== 'string') return undefined;
+      let resource = made.get(name);
+      if (resource === undefined) {
+        const Resource = classes[name];
+        if (typeof Resource !== 'function') return undefined;
+        resource = new Resource(options);
+        made.set(name, resource);
+      }
+      return resource;
+    },
+  });
+}
+
 // gitbeaker's client-side rate limiter is off (rateLimits: {}): it re-parses its endpoint
 // globs with picomatch on every request, a measurable cost in `serve`, and it cannot honour
 // GitLab's Retry-After anyway; 429s are GitLab's to send and ours to handle.
@@ -161,11 +187,11 @@ export class GitLab {
   requests = 0;
   /** attempts repeated after a retryable failure */
   retries = 0;
-  protected readonly api: InstanceType<typeof Gitlab<false>>;
+  protected readonly api: Api;
   private readonly policy: RetryPolicy;
 
   constructor(readonly opts: GitLabOptions) {
-    this.api = new Gitlab({
+    this.api = lazyResources({
       host: opts.url,
       token: opts.token,
       queryTimeout: opts.timeoutMs ?? 30_000,
@@ -173,7 +199,7 @@ export class GitLab {
       requesterFn: countingRequesterFn(() => {
         this.requests++;
       }),
-    } as never);
+    });
     this.policy = { ...DEFAULT_RETRY, ...opts.retry };
   }
 
