@@ -1,7 +1,10 @@
 // npm run demo: the GitOps story on the embedded sandbox. The developer's change is merged
 // in the app repo, its pipeline "builds" helloworld:ci-34, and gitops-bot opens the merge
-// request an operator approves. `--keep` leaves the sandbox running to explore.
+// request an operator approves; the sandbox's Argo CD deploys it and gitops-bot reports
+// back what it did. `--keep` leaves the sandbox running to explore.
 import { Gitlab } from '@gitbeaker/rest';
+import { readFacts } from './cli/status.js';
+import { renderStatusTable, statusRows } from './feedback/status.js';
 import { GitLab, GitLabGate } from './gitlab/client.js';
 import { promote } from './promote/promote.js';
 import { RegistryClient } from './registry/client.js';
@@ -22,6 +25,7 @@ environments:
     approvals: { required: 1, users: [operator] }
     merge: bot
     deploy_ref: deploy/prod
+    agent: { argocd: helloworld }
 `;
 const out = (s = '') => process.stdout.write(`${s}\n`);
 const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];
@@ -33,12 +37,19 @@ const indent = (text: string) =>
     .map((l) => `   ${l}`)
     .join('\n');
 
-const sb = await startSandbox({ port: keep ? 8929 : 0, seed: 'story' }).catch(() =>
-  startSandbox({ port: 0 }),
-);
 // With Debian's docker-registry installed, the pipeline really pushes its image, and promote
 // checks it and lists the app commits it carries. Without it, the story's image is a name.
 const registry = await startDockerRegistry();
+// The sandbox's Argo CD pulls from that registry: an image never pushed there is Degraded.
+const argocd = {
+  pollMs: 60_000,
+  syncMs: 100,
+  progressingMs: 400,
+  registries: registry ? [registry.url] : [],
+};
+const sb = await startSandbox({ port: keep ? 8929 : 0, seed: 'story', argocd }).catch(() =>
+  startSandbox({ port: 0, argocd }),
+);
 const IMAGE = registry ? `${registry.host}/root/helloworld` : STORY_IMAGE;
 /** an image of root/helloworld built from `sha`, as the build template labels it */
 const build = async (tag: string, sha: string) =>
@@ -50,9 +61,60 @@ const build = async (tag: string, sha: string) =>
         },
       })
     : null;
+/** Waits until Argo CD has synced `revision` and its health settled, and serve has written it back. */
+async function argoSettled(revision: string, settle: () => Promise<void>): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    await sb.argocd!.idle();
+    const a = sb.argocd!.get('helloworld');
+    const health = a?.status.health.status;
+    if (a?.status.sync.revision === revision && health !== 'Progressing' && health !== 'Missing') break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await sb.argocd!.idle();
+  await settle();
+}
+/** The Deployment section gitops-bot keeps in the MR's sticky comment. */
+async function deploymentSection(api: InstanceType<typeof Gitlab<false>>, iid: number): Promise<string> {
+  const notes = await api.MergeRequestNotes.all(OPS, iid);
+  const body = notes.find((n) => n.body.startsWith('<!-- gitops-bot:diff'))?.body ?? '';
+  const at = body.indexOf('<!-- gitops-bot:deployment ');
+  return at < 0 ? '(no Deployment section)' : body.slice(body.indexOf('\n', at) + 1);
+}
+/** A GitLab environment and its last deployment, as its page shows them. */
+async function environmentText(api: InstanceType<typeof Gitlab<false>>, name: string): Promise<string> {
+  const [env] = (await api.Environments.all(OPS, { name })) as Array<{ id: number }>;
+  if (!env) return `(no environment ${name})`;
+  const e = (await api.Environments.show(OPS, env.id)) as unknown as {
+    name: string;
+    state: string;
+    tier: string;
+    last_deployment?: {
+      iid: number;
+      status: string;
+      sha: string;
+      ref: string;
+      user?: { username: string };
+    } | null;
+  };
+  const d = e.last_deployment;
+  return [
+    `${e.name} (${e.state}, tier ${e.tier}; GitLab's Environments page folds it under "production")`,
+    d
+      ? `deployment #${d.iid}: ${d.status}, ${d.sha.slice(0, 8)} on ${d.ref}, by ${d.user?.username ?? '?'}`
+      : 'no deployment',
+  ].join('\n');
+}
+/** `gitops-bot status`, in-process. */
+async function statusTable(): Promise<string> {
+  const { facts } = await readFacts({ url: sb.url, token: 'gitops-bot-token' }, OPS);
+  return renderStatusTable(statusRows(facts), facts.now);
+}
 try {
   out('gitops-bot demo: the GitOps story, played on an embedded GitLab sandbox');
   step(1, `sandbox ready: ${sb.url}`);
+  out(
+    `   argocd ready: ${sb.argocdUrl} (admin / argocd-admin; application helloworld tracks ${OPS} at deploy/prod)`,
+  );
   out('   users: developer, reviewer, operator, argocd, gitops-bot (token: <username>-token)');
   out(`   projects: ${APP} (the app), ${OPS} (deployment.yml runs ${IMAGE}:ci-33)`);
 
@@ -103,8 +165,13 @@ try {
     mergeRequestsEvents: true,
     noteEvents: true,
   });
+  // Argo CD learns of pushes by GitLab's push webhook and notifies serve's POST /argocd, as
+  // the README configures a real one (argocd-notifications-cm).
+  await operatorApi.ProjectHooks.add(OPS, `${sb.argocdUrl}/api/webhook`, { pushEvents: true });
+  sb.argocd!.notifyTarget = { url: `${serveUrl}/argocd`, token: 'demo-secret' };
   out(indent(POLICY));
   out(`   serve: ${serveUrl}/webhook (hook registered on ${OPS}); Argo CD tracks deploy/prod`);
+  out(`   and notifies ${serveUrl}/argocd`);
   const settle = () => sb.settle(server);
 
   step(2, `developer pushes feature/HW-001 to ${APP} and opens a merge request for reviewer`);
@@ -217,7 +284,60 @@ try {
     `   deploy/prod -> ${deployed.slice(0, 8)}${deployed === done.merge_commit_sha ? ' (the merge commit: Argo CD deploys ci-34)' : ''}`,
   );
 
-  step(9, 'reviewer tries his own rules: a branch he creates, with a policy needing 0 approvals');
+  step(9, 'Argo CD syncs deploy/prod; gitops-bot writes back what it reported');
+  await argoSettled(deployed, settle);
+  const app = sb.argocd!.get('helloworld')!;
+  out(
+    `   argocd: helloworld ${app.status.sync.status} at ${String(app.status.sync.revision).slice(0, 8)}, ${app.status.health.status}; images ${(app.status.summary.images ?? []).join(', ')}`,
+  );
+  out(`\n   --- the Deployment section of !${mr.iid}'s comment ---`);
+  out(indent(await deploymentSection(operator, mr.iid)));
+  out('\n   --- GitLab environment production/helloworld ---');
+  out(indent(await environmentText(operator, 'production/helloworld')));
+  out(`\n   --- note on ${APP}!${appMr.iid} ---`);
+  const appNote = (await developer.MergeRequestNotes.all(APP, appMr.iid)).find((n) =>
+    n.body.startsWith('<!-- gitops-bot:deployed'),
+  );
+  out(
+    indent(`@${appNote?.author.username ?? '?'}: ${(appNote?.body ?? '(none)').replace(/^<!--.*-->\n/, '')}`),
+  );
+
+  step(10, `the pipeline #35 builds ci-35 but its push fails; promote runs anyway (--no-verify-image)`);
+  const ci35 = await promote(
+    {
+      ...request,
+      tag: 'ci-35',
+      source: { project: APP, sha: String(merged.merge_commit_sha), pipelineIid: '35' },
+    },
+    { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
+  );
+  await settle();
+  out(`   -> ${ci35.action}: ${ci35.mr?.url}`);
+  out(`\n   $ gitops-bot status --project ${OPS}`);
+  out(indent(await statusTable()));
+
+  step(11, `operator approves !${ci35.mr!.iid}; Argo CD syncs ci-35 and cannot pull it`);
+  await operator.MergeRequestApprovals.approve(OPS, ci35.mr!.iid);
+  await settle();
+  const deployed35 = (await operator.Branches.show(OPS, 'deploy/prod')).commit.id;
+  await argoSettled(deployed35, settle);
+  const app35 = sb.argocd!.get('helloworld')!;
+  if (!registry)
+    out("   (without Debian's docker-registry the sandbox's Argo CD cannot tell the image is missing)");
+  out(
+    `   argocd: helloworld ${app35.status.sync.status} at ${deployed35.slice(0, 8)}, ${app35.status.health.status}: ${app35.status.health.message ?? ''}`,
+  );
+  const alert = (await operator.MergeRequestNotes.all(OPS, ci35.mr!.iid)).find((n) =>
+    n.body.startsWith('<!-- gitops-bot:deploy-alert'),
+  );
+  out(`\n   --- the alert on !${ci35.mr!.iid} ---`);
+  out(indent(`@${alert?.author.username ?? '?'}: ${(alert?.body ?? '(none)').replace(/^<!--.*-->\n/, '')}`));
+  out(`\n   --- the Deployment section of !${ci35.mr!.iid}'s comment ---`);
+  out(indent(await deploymentSection(operator, ci35.mr!.iid)));
+  out(`\n   $ gitops-bot status --project ${OPS}`);
+  out(indent(await statusTable()));
+
+  step(12, 'reviewer tries his own rules: a branch he creates, with a policy needing 0 approvals');
   const evilPolicy = POLICY.replace('[main]', '[evil-base]').replace('required: 1', 'required: 0');
   await reviewer.Branches.create(OPS, 'evil-base', 'main');
   await reviewer.Commits.create(OPS, 'evil-base', 'My rules', [
@@ -244,7 +364,7 @@ try {
         .join('\n'),
     ),
   );
-  out(`   !${evil.iid} stays open; deploy/prod stays at ${deployed.slice(0, 8)}`);
+  out(`   !${evil.iid} stays open; deploy/prod stays at ${deployed35.slice(0, 8)}`);
   await server.close();
 
   out('\nEvery change records who made it, who approved it and when it was deployed.');
@@ -254,10 +374,10 @@ try {
    curl -s -H 'PRIVATE-TOKEN: operator-token' ${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/merge_requests/${mr.iid} | head -c 600
    git clone http://oauth2:operator-token@${host}/${OPS}.git
    GITLAB_URL=${sb.url} GITOPS_BOT_TOKEN=gitops-bot-token npx gitops-bot promote --project ${OPS} \\
-     --file deployment.yml --image ${IMAGE} --tag ci-35 --assignee operator --target-branch main${
+     --file deployment.yml --image ${IMAGE} --tag ci-36 --assignee operator --target-branch main${
        registry
          ? ` \\
-     --no-verify-image   # ci-35 is not in the registry at ${registry.url}`
+     --no-verify-image   # ci-36 is not in the registry at ${registry.url}`
          : ''
      }`);
     await new Promise<void>((resolve) => {

@@ -35,5 +35,36 @@ test('npm run demo plays the story and shows the operator the MR', { skip }, asy
     /Not ready to deploy\*\*: target branch evil-base is not governed by the rules on main/,
   );
   assert.match(stdout, /The \.gitops-bot\.yml on evil-base is ignored/);
-  assert.match(stdout, /!2 stays open; deploy\/prod stays at/);
+  // Issue 17: Argo CD syncs deploy/prod and gitops-bot writes back what it reported.
+  assert.match(stdout, /argocd ready: http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(
+    stdout,
+    /argocd: helloworld Synced at ([0-9a-f]{8}), Healthy; images 127\.0\.0\.1:\d+\/root\/helloworld:ci-34/,
+  );
+  assert.match(
+    stdout,
+    /--- the Deployment section of !1's comment ---\n\s+### Deployment\n\s+\n\s+- ✅ Synced and Healthy in production at \d\d:\d\d \(.+ after merge\)/,
+  );
+  assert.match(
+    stdout,
+    /--- GitLab environment production\/helloworld ---\n\s+production\/helloworld \(available, tier production/,
+  );
+  assert.match(stdout, /deployment #1: success, [0-9a-f]{8} on deploy\/prod, by gitops-bot/);
+  assert.match(
+    stdout,
+    /--- note on root\/helloworld!1 ---\n\s+@gitops-bot: Deployed to production at \d\d:\d\d \(helloworld-ops!1\)/,
+  );
+  // gitops-bot status: ci-34 runs, ci-35 waits for the operator
+  assert.match(
+    stdout,
+    /production +helloworld +ci-34 +[0-9a-f]{12} +Healthy +\d\d:\d\d UTC +ci-35 \(!2\) +1 approval from operator/,
+  );
+  // ci-35 was never pushed: Degraded, the alert, and status says so
+  assert.match(stdout, /Degraded: Back-off pulling image "127\.0\.0\.1:\d+\/root\/helloworld:ci-35"/);
+  assert.match(
+    stdout,
+    /--- the alert on !2 ---\n\s+@gitops-bot: 🚨 \*\*Deployment of `[0-9a-f]{8}` to production failed\*\*: ❌ Degraded: Back-off pulling image/,
+  );
+  assert.match(stdout, /production +helloworld +ci-35 +- +Degraded: Back-off pulling image/);
+  assert.match(stdout, /!3 stays open; deploy\/prod stays at/);
 });
