@@ -1,5 +1,6 @@
 // npm run bench: runs every benchmark (or those named on the command line) and prints
 // one line per measurement.
+import { benchFeedback } from './feedback.js';
 import { benchManifests } from './manifests.js';
 import { benchPromote } from './promote.js';
 import { benchSandbox } from './sandbox.js';
@@ -8,6 +9,7 @@ import { benchServe } from './serve.js';
 import { benchStartup } from './startup.js';
 
 const benches: Record<string, () => Promise<Record<string, number | string>>> = {
+  feedback: benchFeedback,
   manifests: benchManifests,
   promote: benchPromote,
   sandbox: benchSandbox,
