@@ -351,6 +351,88 @@ describe('the story application', () => {
   });
 });
 
+describe('more sources', () => {
+  const appNamed = async (name: string, refresh = 'normal'): Promise<Application> =>
+    (await argo(`/api/v1/applications/${name}?refresh=${refresh}`)).body;
+
+  test('a kustomization goes through kubectl kustomize: sourceType Kustomize, its images', async () => {
+    const op = client(sb, 'operator');
+    const deployment = String(await op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main'));
+    await op.Commits.create(OPS, 'main', 'kustomize layout', [
+      { action: 'create', filePath: 'k/base/deployment.yml', content: deployment },
+      {
+        action: 'create',
+        filePath: 'k/base/kustomization.yaml',
+        content: 'resources:\n  - deployment.yml\n',
+      },
+      {
+        action: 'create',
+        filePath: 'k/prod/kustomization.yaml',
+        content: `resources:\n  - ../base\nnamePrefix: prod-\nimages:\n  - name: ${image}\n    newTag: ci-34\n`,
+      },
+    ]);
+    sb.argocd!.addApp({ name: 'kustomized', repo: OPS, path: 'k/prod', targetRevision: 'main' });
+    const a = await appNamed('kustomized');
+    assert.equal(a.status.sourceType, 'Kustomize');
+    assert.equal(a.status.sync.status, 'OutOfSync');
+    await until(
+      async () => (await appNamed('kustomized', '')).status.health.status === 'Healthy',
+      'kustomized healthy',
+    );
+    const done = await appNamed('kustomized', '');
+    assert.deepEqual(done.status.summary.images, [`${image}:ci-34`]);
+    assert.deepEqual(
+      done.status.resources?.map((r) => r.name),
+      ['prod-helloworld'],
+    );
+  });
+
+  test('an object the API server would refuse: the sync Fails and on-sync-failed is sent once', async () => {
+    const op = client(sb, 'operator');
+    await op.Commits.create(OPS, 'main', 'a broken manifest', [
+      {
+        action: 'create',
+        filePath: 'broken/cm.yml',
+        content: 'apiVersion: v1\nkind: ConfigMap\ndata: {a: b}\n',
+      },
+    ]);
+    sb.argocd!.addApp({ name: 'broken', repo: OPS, path: 'broken', targetRevision: 'main' });
+    await appNamed('broken');
+    await until(
+      async () => (await appNamed('broken', '')).status.operationState?.phase === 'Failed',
+      'failed',
+    );
+    const a = await appNamed('broken');
+    assert.equal(
+      a.status.operationState?.message,
+      'one or more objects failed to apply, reason: resource name may not be empty',
+    );
+    assert.equal(a.status.operationState?.syncResult?.resources?.[0].status, 'SyncFailed');
+    assert.equal(a.status.sync.status, 'OutOfSync');
+    assert.equal(a.status.history, undefined, 'a failed sync is no deployment');
+    await appNamed('broken', 'hard');
+    await sb.argocd!.idle();
+    const failed = receiver.received.filter(
+      (r) =>
+        r.body.application.metadata.name === 'broken' &&
+        r.body.application.status.operationState.phase === 'Failed',
+    );
+    assert.equal(failed.length, 1, 'auto-sync does not retry the failed revision; the trigger fires once');
+  });
+
+  test('a document that is no Kubernetes object: sync Unknown, ComparisonError naming the file', async () => {
+    const op = client(sb, 'operator');
+    await op.Commits.create(OPS, 'main', 'not a manifest', [
+      { action: 'create', filePath: 'odd/values.yml', content: 'replicas: 2\n' },
+    ]);
+    sb.argocd!.addApp({ name: 'odd', repo: OPS, path: 'odd', targetRevision: 'main' });
+    const a = await appNamed('odd');
+    assert.equal(a.status.sync.status, 'Unknown');
+    assert.match(a.status.conditions![0].message, /values\.yml.*Object 'Kind' is missing/);
+    assert.equal(a.status.operationState, undefined);
+  });
+});
+
 describe('notification delivery', () => {
   test('a receiver answering 503 twice gets the notification on the third attempt', async () => {
     let calls = 0;
