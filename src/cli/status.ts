@@ -22,6 +22,10 @@ export function registerStatus(program: Command): void {
     .requiredOption('--project <path>', 'the ops project')
     .option('--env <name>', 'only this environment (a policy environment name, e.g. production)')
     .option('--json', 'print the table as one JSON line')
+    .option(
+      '--bot <username>',
+      "gitops-bot's GitLab user, whose comments are read (default: the token's own user)",
+    )
     .option('--gitlab-url <url>', 'GitLab URL (default: $GITLAB_URL, then $CI_SERVER_URL)')
     .addHelpText(
       'after',
@@ -31,14 +35,17 @@ One row per environment and app: the tag and digest the newest GitLab Deployment
 gitops-bot proposes in an open merge request with what it waits for (the gate's verdict).
 Read from GitLab alone, in a few requests however long the history: Deployments
 (environments named <env>/<app>, written by serve's deployment feedback), gitops-bot's open
-merge requests and the comments gitops-bot's own account wrote on them.
+merge requests and the comments gitops-bot's own account wrote on them. With another
+token than gitops-bot's (any Reporter of the ops project), name that account with --bot.
 
 Exit codes: 0 printed; 2 bad arguments; 8 token problems (or no access to the project); 1 other.
 
 Example:
   $ gitops-bot status --project root/helloworld-ops --env production
-  ENVIRONMENT  APP         DEPLOYED  DIGEST        HEALTH   SINCE      PROPOSED     WAITS FOR
-  production   helloworld  ci-34     3f1c2d3e4b5a  Healthy  12:03 UTC  ci-35 (!3)   1 approval from operator
+  ENVIRONMENT  APP         DEPLOYED  DIGEST        HEALTH   SINCE      PROPOSED    WAITS FOR
+  production   helloworld  ci-34     3f1c2d3e4b5a  Healthy  12:03 UTC  ci-35 (!3)  1 approval from operator
+
+    !3: https://gitlab.example.com/root/helloworld-ops/-/merge_requests/3
 `,
     )
     .action(statusAction);
@@ -48,13 +55,14 @@ async function statusAction(opts: {
   project: string;
   env?: string;
   json?: boolean;
+  bot?: string;
   gitlabUrl?: string;
 }): Promise<void> {
   if (opts.env !== undefined && !opts.env.trim())
     throw new CliError('--env: an empty environment name', ExitCode.USAGE);
   const conn = connection(opts.gitlabUrl);
   const { statusRows, renderStatusTable } = await import('../feedback/status.js');
-  const { facts, requests } = await readFacts(conn, opts.project, opts.env);
+  const { facts, requests } = await readFacts(conn, opts.project, opts.env, opts.bot);
   const rows = statusRows(facts);
   if (opts.json) process.stdout.write(`${JSON.stringify({ project: opts.project, rows, requests })}\n`);
   else process.stdout.write(renderStatusTable(rows, facts.now));
@@ -65,6 +73,8 @@ export async function readFacts(
   conn: { url: string; token: string },
   project: string,
   env?: string,
+  /** gitops-bot's username, when the token is someone else's */
+  botUsername?: string,
 ): Promise<{ facts: import('../feedback/status.js').StatusFacts; requests: number }> {
   const [{ GitLabGate, GitLabError }, { readRecordComment, readRecordTrailer }, { parseVerdictComment }] =
     await Promise.all([
@@ -97,12 +107,16 @@ export async function readFacts(
   }
   const gl = new StatusGitLab({ url: conn.url, token: conn.token });
   const now = new Date();
-  let bot: Awaited<ReturnType<StatusGitLab['currentUser']>>;
+  let bot: { id: number; username: string };
   let environments: Awaited<ReturnType<StatusGitLab['listEnvironments']>>;
   let deployments: DeploymentInfo[];
   let mrs: Raw[];
   try {
-    bot = await gl.currentUser();
+    if (botUsername) {
+      const id = await gl.userId(botUsername);
+      if (id === null) throw new CliError(`--bot ${botUsername}: no such user`, ExitCode.USAGE);
+      bot = { id, username: botUsername };
+    } else bot = await gl.currentUser();
     [environments, deployments, mrs] = await Promise.all([
       gl.listEnvironments(project),
       gl.listDeployments(project, { orderBy: 'id', sort: 'desc', perPage: 100 }),

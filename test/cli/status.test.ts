@@ -553,6 +553,23 @@ describe('gitops-bot status against the sandbox', () => {
     assert.equal(empty.code, 2);
   });
 
+  test("another token (operator, a Maintainer) reads the bot's comments with --bot; an unknown --bot is exit 2", async () => {
+    const operatorEnv = { ...env(), GITOPS_BOT_TOKEN: 'operator-token' };
+    const { stdout } = await run(
+      process.execPath,
+      [CLI, 'status', '--project', OPS, '--env', 'production', '--bot', 'gitops-bot', '--json'],
+      { env: operatorEnv },
+    );
+    const [row] = JSON.parse(stdout).rows;
+    assert.equal(row.proposed.tag, 'ci-35');
+    assert.equal(row.waitsFor, '1 approval from operator');
+    const unknown = await run(process.execPath, [CLI, 'status', '--project', OPS, '--bot', 'nobody'], {
+      env: operatorEnv,
+    }).catch((e) => e);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--bot nobody: no such user/);
+  });
+
   test('--help shows an example', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'status', '--help']);
     assert.match(stdout, /\$ gitops-bot status --project root\/helloworld-ops --env production/);
