@@ -76,12 +76,15 @@ export async function readFacts(
   /** gitops-bot's username, when the token is someone else's */
   botUsername?: string,
 ): Promise<{ facts: import('../feedback/status.js').StatusFacts; requests: number }> {
-  const [{ GitLabGate, GitLabError }, { readRecordComment, readRecordTrailer }, { parseVerdictComment }] =
-    await Promise.all([
-      import('../gitlab/client.js'),
-      import('../model/record.js'),
-      import('../feedback/status.js'),
-    ]);
+  const [
+    { GitLabGate, GitLabError },
+    { readRecordComment, readRecordTrailer },
+    { newestDeployments, parseVerdictComment },
+  ] = await Promise.all([
+    import('../gitlab/client.js'),
+    import('../model/record.js'),
+    import('../feedback/status.js'),
+  ]);
   type Raw = Record<string, unknown>;
   // Two lists the client has no method for; subclassing keeps them under its retry policy
   // and request count.
@@ -142,8 +145,7 @@ export async function readFacts(
       ),
   );
   deployments = [...deployments.filter((d) => ours(d.environment)), ...older.flat()];
-  const newest = new Map<string, DeploymentInfo>();
-  for (const d of deployments) if ((newest.get(d.environment)?.id ?? -1) < d.id) newest.set(d.environment, d);
+  const newest = newestDeployments(deployments);
   const shas = [...new Set([...newest.values()].map((d) => d.sha))];
   const records: Record<string, import('../model/record.js').PromotionRecord[]> = {};
   const deployStatus: Record<string, { state: string; description: string } | undefined> = {};

@@ -223,6 +223,21 @@ function digestOf(r: PromotionRecord | undefined): string | null {
   return r?.digest ?? r?.registry?.digest ?? null;
 }
 
+/**
+ * The newest Deployment of each environment; a canceled one only when there is no other:
+ * the feedback loop cancels the twin a racing replica made, which never stood for anything.
+ */
+export function newestDeployments<D extends DeploymentFact>(deployments: D[]): Map<string, D> {
+  const rank = (d: D) => (d.status === 'canceled' || d.status === 'skipped' ? 0 : 1);
+  const newest = new Map<string, D>();
+  for (const d of deployments) {
+    const seen = newest.get(d.environment);
+    if (!seen || rank(d) > rank(seen) || (rank(d) === rank(seen) && d.id > seen.id))
+      newest.set(d.environment, d);
+  }
+  return newest;
+}
+
 /** The table: one row per environment × app that was deployed or is proposed, sorted. */
 export function statusRows(f: StatusFacts): StatusRow[] {
   const rows = new Map<string, StatusRow>();
@@ -244,11 +259,7 @@ export function statusRows(f: StatusFacts): StatusRow[] {
     }
     return r;
   };
-  const newest = new Map<string, DeploymentFact>();
-  for (const d of f.deployments) {
-    const seen = newest.get(d.environment);
-    if (!seen || d.id > seen.id) newest.set(d.environment, d);
-  }
+  const newest = newestDeployments(f.deployments);
   for (const name of new Set([...f.environments, ...newest.keys()])) {
     const split = splitEnvironment(name);
     if (!split || (f.env && split.environment !== f.env)) continue;

@@ -264,6 +264,20 @@ describe('statusRows', () => {
       [{ tag: 'ci-35', health: 'Progressing', since: '2026-12-02T12:01:00Z' }],
     ],
     [
+      'a canceled twin (racing replicas) is passed over; canceled alone is shown',
+      {
+        deployments: [
+          deployment(2, 'production/helloworld', SHA1, 'success'),
+          deployment(3, 'production/helloworld', SHA1, 'canceled'),
+          deployment(4, 'production/web', SHA1, 'canceled'),
+        ],
+      },
+      [
+        { app: 'helloworld', health: 'Healthy' },
+        { app: 'web', health: 'Canceled' },
+      ],
+    ],
+    [
       'degraded: the bot’s deploy status says so, and its words are the detail',
       {
         deployments: [deployment(4, 'production/helloworld', SHA2, 'failed')],
