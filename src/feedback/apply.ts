@@ -15,7 +15,7 @@ import {
 } from './decide.js';
 
 export interface ApplyHooks {
-  /** an alert was raised (once per revision and environment): the metric counts it */
+  /** this run moved a deployment to failed (once per revision and environment): the metric counts it */
   onDeployFailure?(environment: string, reason: string): void;
 }
 
@@ -51,11 +51,24 @@ export async function applyFeedback(
   const gl = ctx.gitlab;
   const project = facts.project;
   const out: Applied = { deployments: 0, status: false, sections: 0, appNotes: 0, alerts: 0 };
+  // The environments this run moved to failed itself: only those count an alert, so that
+  // replicas racing over one report (or one timeout) count it once between them.
+  const failedHere = new Set<string>();
   for (const a of d.deployments) {
     if (a.action === 'none') continue;
     if (a.action === 'update') {
-      await gl.updateDeployment(project, a.id!, a.status);
+      try {
+        await gl.updateDeployment(project, a.id!, a.status);
+      } catch (e) {
+        // another run (a replica, a repeated report) made this transition first
+        if (e instanceof GitLabError && e.status === 400) {
+          log.info({ project, id: a.id, status: a.status }, `deployment ${a.id} was moved already`);
+          continue;
+        }
+        throw e;
+      }
       out.deployments++;
+      if (a.status === 'failed') failedHere.add(a.environment);
       continue;
     }
     if (a.status === 'canceled') continue;
@@ -73,7 +86,9 @@ export async function applyFeedback(
     )
       .filter((x) => x.sha === facts.revision && x.status !== 'canceled')
       .sort((x, y) => x.id - y.id);
-    if (twins.length > 1 && twins[0].id !== made.id && twins.some((t) => t.id === made.id)) {
+    const lost = twins.length > 1 && twins[0].id !== made.id && twins.some((t) => t.id === made.id);
+    if (!lost && a.status === 'failed') failedHere.add(a.environment);
+    if (lost) {
       await gl.updateDeployment(project, made.id, 'canceled');
       // ours lost; the survivor takes the state ours had
       if (a.status !== 'running' && twins[0].status !== a.status)
@@ -115,12 +130,8 @@ export async function applyFeedback(
     }
   }
   for (const a of d.alerts) {
-    let created = false;
-    for (const iid of a.iids) {
-      const r = await ensureSticky(gl, { project, iid }, a.marker, `${a.marker}\n${a.body}`);
-      if (r === 'created') created = true;
-    }
-    if (created) {
+    for (const iid of a.iids) await ensureSticky(gl, { project, iid }, a.marker, `${a.marker}\n${a.body}`);
+    if (failedHere.has(a.environment)) {
       out.alerts++;
       hooks.onDeployFailure?.(a.environment, a.reason);
       log.error(

@@ -142,7 +142,7 @@ function lineFor(
     return `✅ Synced and Healthy in ${env.name} at ${hhmm(at)}${after}`;
   }
   if (s === 'running') return `🔄 Syncing to ${env.name} since ${hhmm(at)}`;
-  if (reason === 'timeout') return `⌛ not live after ${Math.round(env.timeoutMs / 60_000)} min`;
+  if (reason === 'timeout') return `⌛ not live after ${duration(env.timeoutMs)}`;
   const words = message.replace(/\s+/g, ' ').trim() || 'no message from the agent';
   return reason === 'sync_failed' ? `❌ Sync failed: ${words}` : `❌ Degraded: ${words}`;
 }
@@ -314,7 +314,14 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
       // report cannot override it.
       const unchanged = previous && previous.status === result;
       const reason = unchanged ? previous.reason : result === target.status ? target.reason : undefined;
-      const mergedAt = mrs.map((m) => m.mergedAt).find(Boolean) ?? landedAt;
+      // "after merge": the newest merge the revision deploys here (older ones it carries too
+      // were merged before it)
+      const mergedAt =
+        mrs
+          .map((m) => m.mergedAt)
+          .filter((t): t is string => !!t)
+          .sort()
+          .at(-1) ?? landedAt;
       const stateAt = unchanged && Date.parse(previous.at) > Date.parse(at) ? previous.at : at;
       const since = unchanged ? (previous.since ?? previous.at) : at;
       const state: SectionState = {
@@ -331,8 +338,8 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
         s.state[environment] = state;
         sections.set(mr.iid, s);
       }
-      // Once per revision and environment: the comment's marker says so (apply counts and
-      // logs it only when it posted the comment).
+      // Once per revision and environment: the comment's marker says so, and apply counts
+      // and logs it only when its own write moved the deployment to failed.
       if (result === 'failed' && reason)
         out.alerts.push({
           environment,
