@@ -20,7 +20,8 @@ async function sources(dir: string): Promise<string[]> {
 
 const folderOf = (rel: string) => (rel.includes('/') ? rel.split('/')[0] : '(entry points)');
 
-test('no import cycle between the folders of src/', async () => {
+/** Which folders of src/ each folder imports (entry points included). */
+async function importEdges(): Promise<Map<string, Set<string>>> {
   const edges = new Map<string, Set<string>>();
   for (const file of await sources(SRC)) {
     const rel = relative(SRC, file);
@@ -31,6 +32,28 @@ test('no import cycle between the folders of src/', async () => {
       if (to !== from) edges.set(from, (edges.get(from) ?? new Set()).add(to));
     }
   }
+  return edges;
+}
+
+test('README "Development" lists every folder of src/, each importing only folders listed before it', async () => {
+  const readme = await readFile(join(SRC, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Development'));
+  const order = [...section.matchAll(/^src\/([a-z-]+)\/ /gm)].map((m) => m[1]);
+  const folders = (await readdir(SRC, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name);
+  assert.deepEqual([...order].sort(), [...folders].sort(), 'the folders listed are the folders there are');
+  const edges = await importEdges();
+  const wrong = order.flatMap((folder, i) =>
+    [...(edges.get(folder) ?? [])]
+      .filter((to) => order.indexOf(to) > i)
+      .map((to) => `${folder} imports ${to}`),
+  );
+  assert.deepEqual(wrong, [], 'an import of a folder listed later');
+});
+
+test('no import cycle between the folders of src/', async () => {
+  const edges = await importEdges();
   const reaches = (a: string, b: string, seen = new Set<string>()): boolean => {
     for (const n of edges.get(a) ?? []) {
       if (n === b) return true;
