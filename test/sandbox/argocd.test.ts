@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { startArgocd } from '../../src/sandbox/argocd/index.js';
 import { decideNotifications, triggerHolds } from '../../src/sandbox/argocd/notify.js';
 import { splitImage } from '../../src/sandbox/argocd/registry.js';
 import { parseManifests, RenderError } from '../../src/sandbox/argocd/render.js';
@@ -430,6 +431,46 @@ describe('more sources', () => {
     assert.equal(a.status.sync.status, 'Unknown');
     assert.match(a.status.conditions![0].message, /values\.yml.*Object 'Kind' is missing/);
     assert.equal(a.status.operationState, undefined);
+  });
+});
+
+describe('a second Argo CD on the same GitLab: polling and the webhook secret', () => {
+  test('it polls: a merge reaches it without webhook or refresh', async () => {
+    const other = await startArgocd(sb.core, '127.0.0.1', { pollMs: 100, syncMs: 10, progressingMs: 10 });
+    try {
+      const head = async () => (await client(sb, 'operator').Branches.show(OPS, 'deploy/prod')).commit.id;
+      const at = async (sha: string) =>
+        until(
+          async () => other.controller.get('helloworld')?.status.sync.revision === sha,
+          `poll sees ${sha}`,
+        );
+      await at(await head());
+      const merged = await mergeTag('ci-34');
+      await at(merged);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('with webhook.gitlab.secret set, a wrong X-Gitlab-Token is 400; the right one 200', async () => {
+    const other = await startArgocd(sb.core, '127.0.0.1', {
+      pollMs: 600_000,
+      gitlabWebhookSecret: 'hook-secret',
+    });
+    try {
+      const post = (token: string) =>
+        fetch(`${other.url}/api/webhook`, {
+          method: 'POST',
+          headers: { 'X-Gitlab-Event': 'Push Hook', 'X-Gitlab-Token': token },
+          body: JSON.stringify({ ref: 'refs/heads/deploy/prod', project: { web_url: `${sb.url}/${OPS}` } }),
+        });
+      const wrong = await post('nope');
+      assert.equal(wrong.status, 400);
+      assert.equal((await wrong.text()).trim(), 'Webhook processing failed');
+      assert.equal((await post('hook-secret')).status, 200);
+    } finally {
+      await other.close();
+    }
   });
 });
 

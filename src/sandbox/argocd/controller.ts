@@ -272,8 +272,9 @@ export class ArgocdController {
     const r = this.apps.get(name);
     if (!r) throw new Error(`application ${name} not found`);
     if (r.app.status.operationState?.phase === 'Running') return false;
-    const target = revision ?? (await this.resolveTarget(r));
-    if (!target) throw new RenderError(`Unable to resolve '${r.def.targetRevision}' to a commit SHA`);
+    const target = revision ? await this.resolve(r, revision) : await this.resolveTarget(r);
+    if (!target)
+      throw new RenderError(`Unable to resolve '${revision ?? r.def.targetRevision}' to a commit SHA`);
     const rendered = await this.render(r, target);
     this.startSync(r, target, rendered, initiatedBy);
     return true;
@@ -293,11 +294,15 @@ export class ArgocdController {
 
   // ---------- observe ----------
 
-  private async resolveTarget(r: AppRecord): Promise<string | null> {
+  private resolveTarget(r: AppRecord): Promise<string | null> {
+    return this.resolve(r, r.def.targetRevision || 'HEAD');
+  }
+
+  /** A branch, tag or SHA of the app's repository as the commit SHA it names (HEAD: the default branch). */
+  private async resolve(r: AppRecord, revision: string): Promise<string | null> {
     const project = this.core.store.project(r.def.repo);
     if (!project) return null;
-    const target = r.def.targetRevision || 'HEAD';
-    return this.core.repo(project).resolve(target === 'HEAD' ? project.defaultBranch : target);
+    return this.core.repo(project).resolve(revision === 'HEAD' ? project.defaultBranch : revision);
   }
 
   private render(r: AppRecord, commit: string): Promise<Rendered> {

@@ -92,7 +92,7 @@ export interface SentNotification {
 
 /**
  * POSTs one notification, retrying as go-retryablehttp does for notifications-engine: on a
- * connection error or a 5xx/429, up to `retries` more times, waiting retryWaitMin × 2^n
+ * connection error or a 5xx (not 501) or 429, up to `retries` more times, waiting retryWaitMin × 2^n
  * (capped at retryWaitMax = 5 × retryWaitMin). True when a 2xx came back.
  */
 export async function sendNotification(
@@ -116,7 +116,10 @@ export async function sendNotification(
       await res.arrayBuffer();
       status = res.status;
       if (res.ok) return { ok: true, status, attempts: attempt + 1 };
-      if (res.status < 500 && res.status !== 429) return { ok: false, status, attempts: attempt + 1 };
+      // DefaultRetryPolicy: 429 and 5xx are retried, except 501 Not Implemented.
+      if ((res.status < 500 && res.status !== 429) || res.status === 501) {
+        return { ok: false, status, attempts: attempt + 1 };
+      }
     } catch {
       status = null;
     }
