@@ -14,6 +14,8 @@ export interface FeedbackRun {
   applied: Applied;
   /** when to check the timeout of what is still running (ISO), or null */
   recheckAt: string | null;
+  /** GitLab requests this run made (retries included) */
+  requests: number;
 }
 
 async function run(
@@ -24,6 +26,7 @@ async function run(
   o: AgentObservation | null,
   hooks: ApplyHooks,
 ): Promise<FeedbackRun | null> {
+  const before = ctx.gitlab.requests;
   const observed = await observeFeedback(ctx, project, agentApp, revision, o);
   if (!observed) return null;
   const decision = decideFeedback(observed.facts);
@@ -36,11 +39,11 @@ async function run(
       phase: o?.phase ?? 'timeout check',
       health: o?.health,
       deployments: decision.deployments.map((x) => `${x.environment}:${x.action}:${x.status}`),
-      requests: ctx.gitlab.requests,
+      requests: ctx.gitlab.requests - before,
     },
     `${agentApp} at ${revision.slice(0, 8)}: ${decision.deployments.map((x) => `${x.environment} ${x.action === 'none' ? 'unchanged' : x.status}`).join(', ') || 'nothing to report'}`,
   );
-  return { decision, applied, recheckAt: decision.recheckAt };
+  return { decision, applied, recheckAt: decision.recheckAt, requests: ctx.gitlab.requests - before };
 }
 
 /** One agent report, for the ops project `project`. */

@@ -14,7 +14,7 @@ import { pushImage } from '../../src/sandbox/images.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
 import { APP, type Client, client, OPS, protect, sandboxFixture, until } from '../helpers.js';
-import { type Registry, startRegistry } from '../registry/docker-registry.js';
+import { freePort, type Registry, startRegistry } from '../registry/docker-registry.js';
 import { skipUnless } from '../tools.js';
 
 const skip = skipUnless('docker-registry');
@@ -46,9 +46,29 @@ interface World {
   appMergeSha: string;
 }
 
-/** A sandbox whose ops repo runs images from the test registry, under `policyText`. */
-async function world(policyText: string, replicas: number): Promise<World> {
-  const [sb, registry] = await Promise.all([sandboxFixture(), startRegistry()]);
+/**
+ * A sandbox whose ops repo runs images from the test registry, under `policyText`. With
+ * `argocd`, the sandbox's Argo CD (its registry the test one) notifies the first replica,
+ * which listens on a port chosen up front.
+ */
+async function world(policyText: string, replicas: number, argocd = false): Promise<World> {
+  const registry = await startRegistry();
+  const port = argocd ? await freePort() : 0;
+  const sb = await sandboxFixture(
+    argocd
+      ? {
+          argocd: {
+            pollMs: 200,
+            syncMs: 100,
+            progressingMs: 300,
+            registries: [registry.url],
+            notifyUrl: `http://127.0.0.1:${port}/argocd`,
+            notifyToken: SECRET,
+            notifyRetryWaitMs: 50,
+          },
+        }
+      : {},
+  );
   const op = client(sb, 'operator');
   const dev = client(sb, 'reviewer'); // Maintainer of root/helloworld
   const image = `${registry.host}/root/helloworld`;
@@ -93,15 +113,15 @@ async function world(policyText: string, replicas: number): Promise<World> {
     appMr: mr.iid,
     appMergeSha: String(merged.merge_commit_sha),
   };
-  for (let i = 0; i < replicas; i++) await addReplica(w);
+  for (let i = 0; i < replicas; i++) await addReplica(w, i === 0 ? port : 0);
   return w;
 }
 
-async function addReplica(w: World): Promise<WebhookServer> {
+async function addReplica(w: World, port = 0): Promise<WebhookServer> {
   const gitlab = new GitLabGate({ url: w.sb.url, token: 'gitops-bot-token' });
   const bot = await gitlab.currentUser();
   const srv = createWebhookServer({ ctx: { gitlab, botUserId: bot.id }, secret: SECRET, projects: [OPS] });
-  const url = await srv.listen(0, '127.0.0.1');
+  const url = await srv.listen(port, '127.0.0.1');
   const hook = await w.op.ProjectHooks.add(OPS, `${url}/webhook`, {
     token: SECRET,
     pushEvents: true,
@@ -621,5 +641,63 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
       at: new Date().toISOString(),
     });
     assert.equal(await postSigned(w.urls[0], body, 'wrong-key'), 401);
+  });
+});
+
+describe("the sandbox's Argo CD notifies serve: what it really synced, back in GitLab", { skip }, () => {
+  let w: World;
+  before(async () => {
+    w = await world(policy('{ argocd: helloworld }', '10m'), 1, true);
+  });
+  after(async () => {
+    for (const r of w?.replicas ?? []) await r.close();
+    await w?.sb.close();
+    await w?.registry.close();
+  });
+
+  const settled = async (revision: string, status: string) => {
+    await until(
+      async () => (await ofRevision(w, revision)).some((d) => d.status === status),
+      `a ${status} deployment of ${revision.slice(0, 8)}`,
+      100,
+      300,
+    );
+    await w.sb.settle(...w.replicas);
+  };
+
+  test('healthy: Argo CD syncs deploy/prod; running, then success, the section and the app MR note', async () => {
+    const { revision, iid } = await promoteAndMerge(w, 'ci-34');
+    await settled(revision, 'success');
+    assert.deepEqual(
+      (await ofRevision(w, revision)).map((d) => d.status),
+      ['success'],
+    );
+    assert.match(
+      await section(w, iid),
+      /✅ Synced and Healthy in production at \d\d:\d\d \(\d+ s after merge\)/,
+    );
+    assert.equal((await deployStatus(w, revision))?.status, 'success');
+    const appNotes = (await client(w.sb, 'reviewer').MergeRequestNotes.all(APP, w.appMr)).filter((n) =>
+      n.body.includes('gitops-bot:deployed'),
+    );
+    assert.equal(appNotes.length, 1);
+    // what ran before (deploy/prod as the operator made it) deploys no bot change: no deployment of it
+    const all = await deployments(w);
+    assert.deepEqual([...new Set(all.map((d) => d.sha))], [revision]);
+  });
+
+  test('degraded: an image never pushed is ImagePullBackOff in Argo CD, failed in GitLab, with an alert', async () => {
+    const { revision, iid } = await promoteAndMerge(w, 'ci-37', false);
+    await settled(revision, 'failed');
+    assert.deepEqual(
+      (await ofRevision(w, revision)).map((d) => d.status),
+      ['failed'],
+    );
+    const text = await section(w, iid);
+    assert.match(text, /❌ Degraded: .*ci-37/);
+    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
+      n.body.includes('gitops-bot:deploy-alert'),
+    );
+    assert.equal(alerts.length, 1);
   });
 });
