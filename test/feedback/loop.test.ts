@@ -51,9 +51,13 @@ interface World {
  * `argocd`, the sandbox's Argo CD (its registry the test one) notifies the first replica,
  * which listens on a port chosen up front.
  */
-async function world(policyText: string, replicas: number, argocd = false): Promise<World> {
+async function world(
+  policyText: string,
+  replicas: number,
+  argocd: false | 'notify' | 'poll' = false,
+): Promise<World> {
   const registry = await startRegistry();
-  const port = argocd ? await freePort() : 0;
+  const port = argocd === 'notify' ? await freePort() : 0;
   const sb = await sandboxFixture(
     argocd
       ? {
@@ -62,9 +66,9 @@ async function world(policyText: string, replicas: number, argocd = false): Prom
             syncMs: 100,
             progressingMs: 300,
             registries: [registry.url],
-            notifyUrl: `http://127.0.0.1:${port}/argocd`,
-            notifyToken: SECRET,
-            notifyRetryWaitMs: 50,
+            ...(argocd === 'notify'
+              ? { notifyUrl: `http://127.0.0.1:${port}/argocd`, notifyToken: SECRET, notifyRetryWaitMs: 50 }
+              : {}),
           },
         }
       : {},
@@ -113,14 +117,35 @@ async function world(policyText: string, replicas: number, argocd = false): Prom
     appMr: mr.iid,
     appMergeSha: String(merged.merge_commit_sha),
   };
-  for (let i = 0; i < replicas; i++) await addReplica(w, i === 0 ? port : 0);
+  const poll = argocd === 'poll' ? await argocdPolling(sb) : undefined;
+  for (let i = 0; i < replicas; i++) await addReplica(w, i === 0 ? port : 0, poll);
   return w;
 }
 
-async function addReplica(w: World, port = 0): Promise<WebhookServer> {
+/** serve's --argocd-url: the sandbox's Argo CD, read with a session token of its admin. */
+async function argocdPolling(sb: Sandbox): Promise<{ url: string; token: string; pollMs: number }> {
+  const res = await fetch(`${sb.argocdUrl}/api/v1/session`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'argocd-admin' }),
+  });
+  const { token } = (await res.json()) as { token: string };
+  return { url: sb.argocdUrl!, token, pollMs: 150 };
+}
+
+async function addReplica(
+  w: World,
+  port = 0,
+  argocd?: { url: string; token: string; pollMs: number },
+): Promise<WebhookServer> {
   const gitlab = new GitLabGate({ url: w.sb.url, token: 'gitops-bot-token' });
   const bot = await gitlab.currentUser();
-  const srv = createWebhookServer({ ctx: { gitlab, botUserId: bot.id }, secret: SECRET, projects: [OPS] });
+  const srv = createWebhookServer({
+    ctx: { gitlab, botUserId: bot.id },
+    secret: SECRET,
+    projects: [OPS],
+    ...(argocd ? { argocd } : {}),
+  });
   const url = await srv.listen(port, '127.0.0.1');
   const hook = await w.op.ProjectHooks.add(OPS, `${url}/webhook`, {
     token: SECRET,
@@ -647,7 +672,7 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
 describe("the sandbox's Argo CD notifies serve: what it really synced, back in GitLab", { skip }, () => {
   let w: World;
   before(async () => {
-    w = await world(policy('{ argocd: helloworld }', '10m'), 1, true);
+    w = await world(policy('{ argocd: helloworld }', '10m'), 1, 'notify');
   });
   after(async () => {
     for (const r of w?.replicas ?? []) await r.close();
@@ -699,5 +724,33 @@ describe("the sandbox's Argo CD notifies serve: what it really synced, back in G
       n.body.includes('gitops-bot:deploy-alert'),
     );
     assert.equal(alerts.length, 1);
+  });
+});
+
+describe('serve --argocd-url: the polling fallback reads the same facts', { skip }, () => {
+  let w: World;
+  before(async () => {
+    w = await world(policy('{ argocd: helloworld }', '10m'), 1, 'poll');
+  });
+  after(async () => {
+    for (const r of w?.replicas ?? []) await r.close();
+    await w?.sb.close();
+    await w?.registry.close();
+  });
+
+  test('no notifications configured: the poller finds the sync and its health, GitLab gets success', async () => {
+    const { revision, iid } = await promoteAndMerge(w, 'ci-34');
+    await until(
+      async () => (await ofRevision(w, revision)).some((d) => d.status === 'success'),
+      'a success deployment from polling',
+      100,
+      300,
+    );
+    await w.sb.settle(...w.replicas);
+    assert.deepEqual(
+      (await ofRevision(w, revision)).map((d) => d.status),
+      ['success'],
+    );
+    assert.match(await section(w, iid), /✅ Synced and Healthy in production/);
   });
 });
