@@ -7,7 +7,7 @@ import type { AgentObservation } from '../model/agent.js';
 import { agentKey, durationMs } from '../policy/schema.js';
 import { type Applied, type ApplyHooks, applyFeedback } from './apply.js';
 import { decideFeedback, type FeedbackDecision } from './decide.js';
-import { agentAppOf, observeFeedback, watchedBy } from './observe.js';
+import { agentAppOf, observeFeedback, trackedBranch } from './observe.js';
 
 export interface FeedbackRun {
   decision: FeedbackDecision;
@@ -75,9 +75,11 @@ export function checkDeployTimeout(
 }
 
 /**
- * After a restart: the deployments of watched environments still running, with when their
- * timeout falls due at the latest (created + deploy_timeout; the check itself counts from the
- * merge). Restart-safe because it is read from GitLab, not remembered.
+ * After a (re)start: what may still time out, read from GitLab rather than remembered. The
+ * deployments of watched environments still running (due at created + deploy_timeout at
+ * the latest; the check itself counts from the merge), and the head of each branch an agent
+ * tracks that has no deployment yet (the agent may never have said a word: due now, and the
+ * check sets its own time if it is not yet).
  */
 export async function pendingDeployments(
   ctx: GateContext,
@@ -88,20 +90,23 @@ export async function pendingDeployments(
   if (!p || 'error' in p) return [];
   const watched = p.environments.filter((e) => agentKey(e));
   if (!watched.length) return [];
-  const running = await ctx.gitlab.listDeployments(project, {
-    status: 'running',
-    orderBy: 'id',
-    sort: 'desc',
-    perPage: 100,
-  });
+  const recent = await ctx.gitlab.listDeployments(project, { orderBy: 'id', sort: 'desc', perPage: 100 });
+  const now = (ctx.now?.() ?? new Date()).toISOString();
   const out = new Map<string, { agentApp: string; revision: string; dueAt: string }>();
-  for (const d of running) {
+  for (const d of recent) {
+    if (d.status !== 'running' && d.status !== 'created') continue;
     const env = watched.find((e) => d.environment.startsWith(`${e.name}/`));
     if (!env) continue;
     const agentApp = agentKey(env)!;
-    if (!watchedBy(p, agentApp).length) continue;
     const dueAt = new Date(Date.parse(d.createdAt) + durationMs(env.deploy_timeout)).toISOString();
     out.set(`${agentApp} ${d.sha}`, { agentApp, revision: d.sha, dueAt });
+  }
+  for (const env of watched) {
+    const agentApp = agentKey(env)!;
+    const head = await ctx.gitlab.branch(project, trackedBranch(env, rules.defaultBranch));
+    if (!head || out.has(`${agentApp} ${head.head}`)) continue;
+    if (recent.some((d) => d.sha === head.head && d.environment.startsWith(`${env.name}/`))) continue;
+    out.set(`${agentApp} ${head.head}`, { agentApp, revision: head.head, dueAt: now });
   }
   return [...out.values()];
 }

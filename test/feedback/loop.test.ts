@@ -92,7 +92,7 @@ async function world(
   );
   const mr = await dev.MergeRequests.create(APP, 'feature/hw-001', 'main', 'HW-001: say hello');
   const merged = await dev.MergeRequests.merge(APP, mr.iid);
-  for (const tag of ['ci-34', 'ci-36', 'ci-38', 'ci-40'])
+  for (const tag of ['ci-34', 'ci-36', 'ci-38', 'ci-40', 'ci-42'])
     await pushImage(registry.url, 'root/helloworld', tag, {
       labels: labels(String(merged.merge_commit_sha)),
     });
@@ -649,6 +649,23 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
     await until(
       async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
       'the timeout after the restart',
+      100,
+      100,
+    );
+    assert.deepEqual(
+      (await ofRevision(w, revision)).map((d) => d.status),
+      ['failed'],
+    );
+  });
+
+  test('timeout across a restart with no word from the agent at all: the new process finds the head undeployed', async () => {
+    const { revision, mergedAt } = await promoteAndMerge(w, 'ci-42');
+    await removeReplica(w, 0); // its landing timer goes with it
+    assert.ok(Date.now() - Date.parse(mergedAt) < 3_000, 'restarted before the timeout');
+    await addReplica(w);
+    await until(
+      async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
+      'the timeout',
       100,
       100,
     );
