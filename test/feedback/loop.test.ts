@@ -44,6 +44,8 @@ interface World {
   /** the app MR (root/helloworld) that ci-34 carries */
   appMr: number;
   appMergeSha: string;
+  /** serve's jobs on a worker thread, as the CLI runs them */
+  worker?: boolean;
 }
 
 /**
@@ -55,6 +57,7 @@ async function world(
   policyText: string,
   replicas: number,
   argocd: false | 'notify' | 'poll' = false,
+  worker = false,
 ): Promise<World> {
   const registry = await startRegistry();
   const port = argocd === 'notify' ? await freePort() : 0;
@@ -116,6 +119,7 @@ async function world(
     urls: [],
     appMr: mr.iid,
     appMergeSha: String(merged.merge_commit_sha),
+    worker,
   };
   const poll = argocd === 'poll' ? await argocdPolling(sb) : undefined;
   for (let i = 0; i < replicas; i++) await addReplica(w, i === 0 ? port : 0, poll);
@@ -145,6 +149,7 @@ async function addReplica(
     secret: SECRET,
     projects: [OPS],
     ...(argocd ? { argocd } : {}),
+    ...(w.worker ? { worker: true } : {}),
   });
   const url = await srv.listen(port, '127.0.0.1');
   const hook = await w.op.ProjectHooks.add(OPS, `${url}/webhook`, {
@@ -539,7 +544,8 @@ async function postSigned(url: string, body: unknown, key = SECRET) {
 describe('Flux events → GitLab, and the timeout', { skip }, () => {
   let w: World;
   before(async () => {
-    w = await world(policy('{ flux: flux-system/helloworld }', '3s'), 1);
+    // on a worker thread, as the CLI's serve runs its jobs (reports and timers cross to it)
+    w = await world(policy('{ flux: flux-system/helloworld }', '3s'), 1, false, true);
   });
   after(async () => {
     for (const r of w?.replicas ?? []) await r.close();
