@@ -4,9 +4,11 @@
 // default branch (as the gate reads them), the revision's place on the branch the agent
 // tracks, and the bot's promotion records in that branch's history.
 //
-// Requests for one report about a revision that deploys one bot MR: the rules (3, as the
-// gate reads them), the revision on the tracked branch (1), the deployments (1), the compare
-// since the last successful deployment (1), the MR and its notes (2), the commit status (1).
+// Reads for one report about a revision that deploys one bot MR (measured in
+// test/feedback/loop.test.ts: 11): the rules as the gate reads them (4 in strict mode), the
+// deployments (1), the commit status (1), the revision on the tracked branch (1), the first
+// parent when nothing was deployed yet (1), the compare since the last successful
+// deployment (1), the MR and its notes (2). Then only the writes that change something.
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
 import { rulesInForce } from '../gate/trust.js';
