@@ -73,8 +73,12 @@ export interface FeedbackFacts {
   environments: WatchedEnvironment[];
   /** the project's deployments in these environments (one page, any order) */
   deployments: DeploymentInfo[];
-  /** the commit status gitops-bot/deploy on the revision, when gitops-bot wrote it */
-  status: { state: string; description: string } | null;
+  /**
+   * the commit status gitops-bot/deploy on the revision, when gitops-bot wrote it; undefined
+   * when it was not read: then it is written whenever a deployment or a section changes
+   * (apply writes it before the sections, so a section in place means its status is too)
+   */
+  status?: { state: string; description: string } | null;
 }
 
 export interface DeploymentAction {
@@ -380,8 +384,9 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
       .map((r) => `${r.environment}: ${statusWords(r.status, r.text)}`)
       .join(', ')
       .slice(0, 255);
-    if (!(f.status && f.status.state === state && f.status.description === description))
-      out.status = { sha: f.revision, state, description };
+    const changed = out.deployments.some((d) => d.action !== 'none') || out.sections.length > 0;
+    const same = !!f.status && f.status.state === state && f.status.description === description;
+    if (f.status === undefined ? changed : !same) out.status = { sha: f.revision, state, description };
   }
   return out;
 }

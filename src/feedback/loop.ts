@@ -2,7 +2,7 @@
 // check, and (after a restart) which deployments are still waiting for one.
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
-import { rulesInForce } from '../gate/trust.js';
+import { type RulesInForce, rulesInForce } from '../gate/trust.js';
 import type { AgentObservation } from '../model/agent.js';
 import { agentKey, durationMs } from '../policy/schema.js';
 import { type Applied, type ApplyHooks, applyFeedback } from './apply.js';
@@ -25,9 +25,10 @@ async function run(
   revision: string,
   o: AgentObservation | null,
   hooks: ApplyHooks,
+  rules?: RulesInForce,
 ): Promise<FeedbackRun | null> {
   const before = ctx.gitlab.requests;
-  const observed = await observeFeedback(ctx, project, agentApp, revision, o);
+  const observed = await observeFeedback(ctx, project, agentApp, revision, o, rules);
   if (!observed) return null;
   const decision = decideFeedback(observed.facts);
   const applied = await applyFeedback(ctx, observed.facts, decision, observed.notes, hooks);
@@ -52,6 +53,7 @@ export async function handleAgentReport(
   project: string,
   o: AgentObservation,
   hooks: ApplyHooks = {},
+  rules?: RulesInForce,
 ): Promise<FeedbackRun | null> {
   if (!o.revision) {
     log.info(
@@ -60,7 +62,7 @@ export async function handleAgentReport(
     );
     return null;
   }
-  return run(ctx, project, agentAppOf(o), o.revision, o, hooks);
+  return run(ctx, project, agentAppOf(o), o.revision, o, hooks, rules);
 }
 
 /** The timeout check of `revision` (deploy_timeout after its merge, no Healthy yet). */
@@ -70,8 +72,9 @@ export function checkDeployTimeout(
   agentApp: string,
   revision: string,
   hooks: ApplyHooks = {},
+  rules?: RulesInForce,
 ): Promise<FeedbackRun | null> {
-  return run(ctx, project, agentApp, revision, null, hooks);
+  return run(ctx, project, agentApp, revision, null, hooks, rules);
 }
 
 /**

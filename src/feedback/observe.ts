@@ -6,24 +6,18 @@
 //
 // Reads for one report about a revision that deploys one bot MR (measured in
 // test/feedback/loop.test.ts: 11): the rules as the gate reads them (4 in strict mode), the
-// deployments (1), the commit status (1), the revision on the tracked branch (1), the first
+// deployments (1), the revision on the tracked branch (1), the first
 // parent when nothing was deployed yet (1), the compare since the last successful
 // deployment (1), the MR and its notes (2). Then only the writes that change something.
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
-import { rulesInForce } from '../gate/trust.js';
+import { type RulesInForce, rulesInForce } from '../gate/trust.js';
 import type { DeploymentInfo, Note } from '../gitlab/client.js';
 import type { AgentObservation } from '../model/agent.js';
 import { readRecordTrailer } from '../model/record.js';
 import { agentKey, durationMs, type Environment } from '../policy/schema.js';
 import { DIFF_MARKER } from '../render/diff-comment.js';
-import {
-  DEPLOY_STATUS_NAME,
-  type FeedbackFacts,
-  type OpsMergeRequest,
-  readSection,
-  type WatchedEnvironment,
-} from './decide.js';
+import { type FeedbackFacts, type OpsMergeRequest, readSection, type WatchedEnvironment } from './decide.js';
 
 export interface Observed {
   facts: FeedbackFacts;
@@ -57,9 +51,11 @@ export async function observeFeedback(
   agentApp: string,
   revision: string,
   observation: AgentObservation | null,
+  /** the rules in force, when the caller read them a moment ago (serve keeps them briefly) */
+  known?: RulesInForce,
 ): Promise<Observed | null> {
   const gl = ctx.gitlab;
-  const rules = await rulesInForce(gl, project, ctx.policy);
+  const rules = known ?? (await rulesInForce(gl, project, ctx.policy));
   const envs = watchedBy(rules.policy, agentApp);
   if (!envs.length) {
     log.warn(
@@ -69,7 +65,6 @@ export async function observeFeedback(
     return null;
   }
   const deploymentsP = gl.listDeployments(project, { orderBy: 'id', sort: 'desc', perPage: 100 });
-  const statusP = gl.commitStatus(project, revision, DEPLOY_STATUS_NAME);
   const deployments = (await deploymentsP).filter((d) =>
     envs.some((e) => d.environment.startsWith(`${e.name}/`)),
   );
@@ -126,7 +121,6 @@ export async function observeFeedback(
       mr.section = (sticky && readSection(sticky.body)) || {};
     }),
   );
-  const status = await statusP;
   return {
     facts: {
       project,
@@ -136,7 +130,8 @@ export async function observeFeedback(
       now: (ctx.now?.() ?? new Date()).toISOString(),
       environments: watched,
       deployments,
-      status: status && status.authorId === ctx.botUserId ? status : null,
+      // not read: decide writes it whenever what it describes changes (one request saved on
+      // every report; a status someone else posted under the name is fixed at the next change)
     },
     notes,
   };

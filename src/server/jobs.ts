@@ -13,7 +13,7 @@ import {
 import { agentAppOf, trackedBranch, watchedBy } from '../feedback/observe.js';
 import { nextFreezeEdge } from '../gate/freeze-edges.js';
 import { acceptBypass, afterMerge, afterPushRead, type GateContext, gate } from '../gate/gate.js';
-import { deployRefs, POLICY_FILE, parse, rulesInForce } from '../gate/trust.js';
+import { deployRefs, POLICY_FILE, parse, type RulesInForce, rulesInForce } from '../gate/trust.js';
 import type { AgentObservation } from '../model/agent.js';
 import { governedBranches } from '../policy/evaluate.js';
 import { agentKey, DEFAULT_POLICY, durationMs, type Policy } from '../policy/schema.js';
@@ -63,6 +63,11 @@ export interface JobEvents {
 
 /** after a timeout falls due before checking it, so that the check's clock is past it */
 const DEPLOY_MARGIN_MS = 1000;
+/**
+ * How long agent reports reuse the rules a report read (a burst of notifications reads them
+ * once); any push to the project forgets them at once, as a policy change comes by a push.
+ */
+const AGENT_RULES_TTL_MS = 30_000;
 
 export function jobKey(job: JobSpec): string {
   if (job.type === 'push') return `${job.project}:push:${job.branch}`;
@@ -118,6 +123,15 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
   const scheduleFailures = new Map<string, number>();
   // Timeout checks of deployments, by project, agent application and revision.
   const deployTimers = new Map<string, NodeJS.Timeout>();
+  const agentRules = new Map<string, { until: number; rules: Promise<RulesInForce> }>();
+  const rulesFor = (project: string): Promise<RulesInForce> => {
+    const hit = agentRules.get(project);
+    if (hit && hit.until > Date.now()) return hit.rules;
+    const rules = rulesInForce(ctx.gitlab, project, ctx.policy);
+    rules.catch(() => agentRules.delete(project));
+    agentRules.set(project, { until: Date.now() + AGENT_RULES_TTL_MS, rules });
+    return rules;
+  };
   const hooks = {
     onDeployFailure: (environment: string, reason: string) => events.deployFailure?.(environment, reason),
   };
@@ -172,10 +186,12 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       scheduled.add(job.project);
       await schedule(job.project, spec.project);
     } else if (job.type === 'agent') {
-      const r = await handleAgentReport(ctx, job.project, job.observation, hooks);
+      const rules = await rulesFor(job.project);
+      const r = await handleAgentReport(ctx, job.project, job.observation, hooks, rules);
       recheck(spec.project, agentAppOf(job.observation), job.observation.revision, r);
     } else if (job.type === 'deploy-check') {
-      const r = await checkDeployTimeout(ctx, job.project, job.agentApp, job.revision, hooks);
+      const rules = await rulesFor(job.project);
+      const r = await checkDeployTimeout(ctx, job.project, job.agentApp, job.revision, hooks, rules);
       recheck(spec.project, job.agentApp, job.revision, r);
     } else if (job.type === 'deploy-resume') {
       for (const p of await pendingDeployments(ctx, job.project))
@@ -244,6 +260,7 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
    */
   async function push(job: Extract<JobSpec, { type: 'push' }>, id: string): Promise<void> {
     const gl = ctx.gitlab;
+    agentRules.delete(job.project);
     const defaultBranch = await gl.projectDefaultBranch(job.project);
     const headText = ctx.policy ? null : await gl.rawFile(job.project, POLICY_FILE, defaultBranch);
     const comparable =

@@ -356,6 +356,14 @@ describe('decideFeedback', () => {
     assert.equal(decideFeedback(facts()).status?.description, `${ENV}: Healthy`);
   });
 
+  test('the status not read (serve saves the request): written when a deployment or a section changes, else not', () => {
+    const first = decideFeedback(facts({ status: undefined }));
+    assert.equal(first.status?.state, 'success', 'a new deployment: written');
+    const s = readSection(first.sections[0].section) ?? {};
+    const again = decideFeedback(facts({ status: undefined, deployments: [dep(5, 'success')] }, s));
+    assert.equal(again.status, null, 'nothing changed: not written');
+  });
+
   test('durations read as people say them', () => {
     assert.deepEqual(
       [duration(45_000), duration(130_000), duration(600_000), duration(3_900_000)],
