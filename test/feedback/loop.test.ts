@@ -58,6 +58,8 @@ async function world(
   replicas: number,
   argocd: false | 'notify' | 'poll' = false,
   worker = false,
+  /** the sandbox Argo CD's reconciliation interval */
+  argocdPollMs = 200,
 ): Promise<World> {
   const registry = await startRegistry();
   const port = argocd === 'notify' ? await freePort() : 0;
@@ -65,7 +67,7 @@ async function world(
     argocd
       ? {
           argocd: {
-            pollMs: 200,
+            pollMs: argocdPollMs,
             syncMs: 100,
             progressingMs: 300,
             registries: [registry.url],
@@ -775,5 +777,59 @@ describe('serve --argocd-url: the polling fallback reads the same facts', { skip
       ['success'],
     );
     assert.match(await section(w, iid), /✅ Synced and Healthy in production/);
+  });
+});
+
+describe("the sandbox's Argo CD never gets to it: the timeout", { skip }, () => {
+  let w: World;
+  before(async () => {
+    // Argo CD reconciles every 10 minutes and has no GitLab webhook: a merge is not synced in time
+    w = await world(policy('{ argocd: helloworld }', '2s'), 1, 'notify', false, 600_000);
+  });
+  after(async () => {
+    for (const r of w?.replicas ?? []) await r.close();
+    await w?.sb.close();
+    await w?.registry.close();
+  });
+
+  test('not live after deploy_timeout: failed, ⌛ in the section and the status, one alert, counted', async () => {
+    const { revision, iid } = await promoteAndMerge(w, 'ci-34');
+    await until(
+      async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
+      'the timeout',
+      100,
+      100,
+    );
+    await w.sb.settle(...w.replicas);
+    assert.deepEqual(
+      (await ofRevision(w, revision)).map((d) => d.status),
+      ['failed'],
+    );
+    assert.ok((await section(w, iid)).includes('⌛ not live after 2 s'));
+    assert.equal((await deployStatus(w, revision))?.description, `${ENV}: not live after 2 s`);
+    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
+      n.body.includes('gitops-bot:deploy-alert'),
+    );
+    assert.equal(alerts.length, 1);
+    assert.equal(
+      await metric(
+        w.replicas[0],
+        /gitops_bot_deploy_failures_total\{environment="production\/helloworld",reason="timeout"\} (\d+)/,
+      ),
+      1,
+    );
+    // Argo CD gets there late after all (a manual refresh): Healthy, newer, turns it into success
+    await w.sb.argocd!.refresh('helloworld');
+    await until(
+      async () => (await ofRevision(w, revision)).some((d) => d.status === 'success'),
+      'the late sync',
+      100,
+      100,
+    );
+    await w.sb.settle(...w.replicas);
+    assert.deepEqual(
+      (await ofRevision(w, revision)).map((d) => d.status),
+      ['success'],
+    );
   });
 });
