@@ -176,7 +176,7 @@ test('on a worker thread: ctx callbacks and the retry policy are honoured, what 
         url: flaky.url,
         token: 'gitops-bot-token',
         retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 5 },
-        onRetry: (what) => retries.push(what),
+        onRetry: (what, info) => retries.push(`${what} (retry ${info.attempt})`),
       }),
       botUserId: 6,
     },
@@ -189,15 +189,19 @@ test('on a worker thread: ctx callbacks and the retry policy are honoured, what 
     const res = await postMergeRequestHook(url, 1, 'update');
     assert.equal(res.status, 202);
     await srv.idle();
-    // 2 attempts: one retry per call (the default policy would make five). serve's freeze
-    // schedule reads the project's rules at startup too: the same read, once more.
+    // 2 attempts: every call is retried once, never a second time (the default policy would
+    // retry up to five times). Calls are not told apart by name: serve's startup schedules
+    // (freeze edges, deploy timeouts) read the project as the gate does.
     assert.ok(retries.length >= 1, 'onRetry was called');
-    const schedule = `read project ${OPS}`;
-    assert.ok(retries.filter((w) => w === schedule).length <= 2, retries.join(', '));
-    const gates = retries.filter((w) => w !== schedule);
-    assert.equal(new Set(gates).size, gates.length, retries.join(', '));
+    assert.deepEqual(
+      retries.filter((r) => !r.endsWith('(retry 1)')),
+      [],
+      retries.join(', '),
+    );
     const metrics = await srv.registry.metrics();
-    assert.match(metrics, /gitops_bot_job_failures_total\{reason="error"\} 1/);
+    // the gate's job failed (and serve's startup job timing deploy timeouts, which reads
+    // the same broken GitLab)
+    assert.match(metrics, /gitops_bot_job_failures_total\{reason="error"\} [12]\n/);
   } finally {
     await srv.close();
     await flaky.close();
