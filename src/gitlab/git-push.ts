@@ -129,9 +129,14 @@ export function planLeasedPush(
 // receive-pack's reasons when a ref's old value did not match under the lock: the ref
 // moved between the advertisement and the update (refs.c "cannot lock ref ... is at X but
 // expected Y", reported as "failed to update ref"; "atomic transaction failed" for every
-// ref of an atomic push that failed that way), or a create found it existing.
+// ref of an atomic push that failed that way; "failed to lock" from older gits), or a
+// create found it existing (also "failed to update ref"). Not among them: "non-fast-forward"
+// is receive-pack's answer when receive.denyNonFastForwards refuses an update that is not a
+// fast-forward (builtin/receive-pack.c, "denying non-fast-forward ... (you should pull
+// first)") - a standing refusal of replaceRef, not a race to retry; "stale info", "fetch
+// first" and "already exists" are git push's own words (transport.c), never the server's.
 const STALE_REASON =
-  /failed to update ref|failed to lock|cannot lock ref|atomic transaction failed|incorrect old value|already exists|stale info|fetch first|non-fast-forward/;
+  /failed to update ref|failed to lock|cannot lock ref|atomic transaction failed|incorrect old value/;
 // what the other refs of an atomic push are told when one of them was refused
 const ATOMIC_COLLATERAL = /^atomic push failure$/;
 
@@ -306,7 +311,9 @@ async function leasedPush(o: LeasedPush): Promise<'moved' | 'stale'> {
     // The update may have landed with its answer lost: the refs tell (a write is checked
     // before it is called failed, as in retry.ts). The branch at our commit and the scratch
     // branch gone is what we wanted, whoever made it so.
-    if (e instanceof NoAnswerError) {
+    // A 200 whose body is empty or cut short (a proxy that dropped the rest) is as good as
+    // no answer: receive-pack may have updated the refs before the report was lost.
+    if (e instanceof NoAnswerError || e instanceof ProtocolError) {
       const now = await advertise().catch(() => null);
       if (now && tookEffect(now, plan.commands)) return 'moved';
     }

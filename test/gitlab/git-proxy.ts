@@ -1,7 +1,8 @@
 // An HTTP proxy in front of the sandbox, for faults at the transport: every request is
 // recorded (method, path, whether it carried an Authorization header) and passed on, unless
 // `intercept` answers it itself. `intercept` may also act first (move a branch between the
-// bot's advertisement and its update) and then let the request through.
+// bot's advertisement and its update) and then let the request through, or pass it on and
+// cut the sandbox's answer short (`cut`: its status and headers, the first bytes of its body).
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -16,7 +17,9 @@ export interface ProxiedRequest {
 export type Answer =
   | { status: number; headers?: Record<string, string>; body?: string | Buffer }
   /** the connection dropped without an answer: before the request reaches the sandbox, or after */
-  | { reset: 'before' | 'after' };
+  | { reset: 'before' | 'after' }
+  /** the sandbox handles it; its answer arrives with only the first `cut` bytes of the body */
+  | { cut: number };
 
 export interface GitProxy {
   url: string;
@@ -82,6 +85,11 @@ export async function gitProxy(target: string): Promise<GitProxy> {
           out[k] = v;
       });
       const body = Buffer.from(await up.arrayBuffer());
+      if (own && 'cut' in own) {
+        res.writeHead(up.status, out);
+        res.end(body.subarray(0, own.cut));
+        return;
+      }
       if (own) {
         req.socket.destroy(); // the sandbox did the work; its answer is lost on the way
         return;

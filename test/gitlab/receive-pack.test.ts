@@ -340,6 +340,16 @@ describe('lease decisions', () => {
       { error: 'next: deletion prohibited' },
     ],
     [
+      'receive.denyNonFastForwards refused it: a standing refusal, not a lost race',
+      report('ok', { 'refs/heads/mr': 'non-fast-forward', 'refs/heads/next': 'atomic push failure' }),
+      { error: 'mr: non-fast-forward' },
+    ],
+    [
+      "git push's own words for a lease (never the server's) are not taken for a lost race",
+      report('ok', { 'refs/heads/mr': 'stale info', 'refs/heads/next': 'fetch first' }),
+      { error: 'mr: stale info' },
+    ],
+    [
       'unpack failed',
       report('disk full', { 'refs/heads/mr': 'unpacker error' }),
       { error: 'the server could not unpack: disk full' },
@@ -509,6 +519,70 @@ describe('against the sandbox (git http-backend)', () => {
       assert.equal(await head('rp-lost-2'), lost.expected);
     } finally {
       proxy.intercept = () => undefined;
+    }
+  });
+
+  test("the update's answer is empty or cut short: the refs are read again, and it counts as moved when it landed", async () => {
+    try {
+      for (const cut of [0, 10]) {
+        const landed = await branchAndScratch(`rp-cut-${cut}`);
+        proxy.intercept = (q) => (q.method === 'POST' ? { cut } : undefined);
+        const r = await replaceRef({
+          ...via(proxy.url),
+          ref: `rp-cut-${cut}`,
+          sha: landed.sha,
+          expected: landed.expected,
+          from: landed.scratch,
+        });
+        assert.equal(r, 'moved', `cut at ${cut} bytes`);
+        assert.equal(await head(`rp-cut-${cut}`), landed.sha);
+        assert.equal(await exists(landed.scratch), false);
+      }
+      // cut short, and it did not land (refused by the hook): the protocol error, not 'moved'
+      proxy.intercept = (q) => (q.method === 'POST' ? { cut: 10 } : undefined);
+      const main = await head('main');
+      const e = await replaceRef({ ...via(proxy.url), ref: 'main', sha: A, expected: main, from: 'x' }).catch(
+        (x) => x,
+      );
+      assert.ok(e instanceof GitPushError, String(e));
+      assert.match(e.message, /^pushing main: .*pkt-line/);
+    } finally {
+      proxy.intercept = () => undefined;
+    }
+  });
+
+  test('receive.denyNonFastForwards refuses a replaceRef that is not a fast-forward: an error naming it, not stale', async () => {
+    const name = 'rp-denynff';
+    await op().Branches.create(OPS, name, 'main');
+    await op().Commits.create(OPS, name, 'ahead', [
+      { action: 'create', filePath: `${name}.txt`, content: 'x' },
+    ]);
+    const expected = await head(name);
+    // the scratch branch starts at main: replacing the branch with it drops the commit above
+    const c = await op().Commits.create(
+      OPS,
+      `${name}-next`,
+      'next',
+      [{ action: 'create', filePath: `${name}-other.txt`, content: 'y' }],
+      { startBranch: 'main' },
+    );
+    const project = sb.core.store.project(OPS);
+    assert.ok(project);
+    const dir = sb.core.repoDir(project);
+    await run('git', ['-C', dir, 'config', 'receive.denyNonFastForwards', 'true']);
+    try {
+      const e = await replaceRef({
+        ...via(proxy.url),
+        ref: name,
+        sha: c.id as string,
+        expected,
+        from: `${name}-next`,
+      }).catch((x) => x);
+      assert.ok(e instanceof GitPushError, `not an error: ${String(e)}`);
+      assert.match(e.message, /^pushing rp-denynff: rp-denynff: non-fast-forward/);
+      assert.equal(await head(name), expected);
+    } finally {
+      await run('git', ['-C', dir, 'config', '--unset', 'receive.denyNonFastForwards']);
     }
   });
 
