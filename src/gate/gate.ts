@@ -92,10 +92,11 @@ async function judge(
 }
 
 /**
- * Publishes `state` as the gate's commit status on `sha`, unless it already says exactly
- * that and gitops-bot wrote it: re-evaluating an MR whose facts did not change writes
- * nothing. The status is read back rather than remembered, so a status someone else
- * posted under the gate's name (a Developer may post statuses) is overwritten, not trusted.
+ * Publishes `state` as the gate's commit status on `sha`, unless its newest status already
+ * says exactly that and gitops-bot wrote it: re-evaluating an MR whose facts did not change
+ * writes nothing. The status is read back rather than remembered, so a status someone else
+ * posted under the gate's name (a Developer may post statuses) is never trusted: the bot's
+ * status is written again so that it is the newest, the one the MR shows.
  */
 async function publishStatus(
   ctx: GateContext,
@@ -107,14 +108,13 @@ async function publishStatus(
   const gl = ctx.gitlab;
   const current = await gl.commitStatus(project, sha, STATUS_NAME);
   const wanted = description.slice(0, 255);
-  if (
-    current &&
-    current.authorId === ctx.botUserId &&
-    current.state === state &&
-    current.description === wanted
-  )
-    return;
-  await gl.setStatus(project, sha, state, { name: STATUS_NAME, description: wanted });
+  const mine = current !== null && current.authorId === ctx.botUserId && current.state === state;
+  if (mine && current.description === wanted) return;
+  await gl.setStatus(project, sha, state, {
+    name: STATUS_NAME,
+    description: wanted,
+    seen: mine ? 'mine' : 'other',
+  });
 }
 
 /** Evaluates one open MR, publishes the verdict, and merges when the policy asks the bot to. */

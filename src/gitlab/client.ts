@@ -834,26 +834,40 @@ export class GitLabGate extends GitLab {
     return read.text;
   }
 
+  /**
+   * Posts `state` under `opts.name` on `sha`. GitLab moves the caller's own pending or running
+   * status of that name through its state machine, and refuses the same state again (400
+   * "Cannot transition status via :enqueue from :pending"), changing nothing. That means
+   * "it already says so" only when the newest status of the name is ours in that state
+   * (`seen: 'mine'`, from the caller's read-back). Otherwise the refused record is an older
+   * one of ours that someone's newer status (a Developer's `success`, say) superseded: it is
+   * moved on to `failed` (blocking, same words) so that the second post of `state` makes a
+   * new status, the newest. Without `seen` the caller did not read back; the refusal is
+   * taken as "already says so".
+   */
   async setStatus(
     project: string,
     sha: string,
     state: string,
-    opts: { name: string; description: string; targetUrl?: string },
+    opts: { name: string; description: string; targetUrl?: string; seen?: 'mine' | 'other' },
   ) {
-    try {
-      await this.call(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
-        this.api.Commits.editStatus(project, sha, state as never, {
+    const post = (to: string) =>
+      this.call(`set status ${opts.name} on ${sha.slice(0, 8)}`, () =>
+        this.api.Commits.editStatus(project, sha, to as never, {
           name: opts.name,
           description: opts.description.slice(0, 255),
           ...(opts.targetUrl ? { targetUrl: opts.targetUrl } : {}),
         }),
       );
+    const refused = (e: unknown) =>
+      e instanceof GitLabError && e.status === 400 && /Cannot transition status/.test(e.gitlabMessage);
+    try {
+      await post(state);
     } catch (e) {
-      // GitLab refuses pending -> pending and running -> running ("Cannot transition status
-      // via :enqueue from :pending"): the status already says so, which is what we wanted.
-      if (e instanceof GitLabError && e.status === 400 && /Cannot transition status/.test(e.gitlabMessage))
-        return;
-      throw e;
+      if (!refused(e)) throw e;
+      if (opts.seen !== 'other') return;
+      await post('failed');
+      await post(state);
     }
   }
 
@@ -1059,7 +1073,11 @@ export class GitLabGate extends GitLab {
     );
   }
 
-  /** The latest commit status named `name` on `sha` (GitLab lists the latest of each name). */
+  /**
+   * The newest commit status named `name` on `sha`. GitLab lists the latest (not retried)
+   * status of each name in each of the commit's pipelines, ascending by id, so a commit with
+   * several pipelines lists the name several times: the highest id is the newest.
+   */
   async commitStatus(
     project: string,
     sha: string,
@@ -1068,7 +1086,12 @@ export class GitLabGate extends GitLab {
     const list = (await this.call(`read status ${name} of ${sha.slice(0, 8)}`, () =>
       this.api.Commits.allStatuses(project, sha, { name }),
     )) as Raw[];
-    const s = list.find((x) => x.name === name);
+    const s = list
+      .filter((x) => x.name === name)
+      .reduce<Raw | undefined>(
+        (newest, x) => (!newest || Number(x.id) > Number(newest.id) ? x : newest),
+        undefined,
+      );
     return s
       ? {
           state: String(s.status),

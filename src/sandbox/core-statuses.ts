@@ -17,7 +17,15 @@ export interface StatusInput {
   pipelineId?: number;
 }
 
-/** POST /projects/:id/statuses/:sha: a new status, or the same-named one moved on. */
+/**
+ * POST /projects/:id/statuses/:sha, as Ci::CreateCommitStatusService does it: the pipeline
+ * is the one `pipeline_id` names, else the commit's newest one (of `ref`, when given), else a
+ * new one. In it, the caller's own pending or running status of that name and ref moves
+ * through the state machine; anyone else's, or a finished one, is never touched: a new
+ * status is made. Whichever status was written is then the latest of its name in that
+ * pipeline, the older ones marked retried (`update_older_statuses_retried!`), even if they
+ * are still pending.
+ */
 export async function setCommitStatus(
   core: SandboxCore,
   user: User,
@@ -26,18 +34,35 @@ export async function setCommitStatus(
   input: StatusInput,
 ): Promise<CommitStatus> {
   const store = core.store;
-  const { state, name, ref } = input;
+  const { state, name } = input;
   const sha = await core.repo(p).resolve(rawSha);
   if (!sha || sha !== rawSha) throw notFound('Commit');
   if (input.targetUrl && input.targetUrl.length > LIMIT)
     throw badRequest({ target_url: [`is too long (maximum is ${LIMIT} characters)`] });
   if (input.description && input.description.length > LIMIT)
     throw badRequest({ description: [`is too long (maximum is ${LIMIT} characters)`] });
-  let status = store.data.statuses.find(
-    (s) => s.projectId === p.id && s.sha === sha && s.name === name && s.ref === ref,
+  const ofSha = store.data.statuses.filter((s) => s.projectId === p.id && s.sha === sha);
+  // newest pipeline first: pipeline ids only grow
+  const matching = ofSha
+    .filter(
+      (s) =>
+        (input.ref === null || s.ref === input.ref) &&
+        (input.pipelineId === undefined || s.pipelineId === input.pipelineId),
+    )
+    .sort((a, b) => b.pipelineId - a.pipelineId)[0];
+  if (input.pipelineId !== undefined && !matching) throw notFound('Pipeline for pipeline_id, sha and ref');
+  const pipelineId = matching?.pipelineId ?? store.nextId('pipeline');
+  const ref = input.ref ?? matching?.ref ?? null;
+  let status = ofSha.find(
+    (s) =>
+      s.pipelineId === pipelineId &&
+      s.name === name &&
+      s.ref === ref &&
+      s.authorId === user.id &&
+      (s.state === 'pending' || s.state === 'running'),
   );
-  // GitLab finds a pending or running status of the same name and moves it through its
-  // state machine; the same state again is an invalid transition (400).
+  // the same state again is no transition of GitLab's state machine (enqueue from pending,
+  // run from running): 400, and nothing changes
   if (status && status.state === state && (state === 'pending' || state === 'running')) {
     const event = state === 'pending' ? 'enqueue' : 'run';
     throw new ApiError(400, { message: `Cannot transition status via :${event} from :${state}` });
@@ -46,9 +71,8 @@ export async function setCommitStatus(
   const finishedAt = FINISHED.includes(state) ? now : null;
   const { targetUrl, description } = input;
   if (status) {
-    Object.assign(status, { state, targetUrl, description, authorId: user.id, finishedAt });
+    Object.assign(status, { state, targetUrl, description, finishedAt });
   } else {
-    const samePipeline = store.data.statuses.find((s) => s.projectId === p.id && s.sha === sha);
     status = {
       id: store.nextId('status'),
       projectId: p.id,
@@ -58,33 +82,38 @@ export async function setCommitStatus(
       state,
       targetUrl,
       description,
-      pipelineId: input.pipelineId ?? samePipeline?.pipelineId ?? store.nextId('pipeline'),
+      pipelineId,
       authorId: user.id,
       createdAt: now,
       finishedAt,
     };
     store.data.statuses.push(status);
   }
+  // the written status keeps its own `retried` mark: GitLab only marks the others
+  for (const s of ofSha) if (s !== status && s.pipelineId === pipelineId && s.name === name) s.retried = true;
   store.changed();
   return status;
 }
 
-/** The statuses of one SHA, filtered; without `all` only the latest of each name. */
+/**
+ * The statuses of one SHA, filtered, ascending by id; without `all` only the latest ones
+ * (not retried): one per name in each pipeline, so a commit with several pipelines lists a
+ * name several times.
+ */
 export function statusesOf(
   core: SandboxCore,
   p: Project,
   sha: string,
   filter: { ref?: string; name?: string; all: boolean },
 ): CommitStatus[] {
-  const list = core.store.data.statuses.filter(
-    (s) =>
-      s.projectId === p.id &&
-      s.sha === sha &&
-      (!filter.ref || s.ref === filter.ref) &&
-      (!filter.name || s.name === filter.name),
-  );
-  if (filter.all) return list;
-  const latest = new Map<string, CommitStatus>();
-  for (const s of list) latest.set(s.name, s);
-  return [...latest.values()];
+  return core.store.data.statuses
+    .filter(
+      (s) =>
+        s.projectId === p.id &&
+        s.sha === sha &&
+        (!filter.ref || s.ref === filter.ref) &&
+        (!filter.name || s.name === filter.name) &&
+        (filter.all || !s.retried),
+    )
+    .sort((a, b) => a.id - b.id);
 }

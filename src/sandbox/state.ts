@@ -155,6 +155,8 @@ export interface CommitStatus {
   authorId: number;
   createdAt: string;
   finishedAt: string | null;
+  /** a newer status of the same name in the same pipeline was written (GitLab's `retried`) */
+  retried?: boolean;
 }
 
 export interface Hook {

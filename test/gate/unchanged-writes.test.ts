@@ -65,10 +65,16 @@ test('a status someone else posted under the gate’s name is overwritten, even 
   });
   const from = sb.requests.length;
   await gate(ctx, OPS, mr.iid);
+  const post = `POST /api/v4/projects/${encodeURIComponent(OPS)}/statuses/${sha}`;
   const writes = botRequests(from).writes.map((r) => `${r.method} ${r.path}`);
-  // The status is posted again (GitLab refuses pending -> pending, which leaves the same
-  // words in place); the comment, gitops-bot's own and unchanged, is not.
-  assert.deepEqual(writes, [`POST /api/v4/projects/${encodeURIComponent(OPS)}/statuses/${sha}`]);
+  // GitLab refuses pending again on the bot's own older record (the reviewer's statuses
+  // superseded it), so it moves that one on and posts pending anew, the newest status; the
+  // comment, gitops-bot's own and unchanged, is not written.
+  assert.deepEqual(writes, [post, post, post]);
+  const listed = await client(sb, 'operator').Commits.allStatuses(OPS, sha, { name: STATUS_NAME });
+  const newest = [...listed].sort((a, b) => Number(b.id) - Number(a.id))[0];
+  assert.equal(newest.status, verdict.state);
+  assert.equal((newest.author as { id: number }).id, botId);
 });
 
 test('a changed verdict is published: the status and the comment are written again', async () => {
