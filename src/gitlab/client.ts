@@ -1056,7 +1056,9 @@ export class GitLabGate extends GitLab {
   /**
    * The paths that differ between the trees of `from` and `to` (GitLab's compare with
    * `straight`: from `from` itself, not the merge base, so a force push that drops a change
-   * shows it too). Null when GitLab does not know a commit or timed out on the comparison.
+   * shows it too). Null when GitLab does not know a commit or its diffs overflowed
+   * (`compare_timeout`: GitLab caps a compare's diffs at 100 files, 5,000 lines or 500 KiB,
+   * and lists only the files before the cap). Other failures throw (after the retries).
    */
   async pathsBetween(project: string, from: string, to: string): Promise<string[] | null> {
     return orNull(

@@ -18,7 +18,7 @@ import type { AgentObservation } from '../model/agent.js';
 import { governedBranches } from '../policy/evaluate.js';
 import { agentKey, DEFAULT_POLICY, durationMs, type Policy } from '../policy/schema.js';
 import { ProjectDirectory } from './projects.js';
-import { affectedMergeRequests, listingFor, type PushFacts } from './push-scope.js';
+import { affectedMergeRequests, listingFor, needsRulesInForce, type PushFacts } from './push-scope.js';
 
 export type JobSpec =
   | { type: 'gate'; project: string; iid: number }
@@ -254,9 +254,12 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
    * A push: deploy_ref's walk (afterPush), then the open MRs whose verdict the push can
    * change (push-scope.ts decides). What changed is GitLab's answer (the compare between
    * the push's before and after), never the delivery's `commits[].modified`: that list is
-   * the sender's word and stops at 20 commits. The delivery's `before` only picks what to
-   * compare: an older one than the truth compares more (more work, never less); a missing
-   * or malformed one counts as "anything may have changed".
+   * the sender's word and stops at 20 commits. The delivery's `before` is GitLab's record of
+   * the ref before this push, and each push's job compares its own before and after (in
+   * order, one job per branch at a time), so a run of pushes is covered by its compares.
+   * No other commit may stand in for `before`: a straight compare from an older one can show
+   * less (X → Y → X shows nothing from X). A missing or malformed one, or a compare that
+   * fails or overflows, counts as "anything may have changed".
    */
   async function push(job: Extract<JobSpec, { type: 'push' }>, id: string): Promise<void> {
     const gl = ctx.gitlab;
@@ -265,28 +268,45 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     const headText = ctx.policy ? null : await gl.rawFile(job.project, POLICY_FILE, defaultBranch);
     const comparable =
       /^[0-9a-f]{40}$/.test(job.before ?? '') && !NULL_SHA.test(job.before!) && !NULL_SHA.test(job.after);
-    const [{ rules }, changedPaths] = await Promise.all([
+    const [read, changedPaths] = await Promise.all([
       afterPushRead(ctx, job.project, job.branch, job.after, { defaultBranch, headText }),
-      comparable ? gl.pathsBetween(job.project, job.before!, job.after) : Promise.resolve(null),
+      comparable ? changedBetween(job.project, job.branch, job.before!, job.after) : Promise.resolve(null),
     ]);
-    // The rules at the default branch's head, and in force when afterPush read them (strict
-    // mode: they may be the deploy ref's, which govern until the head's reach it).
-    const policies = [ctx.policy ? ctx.policy.policy : parse(headText), ...(rules ? [rules.policy] : [])];
-    const inForce = rules ? rules.policy : policies[0];
-    watchLanding(id, inForce && !('error' in inForce) ? inForce : null, defaultBranch, job.branch, job.after);
-    const facts: PushFacts = {
-      branch: job.branch,
-      changedPaths,
-      defaultBranch,
-      governed: [
-        ...new Set(
-          policies.flatMap((p) =>
-            p && 'error' in p ? [] : governedBranches(p ?? DEFAULT_POLICY, defaultBranch),
+    const headPolicy = ctx.policy ? ctx.policy.policy : parse(headText);
+    const factsFrom = (rules: RulesInForce | null): PushFacts => {
+      // The rules at the default branch's head, and in force (strict mode: they may be the
+      // deploy ref's, which govern until the head's reach it).
+      const policies = [headPolicy, ...(rules ? [rules.policy] : [])];
+      return {
+        branch: job.branch,
+        changedPaths,
+        defaultBranch,
+        governed: [
+          ...new Set(
+            policies.flatMap((p) =>
+              p && 'error' in p ? [] : governedBranches(p ?? DEFAULT_POLICY, defaultBranch),
+            ),
           ),
-        ),
-      ],
-      deployRefs: [...new Set(policies.flatMap((p) => deployRefs(p, defaultBranch).map((d) => d.ref)))],
+        ],
+        deployRefs: [...new Set(policies.flatMap((p) => deployRefs(p, defaultBranch).map((d) => d.ref)))],
+      };
     };
+    let rules = read.rules;
+    let facts = factsFrom(rules);
+    // afterPush reads the rules in force only for a branch the rules deploy from; for another
+    // target, the head's rules alone would decide whether it is governed. In strict mode the
+    // deploy ref's rules may govern it still: read them (1-3 requests) when that matters.
+    if (
+      !rules &&
+      !ctx.policy &&
+      deployRefs(headPolicy, defaultBranch).some((d) => d.branch === defaultBranch) &&
+      needsRulesInForce(facts)
+    ) {
+      rules = await rulesInForce(gl, job.project, undefined, { defaultBranch, headText });
+      facts = factsFrom(rules);
+    }
+    const inForce = rules ? rules.policy : headPolicy;
+    watchLanding(id, inForce && !('error' in inForce) ? inForce : null, defaultBranch, job.branch, job.after);
     const listing = listingFor(facts);
     if (listing.list === 'none') return;
     if (listing.list === 'project') enqueue({ type: 'schedule', project: id });
@@ -309,6 +329,31 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       `push to ${job.branch}: ${affected.length} of ${open.length} open MR(s) to evaluate again`,
     );
     for (const a of affected) enqueue({ type: 'gate', project: id, iid: a.iid });
+  }
+
+  /**
+   * The paths the push changed (GitLab's compare), or null: not known. A compare that still
+   * fails after the client's retries fails open (the push may have changed anything, so
+   * its MRs are evaluated again) rather than failing the job, which would re-evaluate none.
+   */
+  async function changedBetween(
+    project: string,
+    branch: string,
+    before: string,
+    after: string,
+  ): Promise<string[] | null> {
+    try {
+      const paths = await ctx.gitlab.pathsBetween(project, before, after);
+      if (paths === null)
+        log.info({ project, branch }, `push to ${branch}: GitLab's compare is truncated or unknown`);
+      return paths;
+    } catch (e) {
+      log.warn(
+        { project, branch, error: (e as Error).message },
+        `push to ${branch}: cannot compare ${before.slice(0, 8)}..${after.slice(0, 8)}; anything may have changed`,
+      );
+      return null;
+    }
   }
 
   /** Sets the project's one timer (replacing the one it had) to enqueue `job` after `ms`. */
@@ -357,6 +402,9 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       return;
     }
     const wait = next.at.getTime() - at + EDGE_MARGIN_MS;
+    // nextFreezeEdge looks 8 days ahead, well inside setTimeout's ~24.8 days, so today the
+    // timer always reaches the edge itself; this guards a longer horizon (the timer is
+    // capped at MAX_TIMER_MS: past it, schedule again rather than fire the edge early).
     setTimer(project, wait, () =>
       wait > MAX_TIMER_MS
         ? { type: 'schedule', project: id }

@@ -64,6 +64,18 @@ export function listingFor(p: PushFacts): Listing {
   return { list: 'target', reason: `${p.branch} changed ${manifests.slice(0, 3).join(', ')}` };
 }
 
+/**
+ * Whether the push's reach depends on rules not read yet: the branch is governed by no rule
+ * read so far (a non-default target: the default branch's head only), and the push changed
+ * manifests there, whose MRs a governing rule would re-evaluate. In strict mode the rules in
+ * force (the deploy ref's) may govern a branch the head's rules no longer name; a policy
+ * change or an unknown change lists the branch's MRs whoever governs it, so it needs none.
+ */
+export function needsRulesInForce(p: PushFacts): boolean {
+  if (changed(p, POLICY_FILE) || p.governed.includes(p.branch)) return false;
+  return (p.changedPaths ?? []).some(readAtTarget);
+}
+
 /** The open MRs the push must re-evaluate, each with the reason. */
 export function affectedMergeRequests(p: PushFacts, mrs: OpenMr[]): Array<{ iid: number; reason: string }> {
   const l = listingFor(p);
