@@ -129,6 +129,7 @@ export class ArgocdController {
   private readonly registry: RegistryFacts;
   private readonly pending = new Set<Promise<unknown>>();
   private poller: NodeJS.Timeout | null = null;
+  private readonly timerDone = new Map<NodeJS.Timeout, () => void>();
   private nextHistoryId = 0;
   private closed = false;
   /** every notification sent (or given up on), oldest first */
@@ -288,7 +289,10 @@ export class ArgocdController {
   async close(): Promise<void> {
     this.closed = true;
     if (this.poller) clearInterval(this.poller);
+    // A cleared timer never runs: settle what waits for it, or idle() and close() would hang.
     for (const r of this.apps.values()) for (const t of r.timers) clearTimeout(t);
+    for (const done of this.timerDone.values()) done();
+    this.timerDone.clear();
     await Promise.allSettled([...this.pending]);
   }
 
@@ -495,6 +499,7 @@ export class ArgocdController {
     });
     const t = setTimeout(() => {
       r.timers.delete(t);
+      this.timerDone.delete(t);
       const next = r.queue.then(async () => {
         if (!this.closed) await fn();
       });
@@ -502,6 +507,7 @@ export class ArgocdController {
       void next.finally(done);
     }, ms);
     r.timers.add(t);
+    this.timerDone.set(t, done);
     this.track(p);
   }
 
