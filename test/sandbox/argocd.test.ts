@@ -452,6 +452,17 @@ describe('a second Argo CD on the same GitLab: polling and the webhook secret', 
     }
   });
 
+  test('close() in the middle of a sync returns (the cleared timers do not keep it waiting)', async () => {
+    const other = await startArgocd(sb.core, '127.0.0.1', { pollMs: 600_000, syncMs: 60_000 });
+    await other.controller.refresh('helloworld');
+    assert.equal(other.controller.get('helloworld')?.status.operationState?.phase, 'Running');
+    const closed = await Promise.race([
+      other.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('hung'), 5000)),
+    ]);
+    assert.equal(closed, 'closed');
+  });
+
   test('with webhook.gitlab.secret set, a wrong X-Gitlab-Token is 400; the right one 200', async () => {
     const other = await startArgocd(sb.core, '127.0.0.1', {
       pollMs: 600_000,

@@ -146,6 +146,11 @@ export class ArgocdController {
       : null;
   }
 
+  /** Where notifications go from now on (null: nowhere); the token is the X-Gitops-Bot-Token value. */
+  setNotify(url: string | null, token?: string): void {
+    this.notifyTarget = url ? { url, token, retryWaitMs: this.opts.notifyRetryWaitMs } : null;
+  }
+
   get pollMs(): number {
     return this.opts.pollMs ?? 180_000;
   }
