@@ -7,7 +7,11 @@
 // A 429 is GitLab's rate limit: a queue, not a failure. Its wait (Retry-After, up to a
 // window: 60 s on GitLab.com) is honoured up to maxRateLimitWaitMs and is not held against
 // the budget, so a burst that overshoots the limit waits its turn instead of failing. The
-// pacer (gitlab/pacer.ts) keeps that rare by slowing down before GitLab says 429.
+// pacer (gitlab/pacer.ts) keeps that rare by slowing down before GitLab says 429; the time a
+// request waits in the pacer is queueing too, and is not held against the budget either
+// (the transport reports it with `queued`): after a pacer wait of a window, a 502 is still
+// retried.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/requester-utils';
 
 export interface RetryPolicy {
@@ -118,6 +122,22 @@ export interface RetryHooks {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
+ * The queueing time of the withRetry call we run under: an AsyncLocalStorage, as the
+ * pacer's wait happens deep inside gitbeaker's requester, between our `fn` and the HTTP
+ * request, where no parameter of ours reaches.
+ */
+const queueing = new AsyncLocalStorage<{ ms: number }>();
+
+/**
+ * Tells the withRetry call this runs under (if any) that an attempt spent `ms` waiting its
+ * turn (the pacer) rather than failing: it is not held against the budget.
+ */
+export function queued(ms: number): void {
+  const q = queueing.getStore();
+  if (q && ms > 0) q.ms += ms;
+}
+
+/**
  * Runs `fn` under the policy. Throws the last error when it cannot be retried, when the
  * attempts or the budget run out, or when the server asks for a wait beyond the budget.
  */
@@ -130,9 +150,11 @@ export async function withRetry<T>(
   const started = Date.now();
   /** time spent waiting out 429s: queueing, not failing */
   let queuedMs = 0;
+  /** time the attempts spent waiting in the pacer (reported by `queued`): queueing too */
+  const paced = { ms: 0 };
   for (let attempt = 0; ; attempt++) {
     try {
-      return await fn();
+      return await queueing.run(paced, fn);
     } catch (e) {
       const f = classify(e);
       if (!f.retryable || attempt + 1 >= policy.attempts) throw e;
@@ -145,7 +167,8 @@ export async function withRetry<T>(
       const delay = f.waitMs ?? backoff(attempt, policy);
       const queue = policy.maxRateLimitWaitMs;
       const rateLimited = queue !== undefined && f.status === 429 && f.waitMs !== null;
-      if (rateLimited ? delay > queue : Date.now() - started - queuedMs + delay > policy.budgetMs) throw e;
+      if (rateLimited ? delay > queue : Date.now() - started - queuedMs - paced.ms + delay > policy.budgetMs)
+        throw e;
       hooks.onRetry?.({ attempt: attempt + 1, delayMs: delay, reason: f.reason });
       await (hooks.sleep ?? sleep)(delay);
       if (rateLimited) queuedMs += delay;

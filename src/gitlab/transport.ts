@@ -3,14 +3,16 @@
 // it never retries a reset or a 503. We plug in through its documented extension point
 // (`requesterFn`) and own the retry policy in `retry.ts`, where writes can be checked
 // before they are repeated. Every request waits for its turn in the pacer of its host and
-// token first (pacer.ts): it slows down by GitLab's RateLimit-* headers before a 429.
+// token first (pacer.ts): it slows down by GitLab's RateLimit-* headers before a 429; that
+// wait is reported to the retry policy as queueing (retry.ts `queued`), not failure time.
 import {
   createRequesterFn,
   GitbeakerRequestError,
   GitbeakerTimeoutError,
   type RequestOptions,
 } from '@gitbeaker/requester-utils';
-import { type Pacer, pacerFor } from './pacer.js';
+import { queued } from '../base/retry.js';
+import { type Pacer, pacerFor, routeOf } from './pacer.js';
 
 async function body(response: Response, asStream: boolean): Promise<unknown> {
   if (asStream) return response.body;
@@ -70,7 +72,9 @@ async function singleAttempt(
   const url = new URL(endpoint, base);
   url.search = searchParams || '';
   const pacer: Pacer = pacerFor(url.origin, tokenOf(rest.headers));
-  await pacer.send();
+  const route = routeOf(url.pathname);
+  // the wait for the rate limit is queueing, not failing: not held against the retry budget
+  queued(await pacer.send(route));
   let seen: Headers | null = null;
   try {
     onSend();
@@ -90,7 +94,7 @@ async function singleAttempt(
     const headers = Object.fromEntries(response.headers.entries());
     return { body: await body(response, !!asStream), headers, status: response.status };
   } finally {
-    pacer.answered(seen);
+    pacer.answered(seen, route);
   }
 }
 

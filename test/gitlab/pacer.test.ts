@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { GitbeakerRequestError } from '@gitbeaker/requester-utils';
 import { DEFAULT_RETRY, withRetry } from '../../src/base/retry.js';
 import { GitLab } from '../../src/gitlab/client.js';
-import { type Budget, Pacer, paceDelay, reserve, windowSeen } from '../../src/gitlab/pacer.js';
+import { type Budget, Pacer, paceDelay, reserve, routeOf, windowSeen } from '../../src/gitlab/pacer.js';
 import { promote } from '../../src/promote/promote.js';
 import { addApps, client, OPS, sandboxFixture } from '../helpers.js';
 
@@ -108,6 +108,61 @@ describe('Pacer', () => {
       });
     return { pacer, slept, answer, clock: () => now };
   }
+  /** an answer of the throttle `name`: `remaining` of 100 left, the window ending at `resetS` */
+  const named = (name: string, remaining: number, resetS: number) =>
+    new Headers({
+      'RateLimit-Name': name,
+      'RateLimit-Remaining': String(remaining),
+      'RateLimit-Observed': String(100 - remaining),
+      'RateLimit-Reset': String(resetS),
+    });
+  const API = 'projects/:id/merge_requests/:id';
+  const FILES = 'projects/:id/repository/files';
+
+  test('throttles are budgets of their own: a later reset of one does not make the other look over', async () => {
+    const { pacer, slept, clock } = fakePacer();
+    await pacer.send(FILES);
+    await pacer.send(API);
+    pacer.answered(named('throttle_authenticated_files_api', 0, 10), FILES); // spent, until t = 10 s
+    pacer.answered(named('throttle_authenticated_api', 50, 60), API); // plenty, a later window
+    await pacer.send(API);
+    assert.deepEqual(slept, [], 'the API throttle has plenty left');
+    await pacer.send(FILES);
+    assert.deepEqual(slept, [10_000], "the files throttle's own window is not over");
+    assert.equal(clock(), 10_000);
+  });
+
+  test("a late answer of one throttle's older window is still told apart from the other's", async () => {
+    const { pacer, slept } = fakePacer();
+    await pacer.send(API);
+    pacer.answered(named('throttle_authenticated_api', 50, 60), API);
+    await pacer.send(FILES);
+    // answers of the files throttle whose window ends first: not from a window already over
+    pacer.answered(named('throttle_authenticated_files_api', 0, 20), FILES);
+    await pacer.send(FILES);
+    assert.deepEqual(slept, [20_000], 'the files budget is spent: until its reset');
+  });
+
+  test('a route not answered yet is paced by the most constrained budget known', async () => {
+    const { pacer, slept } = fakePacer();
+    await pacer.send(API);
+    await pacer.send(FILES);
+    pacer.answered(named('throttle_authenticated_api', 50, 60), API);
+    pacer.answered(named('throttle_authenticated_files_api', 0, 10), FILES);
+    await pacer.send('projects/:id/repository/compare');
+    assert.deepEqual(slept, [10_000], 'it might count against the spent files throttle');
+  });
+
+  test('routes: the path shape, ids as :id', () => {
+    const rows: Array<[string, string]> = [
+      ['/api/v4/projects/root%2Fops/repository/files/apps%2Fa.yml/raw', FILES],
+      ['/api/v4/projects/7/merge_requests/12/notes', API],
+      ['/api/v4/projects/7/repository/compare', 'projects/:id/repository/compare'],
+      ['/api/v4/user', 'user'],
+      ['/gitlab/api/v4/projects/7/repository/compare', 'projects/:id/repository/compare'],
+    ];
+    for (const [path, want] of rows) assert.equal(routeOf(path), want, path);
+  });
 
   test('with a budget to spare, requests never wait', async () => {
     const { pacer, slept, answer } = fakePacer();
@@ -219,6 +274,27 @@ describe('a 429 queues (retry.ts)', () => {
     );
     assert.equal(calls, 1);
   });
+});
+
+// A wait in the pacer is queueing, not failure: after one of about a window (the sandbox's
+// 2 s, longer than the 1 s budget), a 502 is still retried, as it would be unpaced.
+test("the pacer's wait is not held against the retry budget: a 502 after a long wait is retried", async () => {
+  const sb = await sandboxFixture({ rateLimit: { limit: 2, periodS: 2 } });
+  try {
+    const gitlab = new GitLab({ url: sb.url, token: 'gitops-bot-token', retry: { budgetMs: 1000 } });
+    // start at the beginning of a window, so the pacer's wait for the next one is long
+    await new Promise((r) => setTimeout(r, 2000 - (Date.now() % 2000) + 50));
+    await gitlab.projectDefaultBranch(OPS); // 1 of 2 left: the next request waits for the reset
+    // seed 7 at rate 0.5: the first request to the route is a 502, the next ones are not
+    sb.setFaults(`rate=0.5,seed=7,kinds=502,only=GET /projects/:id`);
+    const started = Date.now();
+    assert.equal(await gitlab.projectDefaultBranch(OPS), 'main');
+    assert.ok(Date.now() - started > 1000, 'the pacer made it wait longer than the budget');
+    assert.deepEqual(sb.faults(), { '502': 1 });
+    assert.equal(gitlab.retries, 1);
+  } finally {
+    await sb.close();
+  }
 });
 
 test('a wait over a second is logged once, as progress (host, what is left, how long); shorter ones are not', async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GitbeakerRequestError, GitbeakerTimeoutError } from '@gitbeaker/requester-utils';
-import { backoff, classify, DEFAULT_RETRY, serverWait, withRetry } from '../../src/base/retry.js';
+import { backoff, classify, DEFAULT_RETRY, queued, serverWait, withRetry } from '../../src/base/retry.js';
 
 function httpError(status: number, headers: Record<string, string> = {}): GitbeakerRequestError {
   return new GitbeakerRequestError(String(status), {
@@ -156,4 +156,22 @@ describe('withRetry', () => {
     await assert.rejects(withRetry(f.call, 'safe', policy, noSleep));
     assert.equal(f.calls(), 1);
   });
+});
+
+test('time an attempt reports as queued (the pacer) is not held against the budget', async () => {
+  const policy = { ...DEFAULT_RETRY, budgetMs: 200, baseDelayMs: 10 };
+  const attempt = (queue: boolean) => {
+    let calls = 0;
+    const call = async () => {
+      if (++calls > 1) return 'done';
+      // waiting for its turn, longer than the whole budget, then a 502
+      const before = Date.now();
+      await new Promise((r) => setTimeout(r, 300));
+      if (queue) queued(Date.now() - before);
+      throw httpError(502);
+    };
+    return withRetry(call, 'safe', policy, { sleep: async () => {} });
+  };
+  assert.equal(await attempt(true), 'done');
+  await assert.rejects(attempt(false), 'control: the same wait as failure time spends the budget');
 });
