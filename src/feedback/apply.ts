@@ -79,8 +79,11 @@ export async function applyFeedback(
       status: a.status,
     });
     out.deployments++;
-    // A replica racing this one may have created one too: the oldest stays (decide's rule,
-    // applied now rather than at the next report).
+    // A replica racing this one may have created one too: the oldest stays (decide's rule).
+    // A running twin is left to the next report, which every replica decides alike (cancel
+    // the younger, move the oldest on): one GitLab read saved on every first report. A
+    // finished one is settled now, so that only the surviving replica alerts and counts.
+    if (a.status === 'running') continue;
     const twins = (
       await gl.listDeployments(project, { environment: a.environment, orderBy: 'id', sort: 'asc' })
     )
@@ -91,7 +94,7 @@ export async function applyFeedback(
     if (lost) {
       await gl.updateDeployment(project, made.id, 'canceled');
       // ours lost; the survivor takes the state ours had
-      if (a.status !== 'running' && twins[0].status !== a.status)
+      if (twins[0].status !== a.status)
         await gl.updateDeployment(project, twins[0].id, a.status).catch((e: Error) => {
           if (!(e instanceof GitLabError && e.status === 400)) throw e;
         });

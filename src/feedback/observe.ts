@@ -4,11 +4,15 @@
 // default branch (as the gate reads them), the revision's place on the branch the agent
 // tracks, and the bot's promotion records in that branch's history.
 //
-// Reads for one report about a revision that deploys one bot MR (measured in
-// test/feedback/loop.test.ts: 11): the rules as the gate reads them (4 in strict mode), the
-// deployments (1), the revision on the tracked branch (1), the first
-// parent when nothing was deployed yet (1), the compare since the last successful
-// deployment (1), the MR and its notes (2). Then only the writes that change something.
+// Reads for one report about a revision that deploys one bot MR (bench/feedback counts them):
+// the deployments (1); one compare from the last successful deployment to the tracked branch
+// (1), which says both that the revision is on the branch now and which commits it brings;
+// the MR's notes (1). The first report of a merge reads the merged MR too (1), and the first
+// report of an environment that never deployed reads the revision's first parent (1): both
+// are immutable and kept in a bounded in-process cache, as is a compare between two fixed
+// SHAs (the fallback below). Never cached: whether the revision is on the branch (a force-push
+// can take it away), the deployments, the notes. The rules come from the caller (serve keeps
+// them between pushes) or cost 2-4 more.
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
 import { type RulesInForce, rulesInForce } from '../gate/trust.js';
@@ -69,6 +73,8 @@ export async function observeFeedback(
     envs.some((e) => d.environment.startsWith(`${e.name}/`)),
   );
   const byIid = new Map<number, OpsMergeRequest>();
+  // the MRs named only by a merge commit's message: the merge commit each must have made
+  const claimed = new Map<number, string>();
   const watched: WatchedEnvironment[] = [];
   for (const env of envs) {
     const ref = trackedBranch(env, rules.defaultBranch);
@@ -80,23 +86,23 @@ export async function observeFeedback(
       mergeRequests: [],
     };
     watched.push(w);
+    const mine = deployments.filter((d) => d.environment.startsWith(`${env.name}/`));
+    const base = await baseOf(ctx, project, revision, mine);
+    const brought = await broughtBy(ctx, project, base, revision, ref);
     // Only a revision on the branch the agent tracks deploys anything (a report about a
     // commit elsewhere, say a Developer's branch, changes nothing in GitLab).
-    if ((await gl.mergeBase(project, revision, ref)) !== revision) {
+    if (!brought) {
       log.warn({ project, agentApp, revision, ref }, `${agentApp}: ${revision.slice(0, 8)} is not on ${ref}`);
       continue;
     }
-    const mine = deployments.filter((d) => d.environment.startsWith(`${env.name}/`));
-    const base = await baseOf(ctx, project, revision, mine);
-    const compare = base ? await gl.compare(project, base, revision) : null;
-    const commits = compare?.commits ?? [];
+    const commits = brought;
     for (const c of commits) {
       const record = readRecordTrailer(c.message);
       if (!record || !governed.includes(record.target)) continue;
-      const iid = await mergeRequestOf(ctx, project, c.id, commits);
-      if (iid === null) continue;
-      const mr = byIid.get(iid) ?? {
-        iid,
+      const found = await mergeRequestOf(ctx, project, c.id, commits);
+      if (found === null) continue;
+      const mr = byIid.get(found.iid) ?? {
+        iid: found.iid,
         webUrl: '',
         mergedAt: null,
         apps: [],
@@ -106,14 +112,28 @@ export async function observeFeedback(
       if (!mr.apps.includes(record.app)) mr.apps.push(record.app);
       for (const m of record.registry?.changes?.mergeRequests ?? [])
         if (!mr.appMergeRequests.includes(m.ref)) mr.appMergeRequests.push(m.ref);
-      byIid.set(iid, mr);
+      if (found.mergeCommit) claimed.set(found.iid, found.mergeCommit);
+      byIid.set(found.iid, mr);
       if (!w.mergeRequests.includes(mr)) w.mergeRequests.push(mr);
     }
   }
   const notes = new Map<number, Note[]>();
   await Promise.all(
     [...byIid.values()].map(async (mr) => {
-      const [detail, list] = await Promise.all([gl.mergeRequest(project, mr.iid), gl.notes(project, mr.iid)]);
+      const [detail, list] = await Promise.all([
+        mergedRequest(ctx, project, mr.iid),
+        gl.notes(project, mr.iid),
+      ]);
+      const claim = claimed.get(mr.iid);
+      if (claim && detail.mergeCommitSha !== claim) {
+        // The message is the merger's to edit (GitLab lets them change it when merging):
+        // GitLab's record of the MR must agree that it made this merge commit.
+        log.warn(
+          { project, iid: mr.iid, mergeCommit: claim, mergeCommitSha: detail.mergeCommitSha },
+          `merge commit ${claim.slice(0, 8)} names !${mr.iid}, which GitLab says merged ${detail.mergeCommitSha?.slice(0, 8) ?? 'nothing'}: not reported there`,
+        );
+        return;
+      }
       mr.webUrl = detail.webUrl;
       mr.mergedAt = detail.mergedAt;
       notes.set(mr.iid, list);
@@ -121,6 +141,11 @@ export async function observeFeedback(
       mr.section = (sticky && readSection(sticky.body)) || {};
     }),
   );
+  for (const [iid, mr] of byIid) {
+    if (notes.has(iid)) continue;
+    byIid.delete(iid);
+    for (const w of watched) w.mergeRequests = w.mergeRequests.filter((m) => m !== mr);
+  }
   return {
     facts: {
       project,
@@ -152,24 +177,130 @@ async function baseOf(
     .filter((d) => d.status === 'success' && d.sha !== revision)
     .sort((a, b) => b.id - a.id);
   if (done.length) return done[0].sha;
+  const key = `${project} ${revision}`;
+  const caches = cachesOf(ctx);
+  if (caches.firstParent.has(key)) return caches.firstParent.get(key) ?? null;
   const c = await ctx.gitlab.commitInfo(project, revision);
+  // a commit's parents are part of its SHA: immutable (an unknown commit is not kept)
+  if (c) caches.firstParent.set(key, c.parentIds[0] ?? null);
   return c?.parentIds[0] ?? null;
 }
 
+type Commit = { id: string; message: string; parentIds: string[] };
+
 /**
- * The MR that merged the bot commit `sha`: GitLab's merge commit says so ("See merge request
- * …!N", written by GitLab on a protected branch), else GitLab's list of the commit's MRs.
+ * The commits `revision` brings since `base` (`revision` included), or null when `revision`
+ * is not on `ref` now. One compare from `base` to the branch answers both: GitLab lists the
+ * commits of `ref` that `base` lacks (from their merge base, as `git log base..ref`), so
+ * `revision` among them is on the branch, and its ancestors among them are what it brings.
+ * A revision the list lacks (base itself or behind it, or a list GitLab cut) is asked
+ * about as before: merge_base, then the compare between the two SHAs (immutable: cached).
+ */
+async function broughtBy(
+  ctx: GateContext,
+  project: string,
+  base: string | null,
+  revision: string,
+  ref: string,
+): Promise<Commit[] | null> {
+  const gl = ctx.gitlab;
+  if (base) {
+    const c = await gl.compare(project, base, ref);
+    const byId = new Map((c?.commits ?? []).map((x) => [x.id, x]));
+    if (byId.has(revision)) {
+      const reach = new Set<string>();
+      const todo = [revision];
+      for (let id = todo.pop(); id !== undefined; id = todo.pop()) {
+        const x = byId.get(id);
+        if (!x || reach.has(id)) continue;
+        reach.add(id);
+        todo.push(...x.parentIds);
+      }
+      return (c?.commits ?? []).filter((x) => reach.has(x.id));
+    }
+  }
+  if ((await gl.mergeBase(project, revision, ref)) !== revision) return null;
+  if (!base) return [];
+  const key = `${project} ${base} ${revision}`;
+  const caches = cachesOf(ctx);
+  const known = caches.compares.get(key);
+  if (known) return known;
+  const c = await gl.compare(project, base, revision);
+  if (c) caches.compares.set(key, c.commits);
+  return c?.commits ?? [];
+}
+
+/** The merged MR `iid` (a merged MR's URL, merge time and merge commit never change: cached). */
+async function mergedRequest(ctx: GateContext, project: string, iid: number) {
+  const key = `${project}!${iid}`;
+  const caches = cachesOf(ctx);
+  const known = caches.mergedRequests.get(key);
+  if (known) return known;
+  const d = await ctx.gitlab.mergeRequest(project, iid);
+  const detail = { webUrl: d.webUrl, mergedAt: d.mergedAt, mergeCommitSha: d.mergeCommitSha };
+  if (d.state === 'merged') caches.mergedRequests.set(key, detail);
+  return detail;
+}
+
+/** A Map that forgets its least recently used entries beyond `max`. */
+export class Lru<K, V> {
+  private readonly m = new Map<K, V>();
+  constructor(private readonly max: number) {}
+  has(k: K): boolean {
+    return this.m.has(k);
+  }
+  get(k: K): V | undefined {
+    if (!this.m.has(k)) return undefined;
+    const v = this.m.get(k) as V;
+    this.m.delete(k);
+    this.m.set(k, v);
+    return v;
+  }
+  set(k: K, v: V): void {
+    this.m.delete(k);
+    this.m.set(k, v);
+    if (this.m.size > this.max) this.m.delete(this.m.keys().next().value as K);
+  }
+  get size(): number {
+    return this.m.size;
+  }
+}
+
+const CACHED = 1000;
+interface Caches {
+  firstParent: Lru<string, string | null>;
+  compares: Lru<string, Commit[]>;
+  mergedRequests: Lru<string, { webUrl: string; mergedAt: string | null; mergeCommitSha: string | null }>;
+}
+// Per GitLab client, so that two GitLab instances (tests, or a second --gitlab-url) never
+// share what one said; in-process only (a restart reads them again).
+const caches = new WeakMap<object, Caches>();
+function cachesOf(ctx: GateContext): Caches {
+  let c = caches.get(ctx.gitlab);
+  if (!c) {
+    c = { firstParent: new Lru(CACHED), compares: new Lru(CACHED), mergedRequests: new Lru(CACHED) };
+    caches.set(ctx.gitlab, c);
+  }
+  return c;
+}
+
+/**
+ * The MR that merged the bot commit `sha`. The merge commit's message names it ("See merge
+ * request …!N", GitLab's template) at no cost, but the merger may edit that message: the
+ * claim (`mergeCommit`) is checked against the MR's merge_commit_sha when the MR is read
+ * (once: cached). Without one, GitLab's list of the commit's MRs says.
  */
 async function mergeRequestOf(
   ctx: GateContext,
   project: string,
   sha: string,
-  commits: Array<{ id: string; message: string; parentIds: string[] }>,
-): Promise<number | null> {
+  commits: Commit[],
+): Promise<{ iid: number; mergeCommit?: string } | null> {
   const merge = commits.find((c) => c.parentIds.length > 1 && c.parentIds.includes(sha));
   const m = merge ? MERGE_REF.exec(merge.message) : null;
-  if (m && m[1].toLowerCase() === project.toLowerCase()) return Number(m[2]);
+  if (merge && m && m[1].toLowerCase() === project.toLowerCase())
+    return { iid: Number(m[2]), mergeCommit: merge.id };
   const mrs = await ctx.gitlab.commitMergeRequests(project, sha);
   const merged = mrs.find((x) => x.state === 'merged');
-  return merged ? merged.iid : null;
+  return merged ? { iid: merged.iid } : null;
 }

@@ -132,6 +132,20 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     agentRules.set(project, { until: Date.now() + AGENT_RULES_TTL_MS, rules });
     return rules;
   };
+  // Pushes forget the rules (a policy change comes by a push); one whose job read the rules
+  // after it, and moved nothing itself, leaves them for the agent's reports that follow (a
+  // merge's first report would read them again otherwise) unless a newer push came since.
+  const rulesGeneration = new Map<string, number>();
+  const forgetAgentRules = (project: string): number => {
+    agentRules.delete(project);
+    const g = (rulesGeneration.get(project) ?? 0) + 1;
+    rulesGeneration.set(project, g);
+    return g;
+  };
+  const keepAgentRules = (project: string, generation: number, rules: RulesInForce) => {
+    if (rulesGeneration.get(project) !== generation) return;
+    agentRules.set(project, { until: Date.now() + AGENT_RULES_TTL_MS, rules: Promise.resolve(rules) });
+  };
   const hooks = {
     onDeployFailure: (environment: string, reason: string) => events.deployFailure?.(environment, reason),
   };
@@ -263,7 +277,7 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
    */
   async function push(job: Extract<JobSpec, { type: 'push' }>, id: string): Promise<void> {
     const gl = ctx.gitlab;
-    agentRules.delete(job.project);
+    const generation = forgetAgentRules(job.project);
     const defaultBranch = await gl.projectDefaultBranch(job.project);
     const headText = ctx.policy ? null : await gl.rawFile(job.project, POLICY_FILE, defaultBranch);
     const comparable =
@@ -305,6 +319,7 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       rules = await rulesInForce(gl, job.project, undefined, { defaultBranch, headText });
       facts = factsFrom(rules);
     }
+    if (rules && read.outcome === 'none') keepAgentRules(job.project, generation, rules);
     const inForce = rules ? rules.policy : headPolicy;
     watchLanding(id, inForce && !('error' in inForce) ? inForce : null, defaultBranch, job.branch, job.after);
     const listing = listingFor(facts);
