@@ -112,7 +112,7 @@ export async function applyFeedback(
     const sticky = known?.find((n) => n.authorId === ctx.botUserId && n.body.startsWith(DIFF_MARKER));
     const r = await ensureSticky(
       gl,
-      { project, iid: s.iid },
+      { project, iid: s.iid, by: ctx.botUserId },
       DIFF_MARKER,
       withSection(sticky?.body, s.section),
       {
@@ -125,7 +125,7 @@ export async function applyFeedback(
     const target = parseRef(n.ref);
     if (!target) continue;
     try {
-      const r = await ensureSticky(gl, target, n.marker, `${n.marker}\n${n.body}`);
+      const r = await ensureSticky(gl, { ...target, by: ctx.botUserId }, n.marker, `${n.marker}\n${n.body}`);
       if (r === 'created') out.appNotes++;
     } catch (e) {
       // the app project may be one the bot cannot comment on: the deployment stands
@@ -133,7 +133,8 @@ export async function applyFeedback(
     }
   }
   for (const a of d.alerts) {
-    for (const iid of a.iids) await ensureSticky(gl, { project, iid }, a.marker, `${a.marker}\n${a.body}`);
+    for (const iid of a.iids)
+      await ensureSticky(gl, { project, iid, by: ctx.botUserId }, a.marker, `${a.marker}\n${a.body}`);
     if (failedHere.has(a.environment)) {
       out.alerts++;
       hooks.onDeployFailure?.(a.environment, a.reason);

@@ -285,7 +285,7 @@ async function walk(
   for (const b of decision.held) {
     const text = bypassAlert(b, ref, at, target, eligible);
     const key = b.kind === 'merge' ? `merge:${b.iid}` : `push:${b.sha}`;
-    await alertOnce(gl, project, b.kind === 'merge' ? { iid: b.iid } : { sha: b.sha }, key, text);
+    await alertOnce(ctx, project, b.kind === 'merge' ? { iid: b.iid } : { sha: b.sha }, key, text);
     log.error(
       { project, ref, sha: b.sha, kind: b.kind, who: b.who },
       `bypass holds ${ref}: ${text.split('\n')[0]}`,
@@ -295,13 +295,13 @@ async function walk(
   for (const b of state.accepted) {
     const text = `✅ **Accepted.** ${b.sha.slice(0, 8)} was accepted by ${b.accepted.by.join(', ')} with \`/gitops-bot accept\`; ${ref} may move past it.`;
     const key = b.kind === 'merge' ? `accepted:${b.iid}` : `accepted:${b.sha}`;
-    await alertOnce(gl, project, b.kind === 'merge' ? { iid: b.iid } : { sha: b.sha }, key, text);
+    await alertOnce(ctx, project, b.kind === 'merge' ? { iid: b.iid } : { sha: b.sha }, key, text);
     log.info({ project, ref, sha: b.sha, by: b.accepted.by }, 'bypass accepted');
   }
   const first = decision.held[0];
   if (trigger.iid !== undefined && first && !decision.held.some((b) => b.iid === trigger.iid)) {
     await alertOnce(
-      gl,
+      ctx,
       project,
       { iid: trigger.iid },
       `held:${trigger.iid}`,

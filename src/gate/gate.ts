@@ -132,7 +132,12 @@ export async function gate(
   const { verdict, changedPaths } = await judge(ctx, project, mr, rules, mr.targetBranch);
   if (mr.state === 'opened') {
     await publishStatus(ctx, project, mr.sha, verdict.state, verdict.summary);
-    await ensureSticky(gl, { project, iid }, VERDICT_MARKER, verdictComment(verdict, mr.sha, rules.source));
+    await ensureSticky(
+      gl,
+      { project, iid, by: ctx.botUserId },
+      VERDICT_MARKER,
+      verdictComment(verdict, mr.sha, rules.source),
+    );
   }
   let merged = false;
   if (opts.merge && verdict.pass && verdict.merge === 'bot' && mr.state === 'opened') {

@@ -1018,16 +1018,24 @@ export class GitLabGate extends GitLab {
       () => this.api.Commits.createComment(project, sha, note),
       {
         check: async () =>
-          (await this.commitComments(project, sha)).includes(note) ? ({} as never) : undefined,
+          (await this.commitComments(project, sha)).some((c) => c.note === note) ? ({} as never) : undefined,
       },
     );
   }
 
-  async commitComments(project: string, sha: string): Promise<string[]> {
+  /** The comments on commit `sha`, oldest first, with who wrote them (username and id). */
+  async commitComments(
+    project: string,
+    sha: string,
+  ): Promise<Array<{ note: string; author: string; authorId: number }>> {
     const list = (await this.call(`read comments of ${sha.slice(0, 8)}`, () =>
       this.api.Commits.allComments(project, sha),
     )) as Raw[];
-    return list.map((c) => String(c.note ?? ''));
+    return list.map((c) => ({
+      note: String(c.note ?? ''),
+      author: String(c.author?.username ?? ''),
+      authorId: Number(c.author?.id ?? 0),
+    }));
   }
 
   /**

@@ -2,7 +2,7 @@
 // 'lost-race' when GitLab shows that someone else moved first (the loop then observes again).
 import { GitLabError, type MergeRequest, type Note } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
-import { ensureSticky } from '../gitlab/sticky.js';
+import { ensureSticky, stickyNotes } from '../gitlab/sticky.js';
 import {
   type ImageFacts,
   type PromotionRecord,
@@ -11,7 +11,7 @@ import {
   sameProposal,
 } from '../model/record.js';
 import { mrDescription, mrTitle } from '../render/description.js';
-import { DIFF_MARKER, diffComment, isDiffComment } from '../render/diff-comment.js';
+import { DIFF_MARKER, diffComment } from '../render/diff-comment.js';
 import { type Decision, newest, overtakenBy, type Write } from './decide.js';
 import type { Observation } from './observe.js';
 import { commitMessage, editActions, planEdits } from './plan.js';
@@ -44,8 +44,9 @@ export async function apply(ctx: ApplyContext, obs: Observation, d: Decision): P
   const at = { gl: ctx.gl, project: ctx.scope.project };
   if (first.kind === 'finish-comment') {
     ctx.say(`adding the missing diff comment to !${first.iid}`);
+    // finish-comment is decided on the open MR: obs.mr is that MR, the bot's
     await showDiff(
-      { ...at, iid: first.iid },
+      { ...at, iid: first.iid, by: obs.mr?.authorUsername ?? '' },
       diffComment({ ...obs.plan.record, commit: first.commit }, obs.plan.diffs),
     );
     return { kind: 'done' };
@@ -128,7 +129,7 @@ async function openMr(ctx: ApplyContext, { record, people, comment }: Shown): Pr
   // client takes the open MR of the branch for ours): look again.
   if (created.sha !== record.commit || readRecordComment(created.description)?.commit !== record.commit)
     return OVERTAKEN;
-  await showDiff({ gl, project: scope.project, iid: created.iid }, comment, []);
+  await showDiff({ gl, project: scope.project, iid: created.iid, by: created.authorUsername }, comment, []);
   ctx.say(`commented the diff on !${created.iid}`);
   return { kind: 'done', commit: record.commit, mr: { iid: created.iid, url: created.webUrl } };
 }
@@ -139,9 +140,9 @@ async function updateMr(
   { record, people, comment }: Shown,
 ): Promise<Applied> {
   const { gl, req, scope } = ctx;
-  const at = { gl, project: scope.project, iid: mr.iid };
+  const at = { gl, project: scope.project, iid: mr.iid, by: mr.authorUsername };
   const notes = await gl.notes(scope.project, mr.iid);
-  const sticky = notes.find((n) => isDiffComment(n.body));
+  const [sticky] = stickyNotes(notes, DIFF_MARKER, at.by);
   if (overtakenBy(readRecordComment(sticky?.body), record.commit, req)) return OVERTAKEN;
   await showDiff(at, comment, notes);
   const updated = await gl.updateMergeRequest(scope.project, mr.iid, {
@@ -156,11 +157,12 @@ async function updateMr(
   return { kind: 'done', commit: record.commit, mr: { iid: mr.iid, url: mr.webUrl } };
 }
 
-/** Where the diff comment goes. */
+/** Where the diff comment goes, and who writes it: the bot MR's author (only its comments count). */
 interface NoteTarget {
   gl: PromoteForge;
   project: string;
   iid: number;
+  by: string;
 }
 
 /**
@@ -168,8 +170,8 @@ interface NoteTarget {
  * When a race left duplicates, the survivor takes the text of the comment that describes
  * the MR's head, whichever run wrote it.
  */
-async function showDiff({ gl, project, iid }: NoteTarget, body: string, known?: Note[]): Promise<void> {
-  await ensureSticky(gl, { project, iid }, DIFF_MARKER, body, {
+async function showDiff({ gl, project, iid, by }: NoteTarget, body: string, known?: Note[]): Promise<void> {
+  await ensureSticky(gl, { project, iid, by }, DIFF_MARKER, body, {
     known,
     settle: async (comments) => {
       const head = (await gl.mergeRequest(project, iid)).sha;
@@ -261,7 +263,7 @@ async function visibleProposal(
     gl.notes(project, mr.iid),
   ]);
   const described = readRecordComment(fresh?.description);
-  const sticky = notes.find((n) => isDiffComment(n.body));
+  const [sticky] = stickyNotes(notes, DIFF_MARKER, mr.authorUsername);
   const shown = readRecordComment(sticky?.body);
   return { record: newest(described, shown), head: fresh?.sha ?? null, notes };
 }
@@ -296,7 +298,7 @@ async function reconcile(
   const withCommit = { ...fixed, commit: sha };
   o.say(`bringing !${mr.iid} back in step with its branch (${record.tag ?? record.digest})`);
   const body = diffComment(withCommit, plan.diffs);
-  const at = { gl, project: req.project, iid: mr.iid };
+  const at = { gl, project: req.project, iid: mr.iid, by: mr.authorUsername };
   await showDiff(at, body, seen.notes);
   await gl.updateMergeRequest(req.project, mr.iid, {
     title: mrTitle(withCommit),
