@@ -277,13 +277,22 @@ export class ArgocdController {
   async sync(name: string, initiatedBy: OperationInitiator, revision?: string): Promise<boolean> {
     const r = this.apps.get(name);
     if (!r) throw new Error(`application ${name} not found`);
-    if (r.app.status.operationState?.phase === 'Running') return false;
-    const target = revision ? await this.resolve(r, revision) : await this.resolveTarget(r);
-    if (!target)
-      throw new RenderError(`Unable to resolve '${revision ?? r.def.targetRevision}' to a commit SHA`);
-    const rendered = await this.render(r, target);
-    this.startSync(r, target, rendered, initiatedBy);
-    return true;
+    // In the app's queue, so a reconcile cannot start its own sync in between.
+    const started = r.queue.then(async () => {
+      if (r.app.status.operationState?.phase === 'Running') return false;
+      const target = revision ? await this.resolve(r, revision) : await this.resolveTarget(r);
+      if (!target) {
+        throw new RenderError(`Unable to resolve '${revision ?? r.def.targetRevision}' to a commit SHA`);
+      }
+      const rendered = await this.render(r, target);
+      this.startSync(r, target, rendered, initiatedBy);
+      return true;
+    });
+    r.queue = started.then(
+      () => {},
+      () => {},
+    );
+    return this.track(started);
   }
 
   /** Waits until every reconcile, timer and notification in flight has finished. */
