@@ -35,10 +35,34 @@ const freezeWindow = z
       .regex(TIME, 'expected HH:MM')
       .default('24:00')
       .describe('End time, HH:MM (24:00 for end of day).'),
-    timezone: z.string().default('UTC').describe('IANA time zone, e.g. Europe/Madrid.'),
+    timezone: z
+      .string()
+      .refine(isTimeZone, 'expected an IANA time zone such as Europe/Madrid')
+      .default('UTC')
+      .describe('IANA time zone, e.g. Europe/Madrid.'),
     reason: z.string().optional().describe('Shown in the verdict.'),
   })
-  .strict();
+  .strict()
+  // A window is within one day: 22:00-06:00 would never be active, so it is refused rather
+  // than silently ignored.
+  .refine((w) => minutesOf(w.from) < minutesOf(w.to), {
+    message: 'expected from before to (split a window over midnight in two: 22:00-24:00 and 00:00-06:00)',
+    path: ['to'],
+  });
+
+function minutesOf(time: string): number {
+  const [h, m] = time.split(':').map(Number);
+  return h * 60 + m;
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const environment = z
   .object({

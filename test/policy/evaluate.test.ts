@@ -271,6 +271,14 @@ describe('policy file', () => {
         /environments\[0\]\.freeze\[0\]\.days\[0\]/,
       ],
       ['version: 1\nenvironments: [{name: a}\n', /not valid YAML/],
+      [
+        'version: 1\nenvironments: [{name: a, freeze: [{days: [fri], from: "22:00", to: "06:00"}]}]\n',
+        /environments\[0\]\.freeze\[0\]\.to: expected from before to \(split a window over midnight/,
+      ],
+      [
+        'version: 1\nenvironments: [{name: a, freeze: [{days: [sat], timezone: Europe/Madird}]}]\n',
+        /environments\[0\]\.freeze\[0\]\.timezone: expected an IANA time zone/,
+      ],
     ];
     for (const [text, message] of cases) {
       assert.throws(
