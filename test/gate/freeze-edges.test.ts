@@ -134,8 +134,7 @@ test('windows that never change the verdict within the horizon: look again at th
   const again = { at: '2026-12-10T13:50:00.000Z', branches: [] };
   for (const freeze of [
     '[{ days: [mon, tue, wed, thu, fri, sat, sun] }]', // always frozen
-    '[{ days: [wed], from: "22:00", to: "06:00" }]', // from after to: never active
-    '[{ days: [wed], from: "14:00", timezone: Mars/Olympus }]', // its MRs fail to evaluate at any time
+    // (a window from after to, or in an unknown zone, is refused by the schema: see evaluate.test)
   ]) {
     const e = nextFreezeEdge(policy(freeze), 'main', NOW);
     assert.deepEqual({ at: e?.at.toISOString(), branches: e?.branches }, again, freeze);
@@ -146,16 +145,6 @@ test('no windows, or a policy that does not parse: no edge (nothing to time)', (
   assert.equal(nextFreezeEdge(policy('[]'), 'main', NOW), null);
   assert.equal(nextFreezeEdge({ error: 'bad' }, 'main', NOW), null);
   assert.equal(nextFreezeEdge(null, 'main', NOW), null);
-});
-
-test('cheap: computing an edge takes well under the time of one request', () => {
-  const p = policy(
-    '[{ days: [mon, wed, fri], from: "08:00", to: "18:00", timezone: America/New_York }, { days: [sat], timezone: Asia/Tokyo }]',
-  );
-  const t = performance.now();
-  for (let i = 0; i < 10; i++) nextFreezeEdge(p, 'main', NOW);
-  const ms = (performance.now() - t) / 10;
-  assert.ok(ms < 100, `${ms.toFixed(1)} ms per edge`);
 });
 
 // The property: the edge is the first whole minute after `now` at which the gate's own
