@@ -420,8 +420,9 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     // nextFreezeEdge looks 8 days ahead, well inside setTimeout's ~24.8 days, so today the
     // timer always reaches the edge itself; this guards a longer horizon (the timer is
     // capped at MAX_TIMER_MS: past it, schedule again rather than fire the edge early).
+    // No branches: windows that change no verdict within the horizon; only look again then.
     setTimer(project, wait, () =>
-      wait > MAX_TIMER_MS
+      wait > MAX_TIMER_MS || !next.branches.length
         ? { type: 'schedule', project: id }
         : { type: 'edge', project: id, branches: next.branches },
     );
