@@ -73,8 +73,6 @@ export async function observeFeedback(
     envs.some((e) => d.environment.startsWith(`${e.name}/`)),
   );
   const byIid = new Map<number, OpsMergeRequest>();
-  // the MRs named only by a merge commit's message: the merge commit each must have made
-  const claimed = new Map<number, string>();
   const watched: WatchedEnvironment[] = [];
   for (const env of envs) {
     const ref = trackedBranch(env, rules.defaultBranch);
@@ -112,7 +110,6 @@ export async function observeFeedback(
       if (!mr.apps.includes(record.app)) mr.apps.push(record.app);
       for (const m of record.registry?.changes?.mergeRequests ?? [])
         if (!mr.appMergeRequests.includes(m.ref)) mr.appMergeRequests.push(m.ref);
-      if (found.mergeCommit) claimed.set(found.iid, found.mergeCommit);
       byIid.set(found.iid, mr);
       if (!w.mergeRequests.includes(mr)) w.mergeRequests.push(mr);
     }
@@ -124,16 +121,6 @@ export async function observeFeedback(
         mergedRequest(ctx, project, mr.iid),
         gl.notes(project, mr.iid),
       ]);
-      const claim = claimed.get(mr.iid);
-      if (claim && detail.mergeCommitSha !== claim) {
-        // The message is the merger's to edit (GitLab lets them change it when merging):
-        // GitLab's record of the MR must agree that it made this merge commit.
-        log.warn(
-          { project, iid: mr.iid, mergeCommit: claim, mergeCommitSha: detail.mergeCommitSha },
-          `merge commit ${claim.slice(0, 8)} names !${mr.iid}, which GitLab says merged ${detail.mergeCommitSha?.slice(0, 8) ?? 'nothing'}: not reported there`,
-        );
-        return;
-      }
       mr.webUrl = detail.webUrl;
       mr.mergedAt = detail.mergedAt;
       notes.set(mr.iid, list);
@@ -141,11 +128,6 @@ export async function observeFeedback(
       mr.section = (sticky && readSection(sticky.body)) || {};
     }),
   );
-  for (const [iid, mr] of byIid) {
-    if (notes.has(iid)) continue;
-    byIid.delete(iid);
-    for (const w of watched) w.mergeRequests = w.mergeRequests.filter((m) => m !== mr);
-  }
   return {
     facts: {
       project,
@@ -286,20 +268,29 @@ function cachesOf(ctx: GateContext): Caches {
 
 /**
  * The MR that merged the bot commit `sha`. The merge commit's message names it ("See merge
- * request …!N", GitLab's template) at no cost, but the merger may edit that message: the
- * claim (`mergeCommit`) is checked against the MR's merge_commit_sha when the MR is read
- * (once: cached). Without one, GitLab's list of the commit's MRs says.
+ * request …!N", GitLab's template), but whoever merges may edit that message: the claim
+ * stands only if GitLab's record of !N says it made this merge commit (its merge_commit_sha;
+ * the MR is read anyway for its merge time, and cached). Otherwise GitLab's list of the
+ * commit's MRs says. The attribution decides only where the bot reports (which MR's
+ * comment); the Deployments and the commit status follow from the revision and the records.
  */
 async function mergeRequestOf(
   ctx: GateContext,
   project: string,
   sha: string,
   commits: Commit[],
-): Promise<{ iid: number; mergeCommit?: string } | null> {
+): Promise<{ iid: number } | null> {
   const merge = commits.find((c) => c.parentIds.length > 1 && c.parentIds.includes(sha));
   const m = merge ? MERGE_REF.exec(merge.message) : null;
-  if (merge && m && m[1].toLowerCase() === project.toLowerCase())
-    return { iid: Number(m[2]), mergeCommit: merge.id };
+  if (merge && m && m[1].toLowerCase() === project.toLowerCase()) {
+    const iid = Number(m[2]);
+    const detail = await mergedRequest(ctx, project, iid).catch(() => null);
+    if (detail?.mergeCommitSha === merge.id) return { iid };
+    log.warn(
+      { project, iid, mergeCommit: merge.id, mergeCommitSha: detail?.mergeCommitSha ?? null },
+      `merge commit ${merge.id.slice(0, 8)} names !${iid}, which GitLab says merged ${detail?.mergeCommitSha?.slice(0, 8) ?? 'nothing'}: asking GitLab which MR merged ${sha.slice(0, 8)}`,
+    );
+  }
   const mrs = await ctx.gitlab.commitMergeRequests(project, sha);
   const merged = mrs.find((x) => x.state === 'merged');
   return merged ? { iid: merged.iid } : null;

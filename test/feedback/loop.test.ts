@@ -379,6 +379,36 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
     assert.equal((await deployStatus(w, revision))?.status, 'success');
   });
 
+  test("a side-branch commit copying the bot's record, reported by the agent, deploys nothing", async () => {
+    const { revision, iid } = healthy;
+    const before = await section(w, iid);
+    // the bot's promotion commit (the merge's second parent) carries the record trailer
+    const merge = await w.op.Commits.show(OPS, revision);
+    const promotion = await w.op.Commits.show(OPS, String(merge.parent_ids?.[1]));
+    const side = await w.op.Commits.create(
+      OPS,
+      'side/copied-record',
+      String(promotion.message),
+      [{ action: 'create', filePath: 'side.txt', content: 'not deployed\n' }],
+      { startBranch: 'deploy/prod' } as never,
+    );
+    const at = new Date().toISOString();
+    await post(
+      w.urls[0],
+      '/argocd',
+      argoBody(String(side.id), { phase: 'Running', health: 'Progressing', at }),
+    );
+    await post(
+      w.urls[0],
+      '/argocd',
+      argoBody(String(side.id), { phase: 'Succeeded', health: 'Healthy', at }),
+    );
+    await w.sb.settle(...w.replicas);
+    assert.deepEqual(await ofRevision(w, String(side.id)), [], 'no Deployment for a commit off the branch');
+    assert.equal(await deployStatus(w, String(side.id)), undefined, 'no gitops-bot/deploy status on it');
+    assert.equal(await section(w, iid), before, 'the MR its record names is left alone');
+  });
+
   test('two replicas get the same notifications at once: one Deployment, one note, one section', async () => {
     const { revision, iid, mergedAt } = await promoteAndMerge(w, 'ci-36');
     const t0 = new Date(Date.parse(mergedAt) + 1_000).toISOString();
