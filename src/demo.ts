@@ -10,7 +10,13 @@ import { promote } from './promote/promote.js';
 import { RegistryClient } from './registry/client.js';
 import { startDockerRegistry } from './sandbox/docker-registry.js';
 import { pushImage } from './sandbox/images.js';
-import { startSandbox } from './sandbox/index.js';
+import {
+  deployRefProtection,
+  MAIN_PROTECTION,
+  protectBranch,
+  startSandbox,
+  strictPolicy,
+} from './sandbox/index.js';
 import { createWebhookServer } from './server/webhook.js';
 
 const APP = 'root/helloworld';
@@ -18,15 +24,7 @@ const OPS = 'root/helloworld-ops';
 const STORY_IMAGE = 'registry.example.com/root/helloworld';
 
 const keep = process.argv.includes('--keep');
-const POLICY = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-    agent: { argocd: helloworld }
-`;
+const POLICY = strictPolicy({ agent: '{ argocd: helloworld }' });
 const out = (s = '') => process.stdout.write(`${s}\n`);
 const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];
 const step = (n: number, s: string) => out(`\n${bold}${n}. ${s}${plain}`);
@@ -138,21 +136,7 @@ try {
   await operatorApi.Branches.create(OPS, 'deploy/prod', 'main');
   const gate = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
   const botUser = await gate.currentUser();
-  for (const body of [
-    { name: 'main', push_access_level: 40, merge_access_level: 30 },
-    {
-      name: 'deploy/prod',
-      push_access_level: 60,
-      merge_access_level: 60,
-      allowed_to_push: [{ user_id: botUser.id }],
-    },
-  ]) {
-    await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-      method: 'POST',
-      headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  }
+  for (const rule of [MAIN_PROTECTION, deployRefProtection(botUser.id)]) await protectBranch(sb.apiUrl, rule);
   const server = createWebhookServer({
     ctx: { gitlab: gate, botUserId: botUser.id },
     secret: 'demo-secret',

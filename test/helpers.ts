@@ -8,7 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GitbeakerRequestError, Gitlab } from '@gitbeaker/rest';
-import { type Sandbox, type SandboxOptions, startSandbox } from '../src/sandbox/index.js';
+import {
+  deployRefProtection,
+  MAIN_PROTECTION,
+  protectBranch,
+  type Sandbox,
+  type SandboxOptions,
+  startSandbox,
+  strictPolicy,
+} from '../src/sandbox/index.js';
 
 export const run = promisify(execFile);
 
@@ -98,33 +106,16 @@ export async function addApps(sandbox: Sandbox, count: number, image: (i: number
 }
 
 /** The strict-mode policy of the story: the operator approves, the bot merges and deploys. */
-export const STRICT_POLICY = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-`;
+export const STRICT_POLICY = strictPolicy();
 
 /** Protects a branch of the ops project, as operator (GitLab's protected_branches body). */
-export async function protect(sandbox: Sandbox, rule: Record<string, unknown>): Promise<void> {
-  const r = await fetch(`${sandbox.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-    method: 'POST',
-    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-    body: JSON.stringify(rule),
-  });
-  if (!r.ok) throw new Error(`protecting ${String(rule.name)}: ${r.status} ${await r.text()}`);
+export function protect(sandbox: Sandbox, rule: Record<string, unknown>): Promise<void> {
+  return protectBranch(sandbox.apiUrl, rule);
 }
 
 /** deploy/prod: only gitops-bot (user `botId`) may push to it. */
 export function protectDeployRef(sandbox: Sandbox, botId: number): Promise<void> {
-  return protect(sandbox, {
-    name: 'deploy/prod',
-    push_access_level: 60,
-    merge_access_level: 60,
-    allowed_to_push: [{ user_id: botId }],
-  });
+  return protect(sandbox, deployRefProtection(botId));
 }
 
 /** The ops project's hook to `url` with push, MR and note events, as operator. */
@@ -144,7 +135,7 @@ export async function strictOps(sandbox: Sandbox): Promise<void> {
     { action: 'create', filePath: '.gitops-bot.yml', content: STRICT_POLICY },
   ]);
   await op.Branches.create(OPS, 'deploy/prod', 'main');
-  await protect(sandbox, { name: 'main', push_access_level: 40, merge_access_level: 30 });
+  await protect(sandbox, MAIN_PROTECTION);
 }
 
 /** Polls `check` until it holds; fails naming `what` after `tries` polls. */

@@ -1,7 +1,14 @@
 export type { AppDefinition, Application, ArgocdOptions, SentNotification } from './argocd/index.js';
 export { ARGOCD_ADMIN, STORY_APPLICATION } from './argocd/index.js';
 export type { SandboxCore } from './core.js';
-export { type SeedName, STORY_FILES } from './seed.js';
+export {
+  deployRefProtection,
+  MAIN_PROTECTION,
+  protectBranch,
+  type SeedName,
+  STORY_FILES,
+  strictPolicy,
+} from './seed.js';
 export {
   isLoopback,
   type RequestLogEntry,

@@ -1,5 +1,6 @@
 // Seeds: `story` replays ../shared/reference/STORY.md (users, roles, the app and the ops
-// repository); `empty` has only the administrator.
+// repository); `empty` has only the administrator. What strict mode adds to the story (its
+// policy, its protected branches) is here too, for the demo, the benches and the tests alike.
 import type { SandboxCore } from './core.js';
 import { AccessLevel, type Project, type User } from './state.js';
 
@@ -82,6 +83,49 @@ spec:
 `,
   },
 } as const;
+
+/** The story's ops repository. */
+const STORY_OPS = 'root/helloworld-ops';
+
+/**
+ * The story's strict-mode policy (.gitops-bot.yml): the operator approves, the bot merges into
+ * main and deploys through deploy/prod. `production` adds keys to that environment, in the
+ * order given (`{ agent: '{ argocd: helloworld }', deploy_timeout: '10m' }`).
+ */
+export function strictPolicy(production: Record<string, string> = {}): string {
+  const extra = Object.entries(production).map(([key, value]) => `    ${key}: ${value}\n`);
+  return `version: 1
+environments:
+  - name: production
+    match: { target_branches: [main] }
+    approvals: { required: 1, users: [operator] }
+    merge: bot
+    deploy_ref: deploy/prod
+${extra.join('')}`;
+}
+
+/** main in strict mode: Maintainers push, Developers (the bot) merge (GitLab's protected_branches body). */
+export const MAIN_PROTECTION = { name: 'main', push_access_level: 40, merge_access_level: 30 };
+
+/** deploy/prod in strict mode: only gitops-bot (user `botId`) may push to it. */
+export function deployRefProtection(botId: number): Record<string, unknown> {
+  return {
+    name: 'deploy/prod',
+    push_access_level: 60,
+    merge_access_level: 60,
+    allowed_to_push: [{ user_id: botId }],
+  };
+}
+
+/** Protects a branch of the story's ops repo through the sandbox's API (`apiUrl`), as operator. */
+export async function protectBranch(apiUrl: string, rule: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${apiUrl}/projects/${encodeURIComponent(STORY_OPS)}/protected_branches`, {
+    method: 'POST',
+    headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
+    body: JSON.stringify(rule),
+  });
+  if (!r.ok) throw new Error(`protecting ${String(rule.name)}: ${r.status} ${await r.text()}`);
+}
 
 export function addUser(core: SandboxCore, username: string, name: string, extra: Partial<User> = {}): User {
   const user: User = {

@@ -6,18 +6,20 @@ import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
 import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
-import { addHook, branchWithMr, client, OPS, protect, protectDeployRef, sandboxFixture } from '../helpers.js';
+import {
+  addHook,
+  branchWithMr,
+  client,
+  OPS,
+  protect,
+  protectDeployRef,
+  STRICT_POLICY,
+  sandboxFixture,
+} from '../helpers.js';
 
 const SECRET = 'hook-secret-1';
 const IMAGE = 'registry.example.com/root/helloworld';
-const POLICY = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-  - name: staging
+const POLICY = `${STRICT_POLICY}  - name: staging
     match: { target_branches: [staging] }
     approvals: { required: 1, users: [operator] }
     escalation: [{ when: major, extra_approvals: 1 }]

@@ -10,20 +10,20 @@ import { promote } from '../../src/promote/promote.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { needsRulesInForce, type PushFacts } from '../../src/server/push-scope.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
-import { addHook, client, OPS, protect, protectDeployRef, sandboxFixture } from '../helpers.js';
+import {
+  addHook,
+  client,
+  OPS,
+  protect,
+  protectDeployRef,
+  STRICT_POLICY,
+  sandboxFixture,
+} from '../helpers.js';
 
 const SECRET = 'push-rules-in-force-secret';
 const IMAGE = 'ghcr.io/acme/api';
-const PRODUCTION = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-`;
 /** the rules deployed at deploy/prod: they govern staging too */
-const DEPLOYED = `${PRODUCTION}  - name: staging
+const DEPLOYED = `${STRICT_POLICY}  - name: staging
     match: { target_branches: [staging] }
     approvals: { required: 1, users: [operator] }
     escalation: [{ when: major, extra_approvals: 2 }]
@@ -78,7 +78,7 @@ before(async () => {
   // A Maintainer pushes rules without staging to main: deploy/prod holds (a direct push),
   // so the deployed rules, with staging, stay in force.
   await o.Commits.create(OPS, 'main', 'Rules: staging is not ours any more', [
-    { action: 'update', filePath: '.gitops-bot.yml', content: PRODUCTION },
+    { action: 'update', filePath: '.gitops-bot.yml', content: STRICT_POLICY },
   ]);
   await settle();
   assert.equal(
