@@ -122,6 +122,20 @@ export function duration(ms: number): string {
   return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${Math.floor(m / 60)} h`;
 }
 
+/**
+ * Whether decideFeedback may write the MR's Deployment section (or app notes, or alerts) for
+ * this report: only when it tells an outcome (Healthy, Degraded, a failed sync) or for a
+ * timeout check (`null`). A sync under way (`running`, applied but not Healthy yet) shows in
+ * GitLab's own Deployment (status running) and in the commit status gitops-bot/deploy, so
+ * the MR's comment waits for the outcome: observe skips reading the MR's notes for such a
+ * report (2 requests saved on every running report).
+ */
+export function writesSection(o: AgentObservation | null): boolean {
+  if (!o) return true;
+  const w = wanted(o);
+  return !!w && w.status !== 'running';
+}
+
 /** What the report asks of the deployment, before GitLab's state is considered. */
 function wanted(o: AgentObservation): { status: DeployStatus; reason?: FailureReason } | null {
   if (o.phase === 'failed') return { status: 'failed', reason: 'sync_failed' };
@@ -134,7 +148,7 @@ function wanted(o: AgentObservation): { status: DeployStatus; reason?: FailureRe
 }
 
 function lineFor(
-  s: DeployStatus,
+  s: Exclude<DeployStatus, 'running'>,
   reason: FailureReason | undefined,
   env: WatchedEnvironment,
   at: string,
@@ -145,7 +159,6 @@ function lineFor(
     const after = mergedAt ? ` (${duration(Date.parse(at) - Date.parse(mergedAt))} after merge)` : '';
     return `✅ Synced and Healthy in ${env.name} at ${hhmm(at)}${after}`;
   }
-  if (s === 'running') return `🔄 Syncing to ${env.name} since ${hhmm(at)}`;
   if (reason === 'timeout') return `⌛ not live after ${duration(env.timeoutMs)}`;
   const words = message.replace(/\s+/g, ' ').trim() || 'no message from the agent';
   return reason === 'sync_failed' ? `❌ Sync failed: ${words}` : `❌ Degraded: ${words}`;
@@ -312,6 +325,19 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
       if (result === 'running' && landedAt) {
         const iso = new Date(Date.parse(landedAt) + env.timeoutMs).toISOString();
         if (!out.recheckAt || iso < out.recheckAt) out.recheckAt = iso;
+      }
+      // A sync under way: the Deployment and the commit status say so; the section (whose
+      // state, read only for outcomes, is not among the facts) waits for the outcome.
+      // Nothing an outcome wrote is moved on by it: a running report never takes a
+      // deployment back, and a report after it with an older `at` than the outcome's is
+      // still stale against the outcome's state.
+      if (result === 'running' || !writesSection(o)) {
+        results.push({
+          environment,
+          status: result,
+          ...(previous?.status === result ? { text: previous.text } : {}),
+        });
+        continue;
       }
       // The section says what the deployment now is. A report that changes nothing keeps the
       // words (and the time they show) but moves the state's time on, so that a yet older

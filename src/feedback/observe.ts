@@ -7,7 +7,8 @@
 // Reads for one report about a revision that deploys one bot MR (bench/feedback counts them):
 // the deployments (1); one compare from the last successful deployment to the tracked branch
 // (1), which says both that the revision is on the branch now and which commits it brings;
-// the MR's notes (1). The first report of a merge reads the merged MR too (1), and the first
+// the MR's notes (1), only for a report that can change the MR's Deployment section (an
+// outcome or a timeout check; not a sync under way). The first report of a merge reads the merged MR too (1), and the first
 // report of an environment that never deployed reads the revision's first parent (1): both
 // are immutable and kept in a bounded in-process cache, as is a compare between two fixed
 // SHAs (the fallback below). Never cached: whether the revision is on the branch (a force-push
@@ -21,7 +22,13 @@ import type { AgentObservation } from '../model/agent.js';
 import { readRecordTrailer } from '../model/record.js';
 import { agentKey, durationMs, type Environment } from '../policy/schema.js';
 import { DIFF_MARKER } from '../render/diff-comment.js';
-import { type FeedbackFacts, type OpsMergeRequest, readSection, type WatchedEnvironment } from './decide.js';
+import {
+  type FeedbackFacts,
+  type OpsMergeRequest,
+  readSection,
+  type WatchedEnvironment,
+  writesSection,
+} from './decide.js';
 
 export interface Observed {
   facts: FeedbackFacts;
@@ -115,14 +122,21 @@ export async function observeFeedback(
     }
   }
   const notes = new Map<number, Note[]>();
+  // Still observe → decide → apply: the observation's phase only tells which facts decide
+  // can use. For a sync under way decide writes no Deployment section (writesSection), so
+  // the MR's notes, which hold the section's state and the comment apply would edit, are
+  // not read (their section stays {}); the merged MR is, for the merge time the timeout
+  // counts from.
+  const withNotes = writesSection(observation);
   await Promise.all(
     [...byIid.values()].map(async (mr) => {
       const [detail, list] = await Promise.all([
         mergedRequest(ctx, project, mr.iid),
-        gl.notes(project, mr.iid),
+        withNotes ? gl.notes(project, mr.iid) : null,
       ]);
       mr.webUrl = detail.webUrl;
       mr.mergedAt = detail.mergedAt;
+      if (!list) return;
       notes.set(mr.iid, list);
       const sticky = list.find((n) => n.authorId === ctx.botUserId && n.body.startsWith(DIFF_MARKER));
       mr.section = (sticky && readSection(sticky.body)) || {};

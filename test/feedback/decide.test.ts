@@ -84,7 +84,6 @@ function facts(over: Partial<FeedbackFacts> = {}, section: Record<string, Sectio
 }
 
 const HEALTHY = '✅ Synced and Healthy in production at 12:03 (2 min 10 s after merge)';
-const RUNNING_TEXT = '🔄 Syncing to production since 12:01';
 
 interface Row {
   name: string;
@@ -100,23 +99,33 @@ interface Row {
 
 const rows: Row[] = [
   {
-    name: 'healthy path, 1: sync running, nothing in GitLab yet → create running',
+    name: 'healthy path, 1: sync running, nothing in GitLab yet → create running; the section waits for the outcome',
     facts: facts({
       observation: obs({ phase: 'running', health: 'Progressing', at: '2026-12-02T12:01:00Z' }),
     }),
     deployments: [['create', 'running']],
     status: 'running',
-    line: RUNNING_TEXT,
+    line: null,
     appNotes: [],
     alert: null,
     recheckAt: '2026-12-02T12:10:50.000Z',
   },
   {
-    name: 'healthy path, 2: synced and healthy → running becomes success, app MR told',
-    facts: facts(
-      { deployments: [dep(5, 'running')] },
-      state('running', '2026-12-02T12:01:00Z', RUNNING_TEXT),
-    ),
+    name: 'applied, not Healthy yet (Progressing) → running; still no section',
+    facts: facts({
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Progressing', at: '2026-12-02T12:02:00Z' }),
+      status: undefined,
+    }),
+    deployments: [['none', 'running']],
+    status: null,
+    line: null,
+    alert: null,
+    recheckAt: '2026-12-02T12:10:50.000Z',
+  },
+  {
+    name: 'healthy path, 2: synced and healthy → running becomes success, the section appears, app MR told',
+    facts: facts({ deployments: [dep(5, 'running')] }),
     deployments: [['update', 'success']],
     status: 'success',
     line: HEALTHY,
@@ -219,6 +228,20 @@ const rows: Row[] = [
     deployments: [['none', 'success']],
     status: null,
     line: null,
+  },
+  {
+    name: 'a newer running report after success (a re-sync of the same revision): nothing is written',
+    facts: facts({
+      deployments: [dep(5, 'success')],
+      observation: obs({ phase: 'running', health: 'Healthy', at: '2026-12-02T12:30:00Z' }),
+      status: undefined,
+    }),
+    // asked for running, left as it is (success does not go back)
+    deployments: [['none', 'running']],
+    status: null,
+    line: null,
+    appNotes: [],
+    alert: null,
   },
   {
     name: 'out of order: an older Degraded after a newer Healthy changes nothing',
