@@ -2,8 +2,9 @@
 // with a watched production (Argo CD application helloworld); each round merges one
 // promotion through serve, then posts the two notifications Argo CD sends for it (the
 // README's template: sync running, then synced and Healthy) to serve's POST /argocd. Each
-// is timed from the POST until serve's job is done, the Deployment and the MR's comment
-// then checked as GitLab shows them; the bot's requests per notification are counted at the
+// is timed from the POST until serve's job is done, the Deployment, the commit status
+// gitops-bot/deploy and the MR's comment then checked as GitLab shows them (the comment's
+// Deployment section appears with the outcome, not while the sync runs); the bot's requests per notification are counted at the
 // sandbox. Target (issue 17): 6 GitLab requests per notification or fewer, on average over
 // a merge's two notifications; a third, a repeat of the Healthy one (Argo CD retries, a
 // second replica), is counted apart: it must write nothing. The rules are not read by the
@@ -162,10 +163,16 @@ export async function benchFeedback(): Promise<Record<string, number | string>> 
         const sticky = notes.find(
           (n) => String(n.body).startsWith('<!-- gitops-bot:diff -->') && n.author.username === bot.username,
         );
-        const shown = state === 'running' ? /Syncing/ : /Synced and Healthy/;
-        if (d?.sha !== revision || d.status !== want || !shown.test(String(sticky?.body ?? '')))
+        // running: the Deployment and the commit status say it, the comment waits for the outcome
+        const body = String(sticky?.body ?? '');
+        const shown =
+          state === 'running' ? !body.includes('### Deployment') : /Synced and Healthy/.test(body);
+        const [status] = (await operator.Commits.allStatuses(OPS, revision, {
+          name: 'gitops-bot/deploy',
+        } as never)) as Array<{ status: string }>;
+        if (d?.sha !== revision || d.status !== want || status?.status !== want || !sticky || !shown)
           throw new Error(
-            `round ${i} ${state}: GitLab shows deployment ${d?.status} at ${String(d?.sha).slice(0, 8)}`,
+            `round ${i} ${state}: GitLab shows deployment ${d?.status} at ${String(d?.sha).slice(0, 8)}, status ${status?.status}, section ${shown ? 'as expected' : 'not as expected'}`,
           );
         if (step !== 'duplicate') checked++;
       }
@@ -183,7 +190,8 @@ export async function benchFeedback(): Promise<Record<string, number | string>> 
     feedback_p99_ms: Math.round(pct(ms, 0.99) * 10) / 10,
     feedback_requests_per_notification: mean(requests),
     feedback_requests_max: sorted[sorted.length - 1],
-    // the merge's first report (running: creates the Deployment, reads the merged MR once)
+    // the merge's first report (running: creates the Deployment and the status, reads the
+    // merged MR once, not its notes: no comment edit while running)
     feedback_requests_first_report: mean(byState.running),
     feedback_requests_deployed: mean(byState.healthy),
     feedback_requests_duplicate: mean(byState.duplicate),

@@ -316,8 +316,11 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
       ['running'],
     );
     assert.equal(deps[0].user.username, 'gitops-bot');
-    assert.equal((await deployStatus(w, revision))?.status, 'running');
-    assert.match(await section(w, iid), /🔄 Syncing to production since/);
+    const running = await deployStatus(w, revision);
+    assert.equal(running?.status, 'running');
+    assert.equal(running?.description, `${ENV}: running`);
+    // the sync under way shows in the Deployment and the status; the MR's comment waits for the outcome
+    assert.equal(await section(w, iid), '', 'no Deployment section while running');
 
     const t1 = new Date(Date.parse(healthy.mergedAt) + 130_000).toISOString();
     await post(w.urls[0], '/argocd', argoBody(revision, { phase: 'Succeeded', health: 'Healthy', at: t1 }));
