@@ -16,6 +16,7 @@ import {
   STRICT_POLICY,
   sandboxFixture,
 } from '../helpers.js';
+import { verdictNote } from './helpers.js';
 
 const SECRET = 'hook-secret-1';
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -42,11 +43,6 @@ const settle = () => sb.settle(srv);
 async function statusOf(sha: string): Promise<string | undefined> {
   const list = await op().Commits.allStatuses(OPS, sha);
   return list.find((s) => s.name === 'gitops-bot/approval')?.status;
-}
-
-async function verdictNote(iid: number): Promise<string> {
-  const notes = await op().MergeRequestNotes.all(OPS, iid);
-  return notes.find((n) => n.body.startsWith('<!-- gitops-bot:verdict'))?.body ?? '';
 }
 
 async function promoteTo(target: string, tag: string, file = 'deployment.yml', image = IMAGE) {
@@ -94,7 +90,7 @@ describe('the approval rules, enforced through webhooks', () => {
   test("operator's approval counts: the bot merges at the evaluated head and moves deploy_ref", async () => {
     const mr = await promoteTo('main', 'ci-34');
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /0\/1 approvals from operator/);
+    assert.match(await verdictNote(sb, mr.iid), /0\/1 approvals from operator/);
     await op().MergeRequestApprovals.approve(OPS, mr.iid, { sha: mr.sha });
     await settle();
     const merged = await op().MergeRequests.show(OPS, mr.iid);
@@ -108,7 +104,10 @@ describe('the approval rules, enforced through webhooks', () => {
     await client(sb, 'reviewer').MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /@reviewer \| not counted: not among the approvers of staging/);
+    assert.match(
+      await verdictNote(sb, mr.iid),
+      /@reviewer \| not counted: not among the approvers of staging/,
+    );
   });
 
   test('an approval given before a new push stops counting', async () => {
@@ -119,7 +118,10 @@ describe('the approval rules, enforced through webhooks', () => {
     const second = await promoteTo('staging', 'ci-37');
     assert.equal(second.iid, first.iid);
     assert.equal(await statusOf(second.sha), 'pending');
-    assert.match(await verdictNote(second.iid), /@operator \| not counted: approved before the latest push/);
+    assert.match(
+      await verdictNote(sb, second.iid),
+      /@operator \| not counted: approved before the latest push/,
+    );
   });
 
   test('the author approves their own MR: not counted (even where GitLab allows it)', async () => {
@@ -140,7 +142,7 @@ describe('the approval rules, enforced through webhooks', () => {
     await o.MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /@operator \| not counted: the author of the merge request/);
+    assert.match(await verdictNote(sb, mr.iid), /@operator \| not counted: the author of the merge request/);
   });
 
   test('gitops-bot approves a proposal: never counted', async () => {
@@ -156,7 +158,7 @@ describe('the approval rules, enforced through webhooks', () => {
     await client(sb, 'gitops-bot').MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /@gitops-bot \| not counted: gitops-bot cannot approve/);
+    assert.match(await verdictNote(sb, mr.iid), /@gitops-bot \| not counted: gitops-bot cannot approve/);
   });
 
   test("an MR that edits .gitops-bot.yml to need 0 approvals is judged by the default branch's policy", async () => {
@@ -177,7 +179,7 @@ describe('the approval rules, enforced through webhooks', () => {
     const mr = await r.MergeRequests.create(OPS, 'weaken', 'staging', 'Weaken the policy');
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /0\/1 approvals from operator/);
+    assert.match(await verdictNote(sb, mr.iid), /0\/1 approvals from operator/);
   });
 
   test('a major bump with one approval where two are needed', async () => {
@@ -185,7 +187,7 @@ describe('the approval rules, enforced through webhooks', () => {
     await op().MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /1\/2 approvals from operator \(major bump: \+1\)/);
+    assert.match(await verdictNote(sb, mr.iid), /1\/2 approvals from operator \(major bump: \+1\)/);
   });
 
   test('approvals.groups: a member of the operators group counts, others do not', async () => {
@@ -194,7 +196,7 @@ describe('the approval rules, enforced through webhooks', () => {
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
     assert.match(
-      await verdictNote(mr.iid),
+      await verdictNote(sb, mr.iid),
       /@reviewer \| not counted: not among the approvers of grouped \(members of operators\)/,
     );
     await op().MergeRequestApprovals.approve(OPS, mr.iid);
@@ -207,7 +209,7 @@ describe('the approval rules, enforced through webhooks', () => {
     await op().MergeRequestApprovals.approve(OPS, mr.iid);
     await settle();
     assert.equal(await statusOf(mr.sha), 'pending');
-    assert.match(await verdictNote(mr.iid), /freeze window .*: release freeze/);
+    assert.match(await verdictNote(sb, mr.iid), /freeze window .*: release freeze/);
   });
 
   test('a Maintainer merges without approval: deploy_ref does not move, an alert is posted', async () => {
@@ -354,7 +356,7 @@ test('gitops-bot serve (the CLI, jobs on a worker thread) evaluates on /gitops-b
       });
     });
     const mr = await promoteTo('staging', 'ci-50');
-    const before = await verdictNote(mr.iid);
+    const before = await verdictNote(sb, mr.iid);
     const body = {
       object_kind: 'note',
       project: { id: 2, path_with_namespace: OPS },
@@ -380,7 +382,7 @@ test('gitops-bot serve (the CLI, jobs on a worker thread) evaluates on /gitops-b
     for (let i = 0; i < 100 && (await statusOf(mr.sha)) !== 'success'; i++)
       await new Promise((r) => setTimeout(r, 50));
     assert.equal(await statusOf(mr.sha), 'success');
-    assert.notEqual(await verdictNote(mr.iid), before);
+    assert.notEqual(await verdictNote(sb, mr.iid), before);
     // The CLI's own metrics prove the verdict came through its worker thread.
     let metrics = '';
     for (let i = 0; i < 100; i++) {

@@ -4,11 +4,11 @@
 // against the sandbox, which delivers the webhooks and injects the faults.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
-import { promote } from '../../src/promote/promote.js';
+import { GitLabGate } from '../../src/gitlab/client.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
 import { addApps, addHook, client, OPS, protect, sandboxFixture } from '../helpers.js';
+import { botRequestsDuring, gatedMrs, promoteApp, verdictNote } from './helpers.js';
 
 const SECRET = 'push-compare-secret';
 const APPS = 3;
@@ -17,28 +17,6 @@ let srv: WebhookServer;
 const op = () => client(sb, 'operator');
 const settle = () => sb.settle(srv);
 const mrs: number[] = [];
-
-/** The MRs whose gate ran during `reqs` (each gate reads its MR first). */
-const gated = (reqs: Array<{ method: string; path: string }>) => {
-  const re = new RegExp(`^/api/v4/projects/${encodeURIComponent(OPS)}/merge_requests/(\\d+)$`);
-  return [...new Set(reqs.filter((r) => r.method === 'GET').flatMap((r) => re.exec(r.path)?.[1] ?? []))]
-    .map(Number)
-    .sort((a, b) => a - b);
-};
-
-/** gitops-bot's requests at the sandbox while `fn` runs and serve settles. */
-async function botRequestsDuring(fn: () => Promise<unknown>) {
-  await settle();
-  const from = sb.requests.length;
-  await fn();
-  await settle();
-  return sb.requests.slice(from).filter((r) => r.user === 'gitops-bot');
-}
-
-async function verdictNote(iid: number): Promise<string> {
-  const notes = await op().MergeRequestNotes.all(OPS, iid);
-  return String(notes.find((n) => String(n.body).startsWith('<!-- gitops-bot:verdict'))?.body ?? '');
-}
 
 const policy = (required: number) =>
   `version: 1\nenvironments:\n  - name: prod\n    approvals: { required: ${required} }\n`;
@@ -59,22 +37,9 @@ before(async () => {
     worker: false,
   });
   await addHook(sb, `${await srv.listen(0, '127.0.0.1')}/webhook`, SECRET);
-  for (let i = 0; i < APPS; i++) {
-    const r = await promote(
-      {
-        project: OPS,
-        env: 'push-compare',
-        files: [`apps/app${i}.yml`],
-        image: `registry.example.com/root/app${i}`,
-        tag: 'ci-2',
-        targetBranch: 'main',
-      },
-      { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
-    );
-    mrs.push(r.mr!.iid);
-  }
+  for (let i = 0; i < APPS; i++) mrs.push(await promoteApp(sb, i, 'push-compare'));
   await settle();
-  for (const iid of mrs) assert.match(await verdictNote(iid), /0\/1 approvals/);
+  for (const iid of mrs) assert.match(await verdictNote(sb, iid), /0\/1 approvals/);
 });
 after(async () => {
   await srv?.close();
@@ -82,12 +47,12 @@ after(async () => {
 });
 
 test('a README-only push whose compare fits the limits re-evaluates none (the control: the compare decides)', async () => {
-  const reqs = await botRequestsDuring(() =>
+  const reqs = await botRequestsDuring(sb, srv, () =>
     op().Commits.create(OPS, 'main', 'A short README', [
       { action: 'update', filePath: 'README.md', content: '# ops, again\n' },
     ]),
   );
-  assert.deepEqual(gated(reqs), []);
+  assert.deepEqual(gatedMrs(reqs), []);
 });
 
 test('a policy change whose compare fails (503 on every try) still re-evaluates every open MR', async () => {
@@ -97,7 +62,7 @@ test('a policy change whose compare fails (503 on every try) still re-evaluates 
   // every try of the compare answered 503 (a faulted answer names no user)
   let faulted = 0;
   try {
-    reqs = await botRequestsDuring(() =>
+    reqs = await botRequestsDuring(sb, srv, () =>
       op().Commits.create(OPS, 'main', 'Policy: two approvals', [
         { action: 'update', filePath: '.gitops-bot.yml', content: policy(2) },
       ]),
@@ -114,22 +79,22 @@ test('a policy change whose compare fails (503 on every try) still re-evaluates 
     'no compare succeeded',
   );
   assert.deepEqual(
-    gated(reqs),
+    gatedMrs(reqs),
     [...mrs].sort((a, b) => a - b),
   );
-  for (const iid of mrs) assert.match(await verdictNote(iid), /0\/2 approvals/);
+  for (const iid of mrs) assert.match(await verdictNote(sb, iid), /0\/2 approvals/);
 });
 
 test('a push whose compare overflows GitLab’s diff limits (compare_timeout) re-evaluates every open MR', async () => {
   // A README of 5,000 lines: over a compare's 5,000-line limit, so GitLab lists no file.
   const long = Array.from({ length: 5000 }, (_, i) => `line ${i}`).join('\n');
-  const reqs = await botRequestsDuring(() =>
+  const reqs = await botRequestsDuring(sb, srv, () =>
     op().Commits.create(OPS, 'main', 'A long README', [
       { action: 'update', filePath: 'README.md', content: `${long}\n` },
     ]),
   );
   assert.deepEqual(
-    gated(reqs),
+    gatedMrs(reqs),
     [...mrs].sort((a, b) => a - b),
   );
 });

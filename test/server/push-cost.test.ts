@@ -5,11 +5,11 @@
 // window starting re-evaluates the MRs it governs, at its start, with no event.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { GitLab, GitLabGate } from '../../src/gitlab/client.js';
-import { promote } from '../../src/promote/promote.js';
+import { GitLabGate } from '../../src/gitlab/client.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
 import { addApps, addHook, client, OPS, protect, sandboxFixture, until } from '../helpers.js';
+import { botRequestsDuring, gatedMrs, promoteApp, verdictNote } from './helpers.js';
 
 const SECRET = 'push-cost-secret';
 let sb: Sandbox;
@@ -22,34 +22,9 @@ const APPS = 12;
 const settle = () => sb.settle(srv);
 const mrs: number[] = [];
 
-/** gitops-bot's requests at the sandbox while `fn` runs and serve settles. */
-async function botRequestsDuring(
-  fn: () => Promise<unknown>,
-): Promise<Array<{ method: string; path: string }>> {
-  await settle();
-  const from = sb.requests.length;
-  await fn();
-  await settle();
-  return sb.requests.slice(from).filter((r) => r.user === 'gitops-bot');
-}
-
 /** `n` more promotions by gitops-bot, each of an app of its own: `n` more open bot MRs into main. */
 async function openBotMrs(n: number): Promise<void> {
-  for (let k = 0; k < n; k++) {
-    const i = mrs.length;
-    const r = await promote(
-      {
-        project: OPS,
-        env: 'push-cost',
-        files: [`apps/app${i}.yml`],
-        image: `registry.example.com/root/app${i}`,
-        tag: 'ci-2',
-        targetBranch: 'main',
-      },
-      { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) },
-    );
-    mrs.push(r.mr!.iid);
-  }
+  for (let k = 0; k < n; k++) mrs.push(await promoteApp(sb, mrs.length, 'push-cost'));
   await settle();
 }
 
@@ -60,19 +35,6 @@ const pushReadme = () =>
   ]);
 const pushPolicy = (text: string, action: 'create' | 'update') =>
   op().Commits.create(OPS, 'main', 'Policy', [{ action, filePath: '.gitops-bot.yml', content: text }]);
-
-/** The MRs whose gate ran during `reqs` (each gate reads its MR first). */
-const gated = (reqs: Array<{ method: string; path: string }>) => {
-  const re = new RegExp(`^/api/v4/projects/${encodeURIComponent(OPS)}/merge_requests/(\\d+)$`);
-  return [...new Set(reqs.filter((r) => r.method === 'GET').flatMap((r) => re.exec(r.path)?.[1] ?? []))]
-    .map(Number)
-    .sort((a, b) => a - b);
-};
-
-async function verdictNote(iid: number): Promise<string> {
-  const notes = await op().MergeRequestNotes.all(OPS, iid);
-  return String(notes.find((n) => String(n.body).startsWith('<!-- gitops-bot:verdict'))?.body ?? '');
-}
 
 before(async () => {
   sb = await sandboxFixture();
@@ -96,16 +58,16 @@ after(async () => {
 test('a README-only push to main costs the same few requests with 3 and 12 open bot MRs, and gates none', async (t) => {
   await openBotMrs(3);
   await pushReadme(); // the README is created: every later push only updates it
-  const three = await botRequestsDuring(pushReadme);
+  const three = await botRequestsDuring(sb, srv, pushReadme);
   await openBotMrs(9);
-  const twelve = await botRequestsDuring(pushReadme);
+  const twelve = await botRequestsDuring(sb, srv, pushReadme);
   t.diagnostic(`requests: ${three.length} with 3 MRs, ${twelve.length} with 12`);
   assert.deepEqual(
     twelve.map((r) => `${r.method} ${r.path}`),
     three.map((r) => `${r.method} ${r.path}`),
   );
   assert.ok(twelve.length <= 5, twelve.map((r) => `${r.method} ${r.path}`).join('\n'));
-  assert.deepEqual(gated(twelve), []);
+  assert.deepEqual(gatedMrs(twelve), []);
   assert.ok(
     twelve.every((r) => r.method === 'GET'),
     'no writes',
@@ -114,14 +76,14 @@ test('a README-only push to main costs the same few requests with 3 and 12 open 
 
 test('a push changing the policy file re-evaluates every open MR', async () => {
   assert.equal(mrs.length, APPS);
-  const reqs = await botRequestsDuring(() =>
+  const reqs = await botRequestsDuring(sb, srv, () =>
     pushPolicy('version: 1\nenvironments:\n  - name: prod\n    approvals: { required: 2 }\n', 'create'),
   );
   assert.deepEqual(
-    gated(reqs),
+    gatedMrs(reqs),
     [...mrs].sort((a, b) => a - b),
   );
-  for (const iid of mrs) assert.match(await verdictNote(iid), /0\/2 approvals/);
+  for (const iid of mrs) assert.match(await verdictNote(sb, iid), /0\/2 approvals/);
 });
 
 const MIN = 60_000;
@@ -151,7 +113,7 @@ function freezeSoon(reason: string): string {
 async function frozenBy(reason: string, from: number): Promise<number[]> {
   await until(
     async () =>
-      (await Promise.all(mrs.map(verdictNote))).every(
+      (await Promise.all(mrs.map((iid) => verdictNote(sb, iid)))).every(
         (n) => n.includes(`freeze window`) && n.includes(reason),
       ),
     `every MR into main to show the freeze window (${reason})`,
@@ -159,7 +121,7 @@ async function frozenBy(reason: string, from: number): Promise<number[]> {
     120,
   );
   await settle();
-  return gated(sb.requests.slice(from).filter((r) => r.user === 'gitops-bot'));
+  return gatedMrs(sb.requests.slice(from).filter((r) => r.user === 'gitops-bot'));
 }
 
 test('a freeze window starting re-evaluates the MRs it governs at its start, with no event', async () => {
@@ -168,7 +130,7 @@ test('a freeze window starting re-evaluates the MRs it governs at its start, wit
   // re-evaluations finish before it.
   await pushPolicy(freezeSoon('first freeze'), 'update');
   await settle();
-  for (const iid of mrs) assert.doesNotMatch(await verdictNote(iid), /freeze window/);
+  for (const iid of mrs) assert.doesNotMatch(await verdictNote(sb, iid), /freeze window/);
   assert.deepEqual(
     await frozenBy('first freeze', sb.requests.length),
     [...mrs].sort((a, b) => a - b),

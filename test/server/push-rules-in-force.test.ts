@@ -19,6 +19,7 @@ import {
   STRICT_POLICY,
   sandboxFixture,
 } from '../helpers.js';
+import { botRequestsDuring, verdictNote } from './helpers.js';
 
 const SECRET = 'push-rules-in-force-secret';
 const IMAGE = 'ghcr.io/acme/api';
@@ -34,20 +35,6 @@ let srv: WebhookServer;
 const op = () => client(sb, 'operator');
 const settle = () => sb.settle(srv);
 let mr = 0;
-
-async function verdictNote(iid: number): Promise<string> {
-  const notes = await op().MergeRequestNotes.all(OPS, iid);
-  return String(notes.find((n) => String(n.body).startsWith('<!-- gitops-bot:verdict'))?.body ?? '');
-}
-
-/** gitops-bot's requests at the sandbox while `fn` runs and serve settles. */
-async function botRequestsDuring(fn: () => Promise<unknown>) {
-  await settle();
-  const from = sb.requests.length;
-  await fn();
-  await settle();
-  return sb.requests.slice(from).filter((r) => r.user === 'gitops-bot');
-}
 
 const mrReads = (reqs: Array<{ method: string; path: string }>, iid: number) =>
   reqs.filter(
@@ -92,7 +79,7 @@ before(async () => {
   );
   mr = r.mr!.iid;
   await settle();
-  assert.match(await verdictNote(mr), /0\/1 approvals from operator/);
+  assert.match(await verdictNote(sb, mr), /0\/1 approvals from operator/);
 });
 after(async () => {
   await srv?.close();
@@ -100,7 +87,7 @@ after(async () => {
 });
 
 test('a README-only push to staging reads no more rules and re-evaluates nothing', async () => {
-  const reqs = await botRequestsDuring(() =>
+  const reqs = await botRequestsDuring(sb, srv, () =>
     op().Commits.create(OPS, 'staging', 'Docs', [
       { action: 'create', filePath: 'README.md', content: '# s\n' },
     ]),
@@ -116,13 +103,13 @@ test('a README-only push to staging reads no more rules and re-evaluates nothing
 
 test('a push to staging moving apps/a.yml 1.0.0 → 0.9.0 re-evaluates its MR under the rules in force (the deploy ref’s)', async () => {
   const dep = String(await op().RepositoryFiles.showRaw(OPS, 'apps/a.yml', 'staging'));
-  const reqs = await botRequestsDuring(() =>
+  const reqs = await botRequestsDuring(sb, srv, () =>
     op().Commits.create(OPS, 'staging', 'app a back to 0.9.0', [
       { action: 'update', filePath: 'apps/a.yml', content: dep.replace(`${IMAGE}:1.0.0`, `${IMAGE}:0.9.0`) },
     ]),
   );
   assert.ok(mrReads(reqs, mr).length > 0, `!${mr} was gated again`);
-  assert.match(await verdictNote(mr), /0\/3 approvals from operator \(major bump: \+2\)/);
+  assert.match(await verdictNote(sb, mr), /0\/3 approvals from operator \(major bump: \+2\)/);
 });
 
 const BASE: PushFacts = {

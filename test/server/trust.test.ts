@@ -23,6 +23,7 @@ import {
   sandboxFixture,
   tempDir,
 } from '../helpers.js';
+import { verdictNote } from './helpers.js';
 
 const SECRET = 'trust-secret';
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -35,10 +36,6 @@ const settle = () => sb.settle(srv);
 const head = async (branch: string) => (await op().Branches.show(OPS, branch)).commit.id as string;
 const deployed = async () => String(await op().RepositoryFiles.showRaw(OPS, 'deployment.yml', 'deploy/prod'));
 
-async function verdictNote(iid: number): Promise<string> {
-  const notes = await op().MergeRequestNotes.all(OPS, iid);
-  return notes.find((n) => n.body.startsWith('<!-- gitops-bot:verdict'))?.body ?? '';
-}
 async function notesOf(iid: number): Promise<string[]> {
   return (await op().MergeRequestNotes.all(OPS, iid)).map((n) => String(n.body));
 }
@@ -146,7 +143,7 @@ describe('trust only what a Developer cannot write', () => {
     assert.equal(merged.state, 'merged');
     assert.equal(await head('deploy/prod'), merged.merge_commit_sha);
     assert.match(await deployed(), /helloworld:ci-34/);
-    assert.match(await verdictNote(mr.iid), /rules read from `main`; evaluated at `[0-9a-f]{8}`/);
+    assert.match(await verdictNote(sb, mr.iid), /rules read from `main`; evaluated at `[0-9a-f]{8}`/);
   });
 
   test('attack 1: a policy on a branch the attacker created is ignored; the MR is never merged', async () => {
@@ -178,7 +175,7 @@ describe('trust only what a Developer cannot write', () => {
     assert.equal((await op().MergeRequests.show(OPS, mr.iid)).state, 'opened');
     assert.equal(await head('deploy/prod'), before);
     assert.doesNotMatch(await deployed(), /attacker/);
-    const note = await verdictNote(mr.iid);
+    const note = await verdictNote(sb, mr.iid);
     assert.match(
       note,
       /target branch evil-base is not governed by the rules on main \(they govern main, staging\)/,
@@ -198,7 +195,7 @@ describe('trust only what a Developer cannot write', () => {
     const mr = await r.MergeRequests.create(OPS, 'to-staging', 'staging', 'x');
     await settle();
     assert.match(
-      await verdictNote(mr.iid),
+      await verdictNote(sb, mr.iid),
       /target branch staging is not protected, so a Developer could push to it: gitops-bot does not deploy from unprotected branches/,
     );
     assert.equal(
@@ -227,7 +224,7 @@ describe('trust only what a Developer cannot write', () => {
     assert.equal((await op().MergeRequests.show(OPS, mr.iid)).state, 'opened');
     assert.equal(await head('deploy/prod'), before);
     assert.equal(await statusOf(smuggled.sha), 'failed');
-    const note = await verdictNote(mr.iid);
+    const note = await verdictNote(sb, mr.iid);
     assert.match(note, /@reviewer pushed changes gitops-bot did not write: deployment\.yml \(1 hunk\)/);
     assert.match(note, /\+.*privileged: true/, 'the real diff at the evaluated head is shown');
     assert.match(note, new RegExp(`evaluated at \`${smuggled.sha.slice(0, 8)}\``));
@@ -239,7 +236,7 @@ describe('trust only what a Developer cannot write', () => {
       String(await op().RepositoryFiles.showRaw(OPS, 'deployment.yml', after.sha)),
       /privileged/,
     );
-    assert.match(await verdictNote(mr.iid), /0\/1 approvals from operator/);
+    assert.match(await verdictNote(sb, mr.iid), /0\/1 approvals from operator/);
   });
 
   test('attack 2b: the same through the Commits API with the bot as author', async () => {
@@ -263,7 +260,7 @@ describe('trust only what a Developer cannot write', () => {
     await settle();
     assert.equal((await op().MergeRequests.show(OPS, mr.iid)).state, 'opened');
     assert.match(
-      await verdictNote(mr.iid),
+      await verdictNote(sb, mr.iid),
       /@reviewer pushed changes gitops-bot did not write: deployment\.yml/,
     );
     // Leave a clean MR for the next tests.
@@ -282,7 +279,10 @@ describe('trust only what a Developer cannot write', () => {
     await settle();
     await approve(mr.iid);
     await settle();
-    assert.match(await verdictNote(mr.iid), /@operator \| not counted: pushed commits to the merge request/);
+    assert.match(
+      await verdictNote(sb, mr.iid),
+      /@operator \| not counted: pushed commits to the merge request/,
+    );
     assert.equal((await op().MergeRequests.show(OPS, mr.iid)).state, 'opened');
     await op().MergeRequests.edit(OPS, mr.iid, { stateEvent: 'close' });
   });
@@ -298,7 +298,7 @@ describe('trust only what a Developer cannot write', () => {
     await approve(mr.iid);
     await settle();
     const merged = await op().MergeRequests.show(OPS, mr.iid);
-    assert.equal(merged.state, 'merged', await verdictNote(mr.iid));
+    assert.equal(merged.state, 'merged', await verdictNote(sb, mr.iid));
     assert.equal(await head('deploy/prod'), merged.merge_commit_sha);
   });
 
@@ -366,7 +366,7 @@ describe('trust only what a Developer cannot write', () => {
     );
     // A new promotion is still judged by the rules as deployed.
     const { mr } = await promoteTag('ci-40');
-    const note = await verdictNote(mr.iid);
+    const note = await verdictNote(sb, mr.iid);
     assert.match(note, /0\/1 approvals from operator/);
     assert.match(note, /rules read from `main as deployed at deploy\/prod`/);
     assert.match(note, /have not reached deploy\/prod through approved history/);
@@ -409,7 +409,7 @@ test('gitops-bot gate --policy FILE: rules from a file outside the repo; a bad f
   assert.equal(r.code, 6, r.stderr);
   assert.match(JSON.parse(r.stdout).verdict.summary, /^0\/2 approvals from operator, root$/);
   assert.match(
-    await verdictNote(mr.iid),
+    await verdictNote(sb, mr.iid),
     new RegExp(`rules read from \`--policy ${good.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\``),
   );
   const bad = join(dir, 'bad.yml');
