@@ -47,13 +47,13 @@ function idParam(ctx: Ctx, name: string): number {
   return Number(v);
 }
 
-function tierParam(ctx: Ctx): Environment['tier'] | undefined {
-  return oneOf(ctx, 'tier', ENVIRONMENT_TIERS) as Environment['tier'] | undefined;
-}
-
-function noSlug(ctx: Ctx): void {
+/** The parameters create and update declare alike: no `slug`, a `tier`, an `auto_stop_setting`. */
+function environmentParams(ctx: Ctx): { tier: Environment['tier'] | undefined } {
   if (str(ctx, 'slug') !== undefined)
     throw new ApiError(400, { error: 'slug is automatically generated and cannot be changed' });
+  const tier = oneOf(ctx, 'tier', ENVIRONMENT_TIERS) as Environment['tier'] | undefined;
+  oneOf(ctx, 'auto_stop_setting', ['always', 'with_action']);
+  return { tier };
 }
 
 export function register(router: Router, { core, entities }: ApiDeps): void {
@@ -61,6 +61,22 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
   // internal project (ProjectPolicy's public_access); a Guest of a private project cannot.
   const requireRead = (ctx: Ctx, p: Project) => {
     if (p.visibility === 'private') core.require(ctx.user, p, AccessLevel.REPORTER);
+  };
+  /** The path's project and its deployment `id`, for a reader of them (404 when there is none). */
+  const readDeployment = (ctx: Ctx, id: number) => {
+    const p = projectOf(core, ctx);
+    requireRead(ctx, p);
+    const d = deploymentById(core, p, id);
+    if (!d) throw notFound();
+    return { p, d };
+  };
+  /** The path's project and its environment `id`, for a reader of them (404 when there is none). */
+  const readEnvironment = (ctx: Ctx, id: number) => {
+    const p = projectOf(core, ctx);
+    requireRead(ctx, p);
+    const e = environmentById(core, p, id);
+    if (!e) throw notFound();
+    return { p, e };
   };
   // ---------- deployments ----------
 
@@ -93,11 +109,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     '/projects/:id/deployments/:deployment_id',
     (ctx) => {
       authed(ctx);
-      const id = idParam(ctx, 'deployment_id');
-      const p = projectOf(core, ctx);
-      requireRead(ctx, p);
-      const d = deploymentById(core, p, id);
-      if (!d) throw notFound();
+      const { d } = readDeployment(ctx, idParam(ctx, 'deployment_id'));
       return entities.deployment(d, environmentOf(core, d));
     },
     { jobToken: true },
@@ -135,10 +147,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     const status = str(ctx, 'status');
     if (!status) throw missing('status');
     oneOf(ctx, 'status', [...WRITABLE_STATUSES]);
-    const p = projectOf(core, ctx);
-    requireRead(ctx, p);
-    const d = deploymentById(core, p, id);
-    if (!d) throw notFound();
+    const { p, d } = readDeployment(ctx, id);
     core.require(user, p, AccessLevel.DEVELOPER);
     updateDeployment(core, d, status as WritableStatus);
     return entities.deployment(d, environmentOf(core, d));
@@ -174,11 +183,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     '/projects/:id/environments/:environment_id',
     (ctx) => {
       authed(ctx);
-      const id = idParam(ctx, 'environment_id');
-      const p = projectOf(core, ctx);
-      requireRead(ctx, p);
-      const e = environmentById(core, p, id);
-      if (!e) throw notFound();
+      const { p, e } = readEnvironment(ctx, idParam(ctx, 'environment_id'));
       return entities.environment(p, e, { last: { deployment: lastDeployment(core, e) } });
     },
     { jobToken: true },
@@ -188,9 +193,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
     authed(ctx);
     const name = str(ctx, 'name');
     if (!name) throw missing('name');
-    noSlug(ctx);
-    const tier = tierParam(ctx);
-    oneOf(ctx, 'auto_stop_setting', ['always', 'with_action']);
+    const { tier } = environmentParams(ctx);
     const p = projectOf(core, ctx);
     core.require(ctx.user, p, AccessLevel.DEVELOPER);
     const e = createEnvironment(core, p, {
@@ -206,9 +209,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
   router.on('PUT', '/projects/:id/environments/:environment_id', (ctx) => {
     authed(ctx);
     const id = idParam(ctx, 'environment_id');
-    noSlug(ctx);
-    const tier = tierParam(ctx);
-    oneOf(ctx, 'auto_stop_setting', ['always', 'with_action']);
+    const { tier } = environmentParams(ctx);
     const p = projectOf(core, ctx);
     core.require(ctx.user, p, AccessLevel.DEVELOPER);
     const e = environmentById(core, p, id);
@@ -224,11 +225,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
 
   router.on('POST', '/projects/:id/environments/:environment_id/stop', (ctx) => {
     authed(ctx);
-    const id = idParam(ctx, 'environment_id');
-    const p = projectOf(core, ctx);
-    requireRead(ctx, p);
-    const e = environmentById(core, p, id);
-    if (!e) throw notFound();
+    const { p, e } = readEnvironment(ctx, idParam(ctx, 'environment_id'));
     core.require(ctx.user, p, AccessLevel.DEVELOPER);
     stopEnvironment(core, e);
     ctx.res.statusCode = 200;
@@ -237,11 +234,7 @@ export function register(router: Router, { core, entities }: ApiDeps): void {
 
   router.on('DELETE', '/projects/:id/environments/:environment_id', (ctx) => {
     authed(ctx);
-    const id = idParam(ctx, 'environment_id');
-    const p = projectOf(core, ctx);
-    requireRead(ctx, p);
-    const e = environmentById(core, p, id);
-    if (!e) throw notFound();
+    const { p, e } = readEnvironment(ctx, idParam(ctx, 'environment_id'));
     // destroy_environment: Developer, and only once the environment is stopped.
     core.require(ctx.user, p, AccessLevel.DEVELOPER);
     if (e.state !== 'stopped') throw forbidden();
