@@ -410,7 +410,10 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
       .map((r) => `${r.environment}: ${statusWords(r.status, r.text)}`)
       .join(', ')
       .slice(0, 255);
-    const changed = out.deployments.some((d) => d.action !== 'none') || out.sections.length > 0;
+    // a twin canceled changes nothing the status describes (and a running report, which
+    // does not read the section, would not know the failure's words to write again)
+    const changed =
+      out.deployments.some((d) => d.action !== 'none' && d.status !== 'canceled') || out.sections.length > 0;
     const same = !!f.status && f.status.state === state && f.status.description === description;
     if (f.status === undefined ? changed : !same) out.status = { sha: f.revision, state, description };
   }

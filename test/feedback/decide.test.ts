@@ -244,6 +244,21 @@ const rows: Row[] = [
     alert: null,
   },
   {
+    name: 'a running report finds a failed deployment and its twin: the twin is canceled, the status keeps its words',
+    facts: facts({
+      deployments: [dep(6, 'failed'), dep(5, 'failed')],
+      observation: obs({ phase: 'running', health: 'Progressing', at: '2026-12-02T12:30:00Z' }),
+      status: undefined,
+    }),
+    deployments: [
+      ['update', 'canceled'],
+      ['none', 'running'],
+    ],
+    status: null,
+    line: null,
+    alert: null,
+  },
+  {
     name: 'out of order: an older Degraded after a newer Healthy changes nothing',
     facts: facts(
       {
