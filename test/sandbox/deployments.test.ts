@@ -16,6 +16,11 @@ import {
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { api, OPS, sandboxFixture } from '../helpers.js';
 
+const ENV = 'production/helloworld';
+/** A running deployment of `sha` on main to ENV, by `gitlab`'s createDeployment. */
+const startDeployment = (gitlab: GitLab, sha: string) =>
+  gitlab.createDeployment(OPS, { environment: ENV, sha, ref: 'main', status: 'running' });
+
 describe('Gitlab::Slug::Environment', () => {
   // GitLab's own spec table (spec/lib/gitlab/slug/environment_spec.rb), whose digest is stubbed
   // to 'a' * 64: ('a' * 64).to_i(16).to_s(36).last(6) is 'q517sa'.
@@ -152,7 +157,6 @@ describe('the Deployments and Environments API over HTTP', () => {
   let main: string;
   let first: string;
   const P = `/projects/${encodeURIComponent(OPS)}`;
-  const ENV = 'production/helloworld';
   const send = (method: string, path: string, user: string | null, body?: unknown) =>
     api(sb, path, {
       method,
@@ -182,12 +186,7 @@ describe('the Deployments and Environments API over HTTP', () => {
 
   test('create running → success: the environment is created on first use, with slug and tier', async () => {
     const bot = gitlab('gitops-bot');
-    const created = await bot.createDeployment(OPS, {
-      environment: ENV,
-      sha: first,
-      ref: 'main',
-      status: 'running',
-    });
+    const created = await startDeployment(bot, first);
     assert.equal(created.status, 'running');
     assert.equal(created.environment, ENV);
     assert.equal(created.sha, first);
@@ -251,12 +250,7 @@ describe('the Deployments and Environments API over HTTP', () => {
 
   test('the client keeps GitLab’s refusal: a repeated status is a GitLabError 400', async () => {
     const bot = gitlab('gitops-bot');
-    const d = await bot.createDeployment(OPS, {
-      environment: ENV,
-      sha: main,
-      ref: 'main',
-      status: 'running',
-    });
+    const d = await startDeployment(bot, main);
     await assert.rejects(bot.updateDeployment(OPS, d.id, 'running'), (e: unknown) => {
       assert.ok(e instanceof GitLabError);
       assert.equal(e.status, 400);
@@ -470,7 +464,6 @@ describe('the Deployments and Environments API over HTTP', () => {
 });
 
 describe('the client when GitLab’s answer is lost after the write (sandbox --faults drop-after-write)', () => {
-  const ENV = 'production/helloworld';
   const P = `/projects/${encodeURIComponent(OPS)}`;
 
   async function withFaults(only: string, fn: (sb: Sandbox, main: string) => Promise<void>): Promise<void> {
@@ -489,12 +482,7 @@ describe('the client when GitLab’s answer is lost after the write (sandbox --f
   test('createDeployment reads back instead of creating a second deployment', async () => {
     await withFaults('POST /projects/:id/deployments', async (sb, main) => {
       const gitlab = bot(sb);
-      const d = await gitlab.createDeployment(OPS, {
-        environment: ENV,
-        sha: main,
-        ref: 'main',
-        status: 'running',
-      });
+      const d = await startDeployment(gitlab, main);
       assert.equal(d.status, 'running');
       const all = (await api(sb, `${P}/deployments`, { token: 'reviewer-token' })).body;
       assert.deepEqual(
@@ -510,12 +498,7 @@ describe('the client when GitLab’s answer is lost after the write (sandbox --f
   test('updateDeployment reads back instead of repeating a PUT GitLab would refuse', async () => {
     await withFaults('PUT /projects/:id/deployments/:deployment_id', async (sb, main) => {
       const gitlab = bot(sb);
-      const d = await gitlab.createDeployment(OPS, {
-        environment: ENV,
-        sha: main,
-        ref: 'main',
-        status: 'running',
-      });
+      const d = await startDeployment(gitlab, main);
       const done = await gitlab.updateDeployment(OPS, d.id, 'success');
       assert.equal(done.status, 'success', 'not the 400 a repeated success → success would get');
       assert.equal(gitlab.requests, 3, 'POST, the PUT (its answer dropped), the GET that read it back');
