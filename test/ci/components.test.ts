@@ -17,15 +17,16 @@ import { readmeExample } from '../ship/runner.js';
 import { skipUnless } from '../tools.js';
 import {
   appFixture,
-  botOnPath,
   CLI,
   GITOPS_BOT,
   gcl,
   gitEnv,
   host,
+  openBotMrs,
   PIPELINE_TOOLS,
   publishGitopsBot,
   ROOT,
+  readmePipeline,
   pipeline as runPipeline,
 } from './helpers.js';
 
@@ -152,11 +153,7 @@ describe('CI/CD components from the sandbox', { skip }, () => {
         tag,
       );
     }
-    const mrs = await client(sb, 'operator').MergeRequests.all({
-      projectId: OPS,
-      state: 'opened',
-      labels: 'gitops-bot',
-    });
+    const mrs = await openBotMrs(sb);
     assert.deepEqual(
       mrs.map((m) => m.title),
       ['Deploy helloworld ci-41 to main'],
@@ -230,22 +227,9 @@ describe('CI/CD components from the sandbox', { skip }, () => {
     const ci = example.replaceAll('/gitops/gitops-bot/', `/${GITOPS_BOT}/`);
     assert.notEqual(ci, example);
     assert.match(ci, /component: \$CI_SERVER_FQDN\/root\/gitops-bot\/build@0\.2\.0/);
-    const { code, output } = await pipeline(
-      ci,
-      {
-        GITOPS_BOT_TOKEN: 'gitops-bot-token',
-        CI_PIPELINE_IID: '42',
-        CI_REGISTRY_IMAGE: `${registry.host}/root/helloworld`,
-        CI_REGISTRY: '',
-      },
-      { push: true, env: await botOnPath() },
-    );
+    const { code, output } = await readmePipeline(checkout, registry, ci, 42);
     assert.equal(code, 0, output);
-    const mrs = await client(sb, 'operator').MergeRequests.all({
-      projectId: OPS,
-      state: 'opened',
-      labels: 'gitops-bot',
-    });
+    const mrs = await openBotMrs(sb);
     assert.deepEqual(
       mrs.map((m) => m.title),
       ['Deploy helloworld ci-42 to main'],

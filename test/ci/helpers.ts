@@ -158,6 +158,30 @@ export async function publishGitopsBot(sb: Sandbox, paths: string[]): Promise<vo
   await root.Commits.create(GITOPS_BOT, 'main', 'gitops-bot CI', await treeFiles(paths));
 }
 
+/** The bot's open MRs in the ops repo (label gitops-bot), as operator lists them. */
+export function openBotMrs(sb: Sandbox) {
+  return client(sb, 'operator').MergeRequests.all({ projectId: OPS, state: 'opened', labels: 'gitops-bot' });
+}
+
+/**
+ * A README example's pipeline as the reader's app runs it: pushed first, the bot's token,
+ * pipeline #`iid`, the image in the test `registry`, gitops-bot on PATH as in the bot image.
+ */
+export async function readmePipeline(
+  checkout: string,
+  registry: Registry,
+  ci: string,
+  iid: number,
+): Promise<Outcome> {
+  const variables = {
+    GITOPS_BOT_TOKEN: 'gitops-bot-token',
+    CI_PIPELINE_IID: String(iid),
+    CI_REGISTRY_IMAGE: `${registry.host}/root/helloworld`,
+    CI_REGISTRY: '',
+  };
+  return pipeline(checkout, ci, variables, { push: true, env: await botOnPath() });
+}
+
 /** A wrapper dir with `gitops-bot` on PATH, as in the bot image the promote job runs in. */
 export async function botOnPath(): Promise<NodeJS.ProcessEnv> {
   const bin = await tempDir();

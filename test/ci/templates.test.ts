@@ -12,12 +12,13 @@ import { readmeExample } from '../ship/runner.js';
 import { skipUnless } from '../tools.js';
 import {
   appFixture,
-  botOnPath,
   CLI,
   gcl,
   gitEnv,
+  openBotMrs,
   PIPELINE_TOOLS,
   publishGitopsBot,
+  readmePipeline,
   pipeline as runPipeline,
   treeFiles,
 } from './helpers.js';
@@ -100,11 +101,7 @@ describe('CI templates', { skip }, () => {
         assert.ok('org.opencontainers.image.source' in config.config.Labels);
       }
     }
-    const mrs = await client(sb, 'operator').MergeRequests.all({
-      projectId: OPS,
-      state: 'opened',
-      labels: 'gitops-bot',
-    });
+    const mrs = await openBotMrs(sb);
     assert.equal(mrs.length, 1);
     assert.equal(mrs[0].title, `Deploy helloworld ${env.IMAGE_TAG} to main`);
     assert.deepEqual(
@@ -169,8 +166,7 @@ describe('CI templates', { skip }, () => {
   test('the next build: its MR lists exactly the app commits between the deployed image and the new one', async () => {
     assert.ok(built34, 'the first pipeline ran');
     const op = client(sb, 'operator');
-    const open = () => op.MergeRequests.all({ projectId: OPS, state: 'opened', labels: 'gitops-bot' });
-    const [first] = await open();
+    const [first] = await openBotMrs(sb);
     await op.MergeRequests.merge(OPS, first.iid); // ci-34 is deployed now
     const { code, output } = await pipeline(
       include(
@@ -188,7 +184,7 @@ describe('CI templates', { skip }, () => {
       .trim()
       .split('\n');
     assert.ok(expected.length >= 4, 'the tests in between committed too');
-    const [mr] = await open();
+    const [mr] = await openBotMrs(sb);
     assert.equal(mr.title, 'Deploy helloworld ci-35 to main');
     const description = String(mr.description);
     const section = description.slice(description.indexOf('### What is being deployed'));
@@ -206,22 +202,9 @@ describe('CI templates', { skip }, () => {
       .replaceAll('project: gitops/gitops-bot', 'project: root/gitops-bot')
       .replaceAll('ref: v0.1.0', 'ref: main');
     assert.notEqual(ci, example);
-    const { code, output } = await pipeline(
-      ci,
-      {
-        GITOPS_BOT_TOKEN: 'gitops-bot-token',
-        CI_PIPELINE_IID: '36',
-        CI_REGISTRY_IMAGE: `${registry.host}/root/helloworld`,
-        CI_REGISTRY: '',
-      },
-      { push: true, env: await botOnPath() },
-    );
+    const { code, output } = await readmePipeline(checkout, registry, ci, 36);
     assert.equal(code, 0, output);
-    const mrs = await client(sb, 'operator').MergeRequests.all({
-      projectId: OPS,
-      state: 'opened',
-      labels: 'gitops-bot',
-    });
+    const mrs = await openBotMrs(sb);
     assert.deepEqual(
       mrs.map((m) => m.title),
       ['Deploy helloworld ci-36 to main'],
