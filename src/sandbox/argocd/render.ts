@@ -3,13 +3,13 @@
 // anything else is a Directory source: the path's .yaml/.yml/.json files (not recursive,
 // unless `directory.recurse`), multi-document YAML, each document a Kubernetes object.
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import type { Repo } from '../git.js';
+import { onPath } from '../on-path.js';
 import type { ApplicationSource } from './types.js';
 
 const run = promisify(execFile);
@@ -32,17 +32,6 @@ export class RenderError extends Error {}
 
 const KUSTOMIZATIONS = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
 const MANIFEST_FILE = /\.(ya?ml|json)$/;
-
-export function onPath(command: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Argo CD's wording around a repo-server error (source 1 of 1: single-source apps). */
 export function manifestError(message: string): string {
