@@ -1,7 +1,7 @@
 // The sandbox's HTTP plumbing: a route table matched segment by segment (so that GitLab's
 // URL-encoded ids such as `root%2Fhelloworld` and file paths stay one segment), GitLab's
 // error shapes, request bodies in JSON or form encoding, and offset pagination.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { User } from './state.js';
 
 export class ApiError extends Error {
@@ -283,4 +283,16 @@ export function sendJson(
     ...headers,
   });
   res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+/** Listens on `host`:`port` (0: a free port) and answers the server's base URL (an IPv6 host in brackets). */
+export async function listenUrl(server: Server, host: string, port = 0): Promise<string> {
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, () => ok());
+  });
+  const addr = server.address();
+  const bound = typeof addr === 'object' && addr ? addr.port : port;
+  const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `http://${urlHost}:${bound}`;
 }

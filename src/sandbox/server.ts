@@ -12,7 +12,7 @@ import { SandboxCore } from './core.js';
 import { Entities } from './entities.js';
 import { FaultInjector, type FaultSpec, parseFaults } from './faults.js';
 import { handleGit, isGitRequest } from './git-http.js';
-import { Router, sendJson } from './http.js';
+import { listenUrl, Router, sendJson } from './http.js';
 import { handleJwtAuth, type RegistryTokenOptions } from './registry-auth.js';
 import { type RateLimit, restApi } from './rest.js';
 import { type SeedName, seed } from './seed.js';
@@ -165,14 +165,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     sendJson(res, 404, { error: '404 Not Found' });
   }
 
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(opts.port ?? 0, host, () => ok());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  core.baseUrl = `http://${urlHost}:${port}`;
+  core.baseUrl = await listenUrl(server, host, opts.port);
   webhooks.baseUrl = core.baseUrl;
   const argocd = opts.argocd ? await startArgocd(core, host, opts.argocd === true ? {} : opts.argocd) : null;
 

@@ -3,6 +3,7 @@
 // notifications the README configures.
 import { createServer, type Server } from 'node:http';
 import type { SandboxCore } from '../core.js';
+import { listenUrl } from '../http.js';
 import { argocdApi } from './api.js';
 import { type AppDefinition, ArgocdController, type ArgocdOptions } from './controller.js';
 
@@ -52,16 +53,10 @@ export async function startArgocd(
       } else res.destroy();
     });
   });
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(opts.port ?? 0, host, () => ok());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const url = await listenUrl(server, host, opts.port);
   controller.start();
   return {
-    url: `http://${urlHost}:${port}`,
+    url,
     controller,
     async close() {
       server.closeAllConnections();
