@@ -99,8 +99,8 @@ export function routeMatches(r: FaultRoute, method: string, segments: string[]):
   return r.segments.every((p, i) => p.startsWith(':') || p === segments[i]);
 }
 
-/** mulberry32: small, fast, and good enough to spread faults evenly. */
-function generator(seed: number): () => number {
+/** mulberry32: small, fast, and good enough to spread faults evenly; the same seed, the same numbers. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -119,7 +119,7 @@ export class FaultInjector {
   private armed: boolean;
 
   constructor(readonly spec: FaultSpec) {
-    this.random = generator(spec.seed);
+    this.random = mulberry32(spec.seed);
     this.armed = !spec.after;
   }
 

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { nextFreezeEdge } from '../../src/gate/freeze-edges.js';
 import { activeFreeze } from '../../src/policy/evaluate.js';
 import { parsePolicy } from '../../src/policy/schema.js';
+import { mulberry32 } from '../../src/sandbox/faults.js';
 
 const policy = (freeze: string, match = '{ target_branches: [main] }') =>
   parsePolicy(`version: 1\nenvironments:\n  - name: prod\n    match: ${match}\n    freeze: ${freeze}\n`);
@@ -167,18 +168,6 @@ const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const SCAN_HOURS = 6;
 const CASES = 300;
 
-/** mulberry32: a seeded generator, so that a failure repeats. */
-function seeded(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The instants in 2026-2027 at which `zone`'s UTC offset changes (to the minute). */
 function offsetChanges(zone: string): number[] {
   const f = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' });
@@ -194,7 +183,8 @@ function offsetChanges(zone: string): number[] {
 }
 
 test(`property: the edge is the first minute the evaluation's answer changes (${CASES} seeded cases, DST changes included)`, () => {
-  const random = seeded(20261202);
+  // seeded (the sandbox's fault generator), so that a failure repeats
+  const random = mulberry32(20261202);
   const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)];
   const changes = new Map(ZONES.map((z) => [z, offsetChanges(z)]));
   const hhmm = (m: number) =>
