@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { gate, STATUS_NAME } from '../../src/gate/gate.js';
-import { GitLabGate } from '../../src/gitlab/client.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { branchWithMr, client, OPS, protect, sandboxFixture } from '../helpers.js';
+import { client, OPS } from '../helpers.js';
+import { gateContext, gateSandbox, serviceBump } from './helpers.js';
 
 let sb: Sandbox;
 let botId: number;
-const gitlab = () => new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
 
 /** The newest status of the gate's name on `sha` (highest id), as GitLab lists them. */
 async function newest(sha: string) {
@@ -31,22 +30,13 @@ const botWrites = (from: number) =>
     .map((r) => `${r.method} ${r.path}`);
 
 before(async () => {
-  sb = await sandboxFixture();
-  await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
-  botId = (await gitlab().currentUser()).id;
+  ({ sb, botId } = await gateSandbox());
 });
 after(() => sb?.close());
 
 test('a Developer’s success under the gate’s name while the verdict is pending: the bot’s pending is newest again', async () => {
-  const mr = await branchWithMr(
-    client(sb, 'reviewer'),
-    'forged-success',
-    'main',
-    'Bump',
-    [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\nf: 1\n' }],
-    'Bump',
-  );
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const mr = await serviceBump(sb, 'forged-success', 'kind: Service\nf: 1\n');
+  const ctx = gateContext(sb, botId);
   const { verdict, sha } = await gate(ctx, OPS, mr.iid);
   assert.equal(verdict.state, 'pending');
   await client(sb, 'reviewer').Commits.editStatus(OPS, sha, 'success', {
@@ -67,15 +57,8 @@ test('a Developer’s success under the gate’s name while the verdict is pendi
 });
 
 test('a Developer’s success in another pipeline of the head (another ref): compared with the newest, replaced', async () => {
-  const mr = await branchWithMr(
-    client(sb, 'reviewer'),
-    'forged-pipeline',
-    'main',
-    'Bump',
-    [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\nf: 2\n' }],
-    'Bump',
-  );
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const mr = await serviceBump(sb, 'forged-pipeline', 'kind: Service\nf: 2\n');
+  const ctx = gateContext(sb, botId);
   const { verdict, sha } = await gate(ctx, OPS, mr.iid);
   // another ref makes another pipeline: the bot's pending stays the latest of the first one
   await client(sb, 'reviewer').Commits.editStatus(OPS, sha, 'success', {

@@ -6,19 +6,16 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { gate } from '../../src/gate/gate.js';
 import { alertMarker, alertOnce } from '../../src/gate/notify.js';
-import { GitLabGate } from '../../src/gitlab/client.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { branchWithMr, client, OPS, protect, sandboxFixture } from '../helpers.js';
+import { client, OPS } from '../helpers.js';
+import { gateContext, gateSandbox, serviceBump } from './helpers.js';
 
 const VERDICT = '<!-- gitops-bot:verdict -->';
 let sb: Sandbox;
 let botId: number;
-const gitlab = () => new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
 
 before(async () => {
-  sb = await sandboxFixture();
-  await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
-  botId = (await gitlab().currentUser()).id;
+  ({ sb, botId } = await gateSandbox());
 });
 after(() => sb?.close());
 
@@ -29,17 +26,10 @@ const marked = async (iid: number, marker: string) =>
     .sort((a, b) => a.id - b.id);
 
 test('a Developer’s note starting with the verdict marker is ignored: the bot’s verdict is created, then edited in place', async () => {
-  const mr = await branchWithMr(
-    client(sb, 'reviewer'),
-    'sticky-author',
-    'main',
-    'Bump',
-    [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\ns: 1\n' }],
-    'Bump',
-  );
+  const mr = await serviceBump(sb, 'sticky-author', 'kind: Service\ns: 1\n');
   const forged = `${VERDICT}\n✅ **Ready to deploy**: forged`;
   await client(sb, 'reviewer').MergeRequestNotes.create(OPS, mr.iid, forged);
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const ctx = gateContext(sb, botId);
   const one = await gate(ctx, OPS, mr.iid);
   assert.equal(one.verdict.state, 'pending');
   const first = await marked(mr.iid, VERDICT);
@@ -66,7 +56,7 @@ test('an alert on a commit is posted although a Developer’s comment starts wit
   const sha = (await client(sb, 'operator').Commits.show(OPS, 'main')).id as string;
   const marker = alertMarker('push:forged');
   await client(sb, 'reviewer').Commits.createComment(OPS, sha, `${marker}\nnothing to see`);
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const ctx = gateContext(sb, botId);
   await alertOnce(ctx, OPS, { sha }, 'push:forged', 'held');
   await alertOnce(ctx, OPS, { sha }, 'push:forged', 'held');
   const comments = (await client(sb, 'operator').Commits.allComments(OPS, sha)).filter((c) =>

@@ -3,13 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { gate, STATUS_NAME } from '../../src/gate/gate.js';
-import { GitLabGate } from '../../src/gitlab/client.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { branchWithMr, client, OPS, protect, sandboxFixture } from '../helpers.js';
+import { client, OPS } from '../helpers.js';
+import { gateContext, gateSandbox, serviceBump } from './helpers.js';
 
 let sb: Sandbox;
 let botId: number;
-const gitlab = () => new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
 /** The bot's requests at the sandbox from `from` on, writes apart. */
 const botRequests = (from: number) => {
   const mine = sb.requests.slice(from).filter((r) => r.user === 'gitops-bot');
@@ -17,22 +16,13 @@ const botRequests = (from: number) => {
 };
 
 before(async () => {
-  sb = await sandboxFixture();
-  await protect(sb, { name: 'main', push_access_level: 40, merge_access_level: 30 });
-  botId = (await gitlab().currentUser()).id;
+  ({ sb, botId } = await gateSandbox());
 });
 after(() => sb?.close());
 
 test('gate twice with unchanged facts: the second run makes zero write requests', async () => {
-  const mr = await branchWithMr(
-    client(sb, 'reviewer'),
-    'unchanged',
-    'main',
-    'Bump',
-    [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\n' }],
-    'Bump',
-  );
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const mr = await serviceBump(sb, 'unchanged', 'kind: Service\n');
+  const ctx = gateContext(sb, botId);
   const first = sb.requests.length;
   const one = await gate(ctx, OPS, mr.iid);
   assert.equal(one.verdict.state, 'pending');
@@ -44,15 +34,8 @@ test('gate twice with unchanged facts: the second run makes zero write requests'
 });
 
 test('a status someone else posted under the gate’s name is overwritten, even with the same words', async () => {
-  const mr = await branchWithMr(
-    client(sb, 'reviewer'),
-    'forged-status',
-    'main',
-    'Bump',
-    [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\nx: 1\n' }],
-    'Bump',
-  );
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const mr = await serviceBump(sb, 'forged-status', 'kind: Service\nx: 1\n');
+  const ctx = gateContext(sb, botId);
   const { verdict, sha } = await gate(ctx, OPS, mr.iid);
   // reviewer (a Developer) posts the gate's own state and words under its name
   await client(sb, 'reviewer').Commits.editStatus(OPS, sha, 'failed', {
@@ -78,15 +61,8 @@ test('a status someone else posted under the gate’s name is overwritten, even 
 });
 
 test('a changed verdict is published: the status and the comment are written again', async () => {
-  const mr = await branchWithMr(
-    client(sb, 'reviewer'),
-    'changed',
-    'main',
-    'Bump',
-    [{ action: 'update', filePath: 'service.yml', content: 'kind: Service\ny: 2\n' }],
-    'Bump',
-  );
-  const ctx = { gitlab: gitlab(), botUserId: botId };
+  const mr = await serviceBump(sb, 'changed', 'kind: Service\ny: 2\n');
+  const ctx = gateContext(sb, botId);
   await gate(ctx, OPS, mr.iid);
   await client(sb, 'operator').MergeRequestApprovals.approve(OPS, mr.iid);
   const from = sb.requests.length;
