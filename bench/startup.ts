@@ -1,4 +1,4 @@
-// bench/startup: how fast the single-file bundle (dist/gitops-bot.mjs, `npm run bundle`;
+// bench/startup: how fast the bundle (dist/gitops-bot.mjs and its .data, `npm run bundle`;
 // GITOPS_BOT_BUNDLE=path for another build) starts, against the floor on this machine: an
 // empty `node -e ''`. The goal is a ratio, so that a loaded machine moves both sides: a
 // fresh process that opens a new MR against the sandbox takes at most 3x a bare Node start

@@ -1,10 +1,10 @@
-// Builds the single-file bundles with esbuild: everything gitops-bot runs, dependencies
-// included, for the container image (dist/gitops-bot.mjs) and the GitHub Action
+// Builds the bundles with esbuild: everything gitops-bot runs, dependencies included, for
+// the container image (dist/gitops-bot.mjs with dist/gitops-bot.data) and the GitHub Action
 // (action/dist/index.mjs), which have no node_modules. `npm run bundle`.
 //
-// dist/gitops-bot.mjs is a small loader (scripts/loader.mjs) with the program and its V8
-// code cache on its last line, a comment: `--version` answers without compiling the
-// program, and other commands compile it from the cache (see the loader).
+// dist/gitops-bot.mjs is a small loader (scripts/loader.mjs); the program and its V8 code
+// cache are dist/gitops-bot.data beside it: `--version` answers without reading it, and
+// other commands compile the program from the cache (see the loader).
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,16 +48,17 @@ async function bundle(entry, format, define = {}) {
 }
 
 /**
- * The program's V8 code cache, base64: what V8 compiled in a promotion (a new MR) that the
+ * The program's V8 code cache: what V8 compiled in a promotion (a new MR) that the
  * bundle runs against its own sandbox (real git, like the tests). Compiling the program and
  * its functions from source was ~45 ms of a fresh promotion's ~230. The cache fits only the
  * Node (V8) that made it; the loader falls back to the source otherwise. Without git or a
  * free port here, the bundle is written without one (a warning says so).
  */
-async function codeCache(loaderWithoutCache) {
+async function codeCache(loader, program) {
   const dir = mkdtempSync(join(tmpdir(), 'gitops-bot-bundle-'));
   const file = join(dir, 'gitops-bot.mjs');
-  writeFileSync(file, loaderWithoutCache);
+  writeFileSync(file, loader);
+  writeFileSync(join(dir, 'gitops-bot.data'), programData(program, Buffer.alloc(0)));
   const sandbox = spawn(process.execPath, [file, 'sandbox', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     let said = '';
@@ -81,10 +82,10 @@ async function codeCache(loaderWithoutCache) {
       [file, ...promotion, '--image', 'registry.example.com/root/helloworld', '--tag', 'ci-34', '--assignee', 'operator', '--json'],
       { env: { ...env, GITLAB_URL: url, GITOPS_BOT_TOKEN: 'gitops-bot-token', GITOPS_BOT_CODE_CACHE_OUT: cache }, timeout: 60_000 },
     );
-    return readFileSync(cache).toString('base64');
+    return readFileSync(cache);
   } catch (e) {
     process.stderr.write(`bundle: warning: no V8 code cache (fresh processes start slower): ${e.message}\n`);
-    return '';
+    return Buffer.alloc(0);
   } finally {
     if (sandbox.exitCode === null && sandbox.signalCode === null) {
       sandbox.kill('SIGTERM');
@@ -94,23 +95,31 @@ async function codeCache(loaderWithoutCache) {
   }
 }
 
-function write(file, text) {
+function write(file, text, mode = 0o755) {
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, text, { mode: 0o755 });
+  writeFileSync(file, text, { mode });
   process.stderr.write(`bundle: ${file} (${(Buffer.byteLength(text) / 1024).toFixed(0)} KiB)\n`);
 }
 
-// The CLI, also the container image's entry: the loader, and the program as CommonJS
-// compiled with vm.Script (an ES module from a data: URL spent 65 ms parsing the URL), in
-// base64 on the loader's last line (a comment) with its V8 code cache.
-// `import.meta.url` in the program is the loader's URL, passed in.
+/** gitops-bot.data, as scripts/loader.mjs reads it: both lengths (uint32 LE), the program, the cache. */
+function programData(program, cache) {
+  const lengths = Buffer.alloc(8);
+  lengths.writeUInt32LE(program.length, 0);
+  lengths.writeUInt32LE(cache.length, 4);
+  return Buffer.concat([lengths, program, cache]);
+}
+
+// The CLI, also the container image's entry: the loader (dist/gitops-bot.mjs), and beside
+// it dist/gitops-bot.data, the program as CommonJS (compiled with vm.Script: an ES module
+// from a data: URL spent 65 ms parsing the URL) with its V8 code cache. The image copies
+// both. `import.meta.url` in the program is the loader's URL, passed in.
 const program = await bundle('src/bundle.ts', 'cjs', { 'import.meta.url': '__gitopsBotUrl' });
-const template = readFileSync(new URL('./loader.mjs', import.meta.url), 'utf8')
+const loader = readFileSync(new URL('./loader.mjs', import.meta.url), 'utf8')
   .replace(/^\/\/( .*)?\n/gm, (line) => (line.startsWith('// gitops-bot,') ? line : ''))
   .replace("'%VERSION%'", JSON.stringify(pkg.version));
-const DATA = /const DATA = '([^']*)'/.exec(template)[1];
-const loader = (codeCache) => `${template}${DATA}${program.toString('base64')} ${codeCache}\n`;
-write(out('dist/gitops-bot.mjs'), loader(await codeCache(loader(''))));
+const cache = await codeCache(loader, program);
+write(out('dist/gitops-bot.mjs'), loader);
+write(out('dist/gitops-bot.data'), programData(program, cache), 0o644);
 
 // The GitHub Action's entry: a plain ES module bundle (its start-up is the runner's, not ours).
 write(out('action/dist/index.mjs'), `#!/usr/bin/env node\n${(await bundle('src/action/main.ts', 'esm')).toString('utf8')}`);

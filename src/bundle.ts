@@ -1,4 +1,4 @@
-// Entry of the single-file bundle (dist/gitops-bot.mjs, built by scripts/bundle.mjs), for
+// Entry of the bundle (dist/gitops-bot.mjs and gitops-bot.data, built by scripts/bundle.mjs), for
 // the container image and the GitHub Action: the CLI, or, when the bundle is started as the
 // worker thread of `gitops-bot serve`, that worker (a bundle has no worker.js beside it).
 import './startup.js';

@@ -1,5 +1,6 @@
-// Issue 9: the single-file bundle (dist/gitops-bot.mjs) is all the container image and the
-// Action need: copied alone into an empty folder (no node_modules), it answers --version,
+// Issue 9: the bundle (dist/gitops-bot.mjs, the loader, with dist/gitops-bot.data, the
+// program and its code cache) is all the container image needs: copied alone into an empty
+// folder (no node_modules), it answers --version,
 // promotes, and serves webhooks with its worker thread (which runs the same file).
 import assert from 'node:assert/strict';
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
@@ -21,6 +22,7 @@ before(async () => {
   const dir = await tempDir();
   bundle = join(dir, 'gitops-bot.mjs');
   await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), bundle);
+  await copyFile(join(ROOT, 'dist/gitops-bot.data'), join(dir, 'gitops-bot.data'));
 });
 after(async () => {
   serve?.kill('SIGKILL');

@@ -21,7 +21,9 @@ before(async () => {
   const dir = await tempDir();
   bundle = join(dir, 'gitops-bot.mjs');
   await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), bundle);
+  await copyFile(join(ROOT, 'dist/gitops-bot.data'), join(dir, 'gitops-bot.data'));
   await chmod(bundle, 0o555);
+  await chmod(join(dir, 'gitops-bot.data'), 0o444);
 });
 after(async () => {
   await sb?.close();

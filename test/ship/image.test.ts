@@ -87,7 +87,8 @@ test("the project's pipeline builds the bot image: the bundle only, non-root, an
   for (const f of ['.gitlab-ci.yml', 'ci-templates', 'templates', 'Dockerfile', 'package.json'])
     await cp(join(ROOT, f), join(repo, f), { recursive: true });
   await mkdir(join(repo, 'dist'), { recursive: true });
-  await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), join(repo, 'dist/gitops-bot.mjs'));
+  for (const f of ['dist/gitops-bot.mjs', 'dist/gitops-bot.data'])
+    await copyFile(join(ROOT, f), join(repo, f));
   const gitEnv = {
     ...process.env,
     GIT_AUTHOR_NAME: 'ci',
@@ -158,7 +159,7 @@ test("the project's pipeline builds the bot image: the bundle only, non-root, an
       env: buildahEnv,
     });
     assert.match(help.stdout, /^Usage: gitops-bot promote/);
-    // only the bundle was added: nothing else of the project is in the image
+    // only the bundle (the loader and its data file) was added: nothing else of the project
     const ls = await run(
       'buildah',
       [
@@ -172,7 +173,7 @@ test("the project's pipeline builds the bot image: the bundle only, non-root, an
       { env: buildahEnv },
     );
     // (this base keeps node in /usr/bin: /usr/local/bin is what the Dockerfile added)
-    assert.equal(ls.stdout, 'gitops-bot\n');
+    assert.equal(ls.stdout, 'gitops-bot gitops-bot.data\n');
   } finally {
     await run('buildah', ['rm', ctr.trim()], { env: buildahEnv });
   }
