@@ -11,6 +11,7 @@ import { DEFAULT_RETRY, withRetry } from '../../src/base/retry.js';
 import { GitLab } from '../../src/gitlab/client.js';
 import { type Budget, Pacer, paceDelay, reserve, routeOf, windowSeen } from '../../src/gitlab/pacer.js';
 import { promote } from '../../src/promote/promote.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import { addApps, client, OPS, sandboxFixture } from '../helpers.js';
 
 const NOW = 1_000_000;
@@ -340,6 +341,20 @@ describe('8 promotions at once, under a limit they would overrun', () => {
     targetBranch: 'main',
   });
 
+  /** The APPS promotions at once, each with a client of its own: all are created. */
+  const promoteAll = async (sb: Sandbox) => {
+    const results = await Promise.all(
+      Array.from({ length: APPS }, (_, i) =>
+        promote(request(i), { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.action),
+      Array(APPS).fill('created'),
+    );
+    return results;
+  };
+
   test('control: the same number of requests in one unpaced burst is refused (429)', async () => {
     const sb = await sandboxFixture({ rateLimit: LIMIT });
     try {
@@ -361,15 +376,7 @@ describe('8 promotions at once, under a limit they would overrun', () => {
     const sb = await sandboxFixture({ rateLimit: LIMIT });
     try {
       await addApps(sb, APPS, (i) => `root/app${i}:ci-1`);
-      const results = await Promise.all(
-        Array.from({ length: APPS }, (_, i) =>
-          promote(request(i), { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) }),
-        ),
-      );
-      assert.deepEqual(
-        results.map((r) => r.action),
-        Array(APPS).fill('created'),
-      );
+      const results = await promoteAll(sb);
       assert.equal(new Set(results.map((r) => r.mr?.iid)).size, APPS);
       assert.equal(sb.throttled(), 0, 'no 429 from the rate limit');
       const botRequests = sb.requests.filter((r) => r.user === 'gitops-bot' && r.path.startsWith('/api/v4/'));
@@ -431,15 +438,7 @@ describe('8 promotions at once, under a limit they would overrun', () => {
       // another pipeline with the same user, not paced by us: it spends the window
       const other = client(sb, 'gitops-bot');
       while (sb.throttled() === 0) await other.Users.showCurrentUser().catch(() => {});
-      const results = await Promise.all(
-        Array.from({ length: APPS }, (_, i) =>
-          promote(request(i), { gitlab: new GitLab({ url: sb.url, token: 'gitops-bot-token' }) }),
-        ),
-      );
-      assert.deepEqual(
-        results.map((r) => r.action),
-        Array(APPS).fill('created'),
-      );
+      await promoteAll(sb);
     } finally {
       await sb.close();
     }
