@@ -398,6 +398,9 @@ describe('against the sandbox (git http-backend)', () => {
   let sb: Sandbox;
   let proxy: GitProxy;
   const op = () => client(sb, 'operator');
+  /** operator's commit 'x' of a new file on a new `branch` off main. */
+  const commitOffMain = (branch: string, filePath: string, content: string) =>
+    op().Commits.create(OPS, branch, 'x', [{ action: 'create', filePath, content }], { startBranch: 'main' });
   const TOKEN = 'gitops-bot-token';
   before(async () => {
     sb = await sandboxFixture();
@@ -593,15 +596,7 @@ describe('against the sandbox (git http-backend)', () => {
       fastForward({ ...via(sb.url), ref: 'rp-deploy', sha: main, current, isAncestor });
     assert.equal(await ff(null), 'moved');
     assert.equal(await head('rp-deploy'), main);
-    const c = await op().Commits.create(
-      OPS,
-      'rp-deploy-2',
-      'x',
-      [{ action: 'create', filePath: 'y', content: 'y' }],
-      {
-        startBranch: 'main',
-      },
-    );
+    const c = await commitOffMain('rp-deploy-2', 'y', 'y');
     assert.equal(
       await fastForward({ ...via(sb.url), ref: 'rp-deploy', sha: c.id as string, current: null, isAncestor }),
       'diverged',
@@ -612,15 +607,7 @@ describe('against the sandbox (git http-backend)', () => {
 
   test("a protected branch: the push is refused with GitLab's reason, not as a lost race", async () => {
     const main = await head('main');
-    const c = await op().Commits.create(
-      OPS,
-      'rp-protected-next',
-      'x',
-      [{ action: 'create', filePath: 'p', content: 'p' }],
-      {
-        startBranch: 'main',
-      },
-    );
+    const c = await commitOffMain('rp-protected-next', 'p', 'p');
     const e = await replaceRef({
       ...via(sb.url),
       ref: 'main',
