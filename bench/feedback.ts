@@ -14,22 +14,19 @@
 import { Gitlab } from '@gitbeaker/rest';
 import { GitLab, GitLabGate } from '../src/gitlab/client.js';
 import { promote } from '../src/promote/promote.js';
-import { startSandbox } from '../src/sandbox/index.js';
+import {
+  deployRefProtection,
+  MAIN_PROTECTION,
+  protectBranch,
+  startSandbox,
+  strictPolicy,
+} from '../src/sandbox/index.js';
 import { createWebhookServer } from '../src/server/webhook.js';
 
 const OPS = 'root/helloworld-ops';
 const SECRET = 'bench-feedback-secret';
 const ROUNDS = Number(process.env.BENCH_FEEDBACK_ROUNDS ?? 15);
-const POLICY = `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-    agent: { argocd: helloworld }
-    deploy_timeout: 10m
-`;
+const POLICY = strictPolicy({ agent: '{ argocd: helloworld }', deploy_timeout: '10m' });
 
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
@@ -69,21 +66,7 @@ export async function benchFeedback(): Promise<Record<string, number | string>> 
     { action: 'create', filePath: '.gitops-bot.yml', content: POLICY },
   ]);
   await operator.Branches.create(OPS, 'deploy/prod', 'main');
-  for (const body of [
-    { name: 'main', push_access_level: 40, merge_access_level: 30 },
-    {
-      name: 'deploy/prod',
-      push_access_level: 60,
-      merge_access_level: 60,
-      allowed_to_push: [{ user_id: bot.id }],
-    },
-  ]) {
-    await fetch(`${sb.apiUrl}/projects/${encodeURIComponent(OPS)}/protected_branches`, {
-      method: 'POST',
-      headers: { 'PRIVATE-TOKEN': 'operator-token', 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  }
+  for (const rule of [MAIN_PROTECTION, deployRefProtection(bot.id)]) await protectBranch(sb.apiUrl, rule);
   const server = createWebhookServer({
     ctx: { gitlab: gate, botUserId: bot.id, botUsername: bot.username },
     secret: SECRET,
