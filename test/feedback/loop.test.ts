@@ -11,7 +11,7 @@ import { promote } from '../../src/promote/promote.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { DIFF_MARKER } from '../../src/render/diff-comment.js';
 import { pushImage } from '../../src/sandbox/images.js';
-import type { Sandbox } from '../../src/sandbox/index.js';
+import { type Sandbox, strictPolicy } from '../../src/sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from '../../src/server/webhook.js';
 import { APP, type Client, client, OPS, protect, sandboxFixture, until } from '../helpers.js';
 import { freePort, type Registry, startRegistry } from '../registry/docker-registry.js';
@@ -22,16 +22,7 @@ const SECRET = 'agent-secret';
 const ENV = 'production/helloworld';
 
 function policy(agent: string, timeout: string): string {
-  return `version: 1
-environments:
-  - name: production
-    match: { target_branches: [main] }
-    approvals: { required: 1, users: [operator] }
-    merge: bot
-    deploy_ref: deploy/prod
-    agent: ${agent}
-    deploy_timeout: ${timeout}
-`;
+  return strictPolicy({ agent, deploy_timeout: timeout });
 }
 
 interface World {
@@ -268,6 +259,29 @@ async function deployments(w: World, environment = ENV) {
 const ofRevision = async (w: World, revision: string) =>
   (await deployments(w)).filter((d) => d.sha === revision && d.status !== 'canceled');
 
+/** The statuses of `revision`'s deployments. */
+const statusesOf = async (w: World, revision: string) => (await ofRevision(w, revision)).map((d) => d.status);
+
+/** Waits (every 100 ms, `tries` times) for a deployment of `revision` in `status`; `what` names it. */
+const untilDeployment = (w: World, revision: string, status: string, what: string, tries: number) =>
+  until(async () => (await ofRevision(w, revision)).some((d) => d.status === status), what, 100, tries);
+
+/** The bot's deploy alerts on the ops MR `iid`. */
+const deployAlerts = async (w: World, iid: number) =>
+  (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) => n.body.includes('gitops-bot:deploy-alert'));
+
+/** The bot's "deployed" notes on the app MR. */
+const deployedNotes = async (w: World) =>
+  (await client(w.sb, 'reviewer').MergeRequestNotes.all(APP, w.appMr)).filter((n) =>
+    n.body.includes('gitops-bot:deployed'),
+  );
+
+/** The replicas first, then the sandbox and the registry. */
+async function closeWorld(w: World | undefined): Promise<void> {
+  for (const r of w?.replicas ?? []) await r.close();
+  await Promise.all([w?.registry.close(), w?.sb.close()]);
+}
+
 async function section(w: World, iid: number): Promise<string> {
   const notes = await w.op.MergeRequestNotes.all(OPS, iid);
   const sticky = notes.filter((n) => n.body.startsWith(DIFF_MARKER));
@@ -282,6 +296,15 @@ async function deployStatus(w: World, sha: string) {
   return list[0] as { status: string; description: string; author: { username: string } } | undefined;
 }
 
+/** gitops_bot_deploy_failures_total of production/helloworld for `reason`, as `srv` counts it. */
+const failures = (srv: WebhookServer, reason: string) =>
+  metric(
+    srv,
+    new RegExp(
+      `gitops_bot_deploy_failures_total\\{environment="production/helloworld",reason="${reason}"\\} (\\d+)`,
+    ),
+  );
+
 async function metric(srv: WebhookServer, text: RegExp): Promise<number> {
   const m = text.exec(await srv.registry.metrics());
   return m ? Number(m[1]) : 0;
@@ -292,10 +315,7 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
   before(async () => {
     w = await world(policy('{ argocd: helloworld }', '10m'), 2);
   });
-  after(async () => {
-    for (const r of w?.replicas ?? []) await r.close();
-    await Promise.all([w?.registry.close(), w?.sb.close()]);
-  });
+  after(() => closeWorld(w));
 
   let healthy: { iid: number; revision: string; mergedAt: string };
 
@@ -338,9 +358,7 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
         `✅ Synced and Healthy in production at ${t1.slice(11, 16)} (2 min 10 s after merge)`,
       ),
     );
-    const appNotes = (await client(w.sb, 'reviewer').MergeRequestNotes.all(APP, w.appMr)).filter((n) =>
-      n.body.includes('gitops-bot:deployed'),
-    );
+    const appNotes = await deployedNotes(w);
     assert.equal(appNotes.length, 1);
     assert.match(
       appNotes[0].body,
@@ -368,16 +386,11 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
       argoBody(revision, { phase: 'Succeeded', health: 'Degraded', message: 'old', at: t0 }),
     );
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success']);
     assert.equal(await section(w, iid), before);
     const notesAfter = await w.op.MergeRequestNotes.all(OPS, iid);
     assert.equal(notesAfter.length, notesBefore.length, 'no alert, no new comment');
-    const appNotes = (await client(w.sb, 'reviewer').MergeRequestNotes.all(APP, w.appMr)).filter((n) =>
-      n.body.includes('gitops-bot:deployed'),
-    );
+    const appNotes = await deployedNotes(w);
     assert.equal(appNotes.length, 1, 'one note on the app MR');
     assert.equal((await deployStatus(w, revision))?.status, 'success');
   });
@@ -422,16 +435,10 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
     const healthyBody = argoBody(revision, { phase: 'Succeeded', health: 'Healthy', at: t1 });
     await Promise.all(w.urls.map((u) => post(u, '/argocd', healthyBody)));
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-      'one live deployment',
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success'], 'one live deployment');
     assert.match(await section(w, iid), /✅ Synced and Healthy in production/);
     // ci-36 carries no app change after ci-34: the app MR keeps its one note
-    const appNotes = (await client(w.sb, 'reviewer').MergeRequestNotes.all(APP, w.appMr)).filter((n) =>
-      n.body.includes('gitops-bot:deployed'),
-    );
+    const appNotes = await deployedNotes(w);
     assert.equal(appNotes.length, 1, 'one note on the app MR');
   });
 
@@ -446,27 +453,15 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
         argoBody(revision, { phase: 'Succeeded', health: 'Degraded', message, at: t }),
       );
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
     assert.ok((await section(w, iid)).includes(`❌ Degraded: ${message}`));
     const s = await deployStatus(w, revision);
     assert.equal(s?.status, 'failed');
     assert.equal(s?.description, `${ENV}: Degraded: ${message}`);
-    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
-      n.body.includes('gitops-bot:deploy-alert'),
-    );
+    const alerts = await deployAlerts(w, iid);
     assert.equal(alerts.length, 1, 'one alert comment');
     assert.match(alerts[0].body, /Deployment of `[0-9a-f]{8}` to production failed/);
-    const counted = await Promise.all(
-      w.replicas.map((r) =>
-        metric(
-          r,
-          /gitops_bot_deploy_failures_total\{environment="production\/helloworld",reason="degraded"\} (\d+)/,
-        ),
-      ),
-    );
+    const counted = await Promise.all(w.replicas.map((r) => failures(r, 'degraded')));
     assert.equal(
       counted.reduce((a, b) => a + b, 0),
       1,
@@ -488,10 +483,7 @@ describe('Argo CD notifications → GitLab', { skip }, () => {
       }),
     );
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
     assert.ok((await section(w, iid)).includes('❌ Sync failed: one or more objects failed to apply'));
   });
 
@@ -582,10 +574,7 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
     // on a worker thread, as the CLI's serve runs its jobs (reports and timers cross to it)
     w = await world(policy('{ flux: flux-system/helloworld }', '3s'), 1, false, true);
   });
-  after(async () => {
-    for (const r of w?.replicas ?? []) await r.close();
-    await Promise.all([w?.registry.close(), w?.sb.close()]);
-  });
+  after(() => closeWorld(w));
 
   test('Flux healthy (generic-hmac signature): success', async () => {
     const { revision, iid, mergedAt } = await promoteAndMerge(w, 'ci-34');
@@ -603,18 +592,12 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
       202,
     );
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success']);
     assert.match(await section(w, iid), /✅ Synced and Healthy in production at .* \(2 s after merge\)/);
     // the 3 s timeout passes: a success stays a success
     await new Promise((r) => setTimeout(r, 4_500));
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success']);
   });
 
   test('Flux degraded (health check failed): failed with its message, an alert', async () => {
@@ -630,42 +613,21 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
       202,
     );
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
     assert.ok((await section(w, iid)).includes(`❌ Degraded: ${message}`));
-    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
-      n.body.includes('gitops-bot:deploy-alert'),
-    );
+    const alerts = await deployAlerts(w, iid);
     assert.equal(alerts.length, 1);
   });
 
   test('timeout: no word from the agent within deploy_timeout → failed, ⌛, an alert', async () => {
     const { revision, iid } = await promoteAndMerge(w, 'ci-38');
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
-      'the timeout',
-      100,
-      100,
-    );
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    await untilDeployment(w, revision, 'failed', 'the timeout', 100);
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
     assert.ok((await section(w, iid)).includes('⌛ not live after 3 s'));
     assert.equal((await deployStatus(w, revision))?.description, `${ENV}: not live after 3 s`);
-    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
-      n.body.includes('gitops-bot:deploy-alert'),
-    );
+    const alerts = await deployAlerts(w, iid);
     assert.equal(alerts.length, 1);
-    assert.equal(
-      await metric(
-        w.replicas[0],
-        /gitops_bot_deploy_failures_total\{environment="production\/helloworld",reason="timeout"\} (\d+)/,
-      ),
-      1,
-    );
+    assert.equal(await failures(w.replicas[0], 'timeout'), 1);
   });
 
   test('timeout across a restart: the new process reads the running Deployment and times it out', async () => {
@@ -681,22 +643,11 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
       }),
     );
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['running'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['running']);
     await removeReplica(w, 0); // its timer goes with it
     await addReplica(w);
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
-      'the timeout after the restart',
-      100,
-      100,
-    );
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    await untilDeployment(w, revision, 'failed', 'the timeout after the restart', 100);
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
   });
 
   test('timeout across a restart with no word from the agent at all: the new process finds the head undeployed', async () => {
@@ -704,16 +655,8 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
     await removeReplica(w, 0); // its landing timer goes with it
     assert.ok(Date.now() - Date.parse(mergedAt) < 3_000, 'restarted before the timeout');
     await addReplica(w);
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
-      'the timeout',
-      100,
-      100,
-    );
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    await untilDeployment(w, revision, 'failed', 'the timeout', 100);
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
   });
 
   test('refused: a wrong signature', async () => {
@@ -732,37 +675,23 @@ describe("the sandbox's Argo CD notifies serve: what it really synced, back in G
   before(async () => {
     w = await world(policy('{ argocd: helloworld }', '10m'), 1, 'notify');
   });
-  after(async () => {
-    for (const r of w?.replicas ?? []) await r.close();
-    await w?.sb.close();
-    await w?.registry.close();
-  });
+  after(() => closeWorld(w));
 
   const settled = async (revision: string, status: string) => {
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === status),
-      `a ${status} deployment of ${revision.slice(0, 8)}`,
-      100,
-      300,
-    );
+    await untilDeployment(w, revision, status, `a ${status} deployment of ${revision.slice(0, 8)}`, 300);
     await w.sb.settle(...w.replicas);
   };
 
   test('healthy: Argo CD syncs deploy/prod; running, then success, the section and the app MR note', async () => {
     const { revision, iid } = await promoteAndMerge(w, 'ci-34');
     await settled(revision, 'success');
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success']);
     assert.match(
       await section(w, iid),
       /✅ Synced and Healthy in production at \d\d:\d\d \(\d+ s after merge\)/,
     );
     assert.equal((await deployStatus(w, revision))?.status, 'success');
-    const appNotes = (await client(w.sb, 'reviewer').MergeRequestNotes.all(APP, w.appMr)).filter((n) =>
-      n.body.includes('gitops-bot:deployed'),
-    );
+    const appNotes = await deployedNotes(w);
     assert.equal(appNotes.length, 1);
     // what ran before (deploy/prod as the operator made it) deploys no bot change: no deployment of it
     const all = await deployments(w);
@@ -772,15 +701,10 @@ describe("the sandbox's Argo CD notifies serve: what it really synced, back in G
   test('degraded: an image never pushed is ImagePullBackOff in Argo CD, failed in GitLab, with an alert', async () => {
     const { revision, iid } = await promoteAndMerge(w, 'ci-37', false);
     await settled(revision, 'failed');
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
     const text = await section(w, iid);
     assert.match(text, /❌ Degraded: .*ci-37/);
-    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
-      n.body.includes('gitops-bot:deploy-alert'),
-    );
+    const alerts = await deployAlerts(w, iid);
     assert.equal(alerts.length, 1);
   });
 });
@@ -790,25 +714,13 @@ describe('serve --argocd-url: the polling fallback reads the same facts', { skip
   before(async () => {
     w = await world(policy('{ argocd: helloworld }', '10m'), 1, 'poll');
   });
-  after(async () => {
-    for (const r of w?.replicas ?? []) await r.close();
-    await w?.sb.close();
-    await w?.registry.close();
-  });
+  after(() => closeWorld(w));
 
   test('no notifications configured: the poller finds the sync and its health, GitLab gets success', async () => {
     const { revision, iid } = await promoteAndMerge(w, 'ci-34');
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === 'success'),
-      'a success deployment from polling',
-      100,
-      300,
-    );
+    await untilDeployment(w, revision, 'success', 'a success deployment from polling', 300);
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success']);
     assert.match(await section(w, iid), /✅ Synced and Healthy in production/);
   });
 });
@@ -819,50 +731,22 @@ describe("the sandbox's Argo CD never gets to it: the timeout", { skip }, () => 
     // Argo CD reconciles every 10 minutes and has no GitLab webhook: a merge is not synced in time
     w = await world(policy('{ argocd: helloworld }', '2s'), 1, 'notify', false, 600_000);
   });
-  after(async () => {
-    for (const r of w?.replicas ?? []) await r.close();
-    await w?.sb.close();
-    await w?.registry.close();
-  });
+  after(() => closeWorld(w));
 
   test('not live after deploy_timeout: failed, ⌛ in the section and the status, one alert, counted', async () => {
     const { revision, iid } = await promoteAndMerge(w, 'ci-34');
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === 'failed'),
-      'the timeout',
-      100,
-      100,
-    );
+    await untilDeployment(w, revision, 'failed', 'the timeout', 100);
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['failed'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['failed']);
     assert.ok((await section(w, iid)).includes('⌛ not live after 2 s'));
     assert.equal((await deployStatus(w, revision))?.description, `${ENV}: not live after 2 s`);
-    const alerts = (await w.op.MergeRequestNotes.all(OPS, iid)).filter((n) =>
-      n.body.includes('gitops-bot:deploy-alert'),
-    );
+    const alerts = await deployAlerts(w, iid);
     assert.equal(alerts.length, 1);
-    assert.equal(
-      await metric(
-        w.replicas[0],
-        /gitops_bot_deploy_failures_total\{environment="production\/helloworld",reason="timeout"\} (\d+)/,
-      ),
-      1,
-    );
+    assert.equal(await failures(w.replicas[0], 'timeout'), 1);
     // Argo CD gets there late after all (a manual refresh): Healthy, newer, turns it into success
     await w.sb.argocd!.refresh('helloworld');
-    await until(
-      async () => (await ofRevision(w, revision)).some((d) => d.status === 'success'),
-      'the late sync',
-      100,
-      100,
-    );
+    await untilDeployment(w, revision, 'success', 'the late sync', 100);
     await w.sb.settle(...w.replicas);
-    assert.deepEqual(
-      (await ofRevision(w, revision)).map((d) => d.status),
-      ['success'],
-    );
+    assert.deepEqual(await statusesOf(w, revision), ['success']);
   });
 });
