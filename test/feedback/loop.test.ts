@@ -622,6 +622,8 @@ describe('Flux events → GitLab, and the timeout', { skip }, () => {
   test('timeout: no word from the agent within deploy_timeout → failed, ⌛, an alert', async () => {
     const { revision, iid } = await promoteAndMerge(w, 'ci-38');
     await untilDeployment(w, revision, 'failed', 'the timeout', 100);
+    // the Deployment turns failed before the same job posts the alert: let serve finish it
+    await w.sb.settle(...w.replicas);
     assert.deepEqual(await statusesOf(w, revision), ['failed']);
     assert.ok((await section(w, iid)).includes('⌛ not live after 3 s'));
     assert.equal((await deployStatus(w, revision))?.description, `${ENV}: not live after 3 s`);
