@@ -4,13 +4,14 @@
 // promotes, and serves webhooks with its worker thread (which runs the same file).
 import assert from 'node:assert/strict';
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { copyFile, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { client, OPS, PROMOTE_STORY, run, sandboxFixture, tempDir, until } from '../helpers.js';
+import { installBundle } from './install-bundle.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 let sb: Sandbox;
@@ -19,10 +20,7 @@ let serve: ChildProcessByStdio<null, Readable, Readable> | undefined;
 
 before(async () => {
   sb = await sandboxFixture();
-  const dir = await tempDir();
-  bundle = join(dir, 'gitops-bot.mjs');
-  await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), bundle);
-  await copyFile(join(ROOT, 'dist/gitops-bot.data'), join(dir, 'gitops-bot.data'));
+  bundle = await installBundle();
 });
 after(async () => {
   serve?.kill('SIGKILL');

@@ -1,29 +1,23 @@
-// The bundle's V8 code cache (issue 16: made by scripts/bundle.mjs, on the loader's last
-// line): a fresh process on the Node that built the bundle compiles the program from it,
+// The bundle's V8 code cache (issue 16: made by scripts/bundle.mjs, in dist/gitops-bot.data
+// beside the loader): a fresh process on the Node that built the bundle compiles the program from it,
 // and one whose cache V8 rejects (another Node, or a V8 flag that changes the flag hash)
 // compiles from source and works the same. The loader says which with
 // GITOPS_BOT_CODE_CACHE=report; V8 itself says nothing.
 import assert from 'node:assert/strict';
-import { chmod, copyFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../src/sandbox/index.js';
-import { client, OPS, PROMOTE_STORY, run, sandboxFixture, tempDir } from '../helpers.js';
+import { client, OPS, PROMOTE_STORY, run, sandboxFixture } from '../helpers.js';
+import { installBundle } from './install-bundle.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const _ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 let sb: Sandbox;
 let bundle: string;
 
 before(async () => {
   sb = await sandboxFixture();
-  // installed as the image does: a file the process cannot write, in a folder of its own
-  const dir = await tempDir();
-  bundle = join(dir, 'gitops-bot.mjs');
-  await copyFile(join(ROOT, 'dist/gitops-bot.mjs'), bundle);
-  await copyFile(join(ROOT, 'dist/gitops-bot.data'), join(dir, 'gitops-bot.data'));
-  await chmod(bundle, 0o555);
-  await chmod(join(dir, 'gitops-bot.data'), 0o444);
+  // installed as the image does: files the process cannot write, in a folder of their own
+  bundle = await installBundle({ readOnly: true });
 });
 after(async () => {
   await sb?.close();
