@@ -10,10 +10,10 @@
 import type { Command } from 'commander';
 import type { DeploymentInfo } from '../gitlab/client.js';
 import { connection } from '../gitlab/connection.js';
+import { DIFF_MARKER } from '../model/markers.js';
 import { CliError, ExitCode } from './errors.js';
 
 const DEPLOY_STATUS = 'gitops-bot/deploy';
-const DIFF_MARKER = '<!-- gitops-bot:diff -->';
 
 export function registerStatus(program: Command): void {
   program

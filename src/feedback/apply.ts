@@ -5,8 +5,8 @@
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
 import { GitLabError, type Note } from '../gitlab/client.js';
-import { ensureSticky } from '../gitlab/sticky.js';
-import { DIFF_MARKER } from '../render/diff-comment.js';
+import { ensureSticky, stickyNotes } from '../gitlab/sticky.js';
+import { DIFF_MARKER } from '../model/markers.js';
 import {
   DEPLOY_STATUS_NAME,
   DEPLOYMENT_SECTION,
@@ -109,7 +109,7 @@ export async function applyFeedback(
   }
   for (const s of d.sections) {
     const known = notes.get(s.iid);
-    const sticky = known?.find((n) => n.authorId === ctx.botUserId && n.body.startsWith(DIFF_MARKER));
+    const [sticky] = known ? stickyNotes(known, DIFF_MARKER, ctx.botUserId) : [];
     const r = await ensureSticky(
       gl,
       { project, iid: s.iid, by: ctx.botUserId },

@@ -18,10 +18,11 @@ import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
 import { type RulesInForce, rulesInForce } from '../gate/trust.js';
 import type { DeploymentInfo, Note } from '../gitlab/client.js';
+import { stickyNotes } from '../gitlab/sticky.js';
 import type { AgentObservation } from '../model/agent.js';
+import { DIFF_MARKER } from '../model/markers.js';
 import { readRecordTrailer } from '../model/record.js';
 import { agentKey, durationMs, type Environment } from '../policy/schema.js';
-import { DIFF_MARKER } from '../render/diff-comment.js';
 import {
   type FeedbackFacts,
   type OpsMergeRequest,
@@ -138,7 +139,7 @@ export async function observeFeedback(
       mr.mergedAt = detail.mergedAt;
       if (!list) return;
       notes.set(mr.iid, list);
-      const sticky = list.find((n) => n.authorId === ctx.botUserId && n.body.startsWith(DIFF_MARKER));
+      const [sticky] = stickyNotes(list, DIFF_MARKER, ctx.botUserId);
       mr.section = (sticky && readSection(sticky.body)) || {};
     }),
   );

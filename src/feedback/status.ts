@@ -9,6 +9,7 @@
 // deployed tag comes from the promotion record in the bot's commit message, the truth the
 // MR's description and comment are projections of.
 
+import { VERDICT_MARKER } from '../model/markers.js';
 import type { PromotionRecord } from '../model/record.js';
 import { activeFreeze } from '../policy/evaluate.js';
 import type { FreezeWindow } from '../policy/schema.js';
@@ -85,8 +86,6 @@ export interface StatusRow {
   /** what the proposal waits for, in a few words; null when nothing is proposed */
   waitsFor: string | null;
 }
-
-const VERDICT_MARKER = '<!-- gitops-bot:verdict -->';
 
 /**
  * The gate's verdict comment (src/gate/gate.ts verdictComment) read back: the headline,

@@ -17,6 +17,7 @@
 import { log } from '../base/log.js';
 import { GitLabError, type MergeRequestDetail } from '../gitlab/client.js';
 import { ensureSticky } from '../gitlab/sticky.js';
+import { VERDICT_MARKER } from '../model/markers.js';
 import { evaluate, type Verdict } from '../policy/evaluate.js';
 import { DEFAULT_POLICY } from '../policy/schema.js';
 import { code, fence } from '../render/markdown.js';
@@ -27,7 +28,6 @@ import { deployRefs, POLICY_FILE, parse, type RulesInForce, rulesInForce, trustF
 export type { GateContext } from './facts.js';
 export { POLICY_FILE };
 export const STATUS_NAME = 'gitops-bot/approval';
-const VERDICT_MARKER = '<!-- gitops-bot:verdict -->';
 /** Lines of foreign diff shown in the verdict; the rest is in the Changes tab. */
 const FOREIGN_LINES = 120;
 

@@ -3,6 +3,7 @@
 import { GitLabError, type MergeRequest, type Note } from '../gitlab/client.js';
 import { pushesAfter } from '../gitlab/push-notes.js';
 import { ensureSticky, stickyNotes } from '../gitlab/sticky.js';
+import { DIFF_MARKER } from '../model/markers.js';
 import {
   type ImageFacts,
   type PromotionRecord,
@@ -11,7 +12,7 @@ import {
   sameProposal,
 } from '../model/record.js';
 import { mrDescription, mrTitle } from '../render/description.js';
-import { DIFF_MARKER, diffComment } from '../render/diff-comment.js';
+import { diffComment } from '../render/diff-comment.js';
 import { type Decision, newest, overtakenBy, type Write } from './decide.js';
 import type { Observation } from './observe.js';
 import { commitMessage, editActions, planEdits } from './plan.js';

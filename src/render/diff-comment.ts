@@ -1,10 +1,10 @@
 // The sticky comment: the rendered diff of every changed file. One per MR; later runs
 // edit it. Long diffs are collapsed, and the whole is cut below GitLab's note limit.
 import { createPatch } from 'diff';
+import { DIFF_MARKER } from '../model/markers.js';
 import { type PromotionRecord, recordComment } from '../model/record.js';
 import { code, fence } from './markdown.js';
 
-export const DIFF_MARKER = '<!-- gitops-bot:diff -->';
 /** GitLab refuses notes over 1,000,000 characters; stay well below. */
 export const NOTE_BUDGET = 900_000;
 const COLLAPSE_LINES = 40;

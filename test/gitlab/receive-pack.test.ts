@@ -425,9 +425,12 @@ describe('against the sandbox (git http-backend)', () => {
         startBranch: name,
       },
     );
-    return { expected: await head(name), sha: c.id as string, scratch: `${name}-next` };
+    return { ref: name, expected: await head(name), sha: c.id as string, scratch: `${name}-next` };
   }
   const via = (url: string) => ({ url, token: TOKEN, project: OPS });
+  /** replaceRef of a branchAndScratch() pair through `url` */
+  const replaceVia = (url: string, b: Awaited<ReturnType<typeof branchAndScratch>>) =>
+    replaceRef({ ...via(url), ref: b.ref, sha: b.sha, expected: b.expected, from: b.scratch });
 
   test('replaceRef moves the branch and deletes the scratch branch in 2 requests, sending no objects', async () => {
     const { expected, sha, scratch } = await branchAndScratch('rp-move');
@@ -495,25 +498,13 @@ describe('against the sandbox (git http-backend)', () => {
     const landed = await branchAndScratch('rp-lost');
     proxy.intercept = (q) => (q.method === 'POST' ? { reset: 'after' } : undefined);
     try {
-      const r = await replaceRef({
-        ...via(proxy.url),
-        ref: 'rp-lost',
-        sha: landed.sha,
-        expected: landed.expected,
-        from: landed.scratch,
-      });
+      const r = await replaceVia(proxy.url, landed);
       assert.equal(r, 'moved');
       assert.equal(await head('rp-lost'), landed.sha);
       // lost before it reached the server: nothing moved, the error says why
       const lost = await branchAndScratch('rp-lost-2');
       proxy.intercept = (q) => (q.method === 'POST' ? { reset: 'before' } : undefined);
-      const e = await replaceRef({
-        ...via(proxy.url),
-        ref: 'rp-lost-2',
-        sha: lost.sha,
-        expected: lost.expected,
-        from: lost.scratch,
-      }).catch((x) => x);
+      const e = await replaceVia(proxy.url, lost).catch((x) => x);
       assert.ok(e instanceof GitPushError, String(e));
       assert.match(
         e.message,
@@ -530,13 +521,7 @@ describe('against the sandbox (git http-backend)', () => {
       for (const cut of [0, 10]) {
         const landed = await branchAndScratch(`rp-cut-${cut}`);
         proxy.intercept = (q) => (q.method === 'POST' ? { cut } : undefined);
-        const r = await replaceRef({
-          ...via(proxy.url),
-          ref: `rp-cut-${cut}`,
-          sha: landed.sha,
-          expected: landed.expected,
-          from: landed.scratch,
-        });
+        const r = await replaceVia(proxy.url, landed);
         assert.equal(r, 'moved', `cut at ${cut} bytes`);
         assert.equal(await head(`rp-cut-${cut}`), landed.sha);
         assert.equal(await exists(landed.scratch), false);

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { GitLab } from '../../src/gitlab/client.js';
+import { DIFF_MARKER } from '../../src/model/markers.js';
 import { type PromoteRequest, promote } from '../../src/promote/promote.js';
-import { DIFF_MARKER } from '../../src/render/diff-comment.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { client, OPS, sandboxFixture } from '../helpers.js';
 

@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { GitLab } from '../../src/gitlab/client.js';
+import { DIFF_MARKER } from '../../src/model/markers.js';
 import { readRecordComment } from '../../src/model/record.js';
 import { type PromoteRequest, promote } from '../../src/promote/promote.js';
-import { DIFF_MARKER, diffComment } from '../../src/render/diff-comment.js';
+import { diffComment } from '../../src/render/diff-comment.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { addApps, client, OPS, sandboxFixture } from '../helpers.js';
 

@@ -1,0 +1,6 @@
+// The hidden first lines that mark gitops-bot's sticky comments. The writers (promote, the
+// gate) and the readers (feedback, `gitops-bot status`) must agree byte for byte, so each
+// marker is written down once, here. A marker alone proves nothing (anyone can type it): the
+// readers also check that the bot wrote the note.
+export const DIFF_MARKER = '<!-- gitops-bot:diff -->';
+export const VERDICT_MARKER = '<!-- gitops-bot:verdict -->';
