@@ -112,6 +112,8 @@ export class SandboxCore {
     if (!r) {
       r = new Repo(this.repoDir(project));
       this.repos.set(project.id, r);
+      // a request still running after close() gets a closed repo, never a live git process
+      if (this.closed) r.close();
     }
     return r;
   }
@@ -119,12 +121,16 @@ export class SandboxCore {
   async initRepo(project: Project): Promise<Repo> {
     const r = await Repo.init(this.repoDir(project), project.defaultBranch, PRE_RECEIVE_HOOK);
     this.repos.set(project.id, r);
+    if (this.closed) r.close();
     return r;
   }
 
+  private closed = false;
+
+  /** Ends every repository's git processes; the repositories stay closed (see git.ts). */
   close(): void {
+    this.closed = true;
     for (const r of this.repos.values()) r.close();
-    this.repos.clear();
   }
 
   // ---------- people and permissions ----------

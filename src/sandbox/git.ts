@@ -81,6 +81,9 @@ class BatchReader {
   private needed = 0;
   private queue: Array<{ resolve: (o: GitObject | null) => void; reject: (e: Error) => void }> = [];
 
+  /** set by close(): a read after it must not start a process nobody would end */
+  private closed = false;
+
   constructor(private readonly dir: string) {}
 
   private start(): ChildProcessWithoutNullStreams {
@@ -102,11 +105,14 @@ class BatchReader {
       this.drain();
     });
     child.stdin.on('error', () => {});
-    child.on('close', () => {
+    const fail = (why: string) => {
       if (this.child === child) this.child = null;
       const pending = this.queue.splice(0);
-      for (const p of pending) p.reject(new GitError('git cat-file exited', null, ''));
-    });
+      for (const p of pending) p.reject(new GitError(why, null, ''));
+    };
+    // a spawn that fails (the folder is gone) is an error for the waiting reads, not a crash
+    child.on('error', (e) => fail(`git cat-file did not start: ${e.message}`));
+    child.on('close', () => fail('git cat-file exited'));
     this.child = child;
     return child;
   }
@@ -135,6 +141,7 @@ class BatchReader {
 
   read(spec: string): Promise<GitObject | null> {
     if (spec.includes('\n') || spec.includes('\r')) return Promise.resolve(null);
+    if (this.closed) return Promise.reject(closedError());
     const child = this.child ?? this.start();
     return new Promise((resolve, reject) => {
       this.queue.push({ resolve, reject });
@@ -143,10 +150,18 @@ class BatchReader {
   }
 
   close(): void {
+    this.closed = true;
     this.child?.stdin.end();
     this.child = null;
   }
 }
+
+/**
+ * What a read or write gets once the sandbox closed its repositories. A request still in
+ * flight when the sandbox closes would otherwise start a new long-lived git process whose
+ * stdin nobody ends: it kept the test process alive forever (a CI run hung 90 minutes).
+ */
+const closedError = () => new GitError('the repository is closed (the sandbox is shutting down)', null, '');
 
 /**
  * A long-lived git command that answers each request with a known number of lines
@@ -158,6 +173,7 @@ class LineProcess {
   private buf = '';
   private lines: string[] = [];
   private queue: Array<{ n: number; resolve: (lines: string[]) => void; reject: (e: Error) => void }> = [];
+  private closed = false;
 
   constructor(
     private readonly dir: string,
@@ -189,19 +205,22 @@ class LineProcess {
       stderr += b.toString();
     });
     child.stdin.on('error', () => {});
-    child.on('close', (code) => {
+    const fail = (e: GitError) => {
       if (this.child === child) this.child = null;
       this.buf = '';
       this.lines = [];
-      const pending = this.queue.splice(0);
-      for (const p of pending)
-        p.reject(new GitError(`git ${this.args[0]} exited: ${stderr.trim()}`, code, stderr));
-    });
+      for (const p of this.queue.splice(0)) p.reject(e);
+    };
+    child.on('error', (e) => fail(new GitError(`git ${this.args[0]} did not start: ${e.message}`, null, '')));
+    child.on('close', (code) =>
+      fail(new GitError(`git ${this.args[0]} exited: ${stderr.trim()}`, code, stderr)),
+    );
     this.child = child;
     return child;
   }
 
   request(input: string, n: number): Promise<string[]> {
+    if (this.closed) return Promise.reject(closedError());
     const child = this.child ?? this.start();
     return new Promise((resolve, reject) => {
       this.queue.push({ n, resolve, reject });
@@ -210,6 +229,7 @@ class LineProcess {
   }
 
   close(): void {
+    this.closed = true;
     this.child?.stdin.end();
     this.child = null;
   }
