@@ -91,6 +91,8 @@ export interface CreateCommitInput {
 
 export class SandboxCore {
   private readonly repos = new Map<number, Repo>();
+  /** set by close(): repositories handed out after it are closed too */
+  private closed = false;
   private readonly mutex = new KeyedMutex();
   private readonly mergeabilityCache = new Map<string, boolean>();
   baseUrl = '';
@@ -124,8 +126,6 @@ export class SandboxCore {
     if (this.closed) r.close();
     return r;
   }
-
-  private closed = false;
 
   /** Ends every repository's git processes; the repositories stay closed (see git.ts). */
   close(): void {
