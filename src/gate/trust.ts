@@ -8,7 +8,9 @@ import type { Trust } from '../policy/evaluate.js';
 import { type Policy, PolicyError, parsePolicy } from '../policy/schema.js';
 import type { GateForge } from './facts.js';
 
-export const POLICY_FILE = '.gitops-bot.yml';
+export { POLICY_FILE } from '../policy/schema.js';
+
+import { POLICY_FILE } from '../policy/schema.js';
 
 export type ParsedPolicy = Policy | { error: string } | null;
 

@@ -250,6 +250,40 @@ export class GitLab {
     );
   }
 
+  /** The paths of the files at `ref` (all pages, recursive), for an environment's globs. */
+  async listFiles(project: string, ref: string): Promise<string[]> {
+    const list = (await this.call(`list the files at ${ref} of ${project}`, () =>
+      this.api.Repositories.allRepositoryTrees(project, { ref, recursive: true, perPage: 100 }),
+    )) as Raw[];
+    return list.filter((e) => e.type === 'blob').map((e) => String(e.path));
+  }
+
+  /**
+   * The merged MRs from `sourceBranch` (gitops-bot's branch of one app and environment),
+   * newest merge first: one page of `perPage`. Their records say what was promoted and
+   * rolled back there.
+   */
+  async mergedMergeRequests(
+    project: string,
+    sourceBranch: string,
+    perPage = 20,
+  ): Promise<Array<MergeRequest & { mergedAt: string | null }>> {
+    const list = (await this.call(`list merged merge requests of ${project} from ${sourceBranch}`, () =>
+      this.api.MergeRequests.all({
+        projectId: project,
+        sourceBranch,
+        state: 'merged',
+        orderBy: 'updated_at',
+        sort: 'desc',
+        perPage,
+        maxPages: 1,
+      }),
+    )) as Raw[];
+    return list
+      .map((m) => ({ ...toMergeRequest(m), mergedAt: m.merged_at ? String(m.merged_at) : null }))
+      .sort((a, b) => String(b.mergedAt ?? '').localeCompare(String(a.mergedAt ?? '')));
+  }
+
   async openMergeRequest(project: string, sourceBranch: string): Promise<MergeRequest | null> {
     const raw = await this.openMergeRequestRaw(project, sourceBranch);
     return raw ? toMergeRequest(raw) : null;

@@ -66,8 +66,31 @@ export interface PromotionRecord {
   source: SourceFacts;
   /** from the registry and the source project (absent when the registry was not asked) */
   registry?: ImageFacts;
+  /**
+   * A rollback (`gitops-bot rollback`, on_degraded: rollback): back from `fromTag` to `tag`,
+   * which GitLab's Deployments showed healthy in the environment. The downgrade guard is
+   * waived for this proposal only, and the record says so.
+   */
+  rollback?: RollbackFacts;
+  /** A chain step (`promotion:`): the tag has been healthy in `from` since `since` (ISO). */
+  chain?: { from: string; since: string };
   /** the bot commit this description or comment describes (not in the commit itself) */
   commit?: string;
+}
+
+export interface RollbackFacts {
+  /** the tag rolled back from: rejected in this environment from then on */
+  fromTag?: string;
+  /** why (--reason, or the agent's words for on_degraded) */
+  reason: string;
+  /** the agent's last message about the environment, when it said one */
+  agentMessage?: string;
+  /** the deployment (GitLab id) the target tag was healthy in */
+  healthyDeployment?: number;
+  /** what was waived for this proposal: the downgrade guard */
+  waived: 'downgrade';
+  /** who asked: a person with the CLI, or on_degraded */
+  by: 'command' | 'on_degraded';
 }
 
 const COMMENT_OPEN = '<!-- gitops-bot:record ';

@@ -4,6 +4,9 @@
 import { parseDocument } from 'yaml';
 import * as z from 'zod';
 
+/** Where an ops repository keeps its policy (read from its protected default branch). */
+export const POLICY_FILE = '.gitops-bot.yml';
+
 const ACCESS_LEVELS = {
   guest: 10,
   planner: 15,
@@ -64,6 +67,56 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
+const approvals = z
+  .object({
+    required: z.number().int().min(0).max(20).default(1).describe('Approvals needed.'),
+    users: z.array(z.string().min(1)).optional().describe('Only these usernames count.'),
+    groups: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Only members of these groups (full path) count; with users, either counts.'),
+    min_access_level: accessLevel.default('maintainer'),
+    count_author: z.boolean().default(false).describe("Count the MR author's approval."),
+    count_committers: z
+      .boolean()
+      .default(false)
+      .describe('Count approvals of people who pushed commits to the MR.'),
+    count_bots: z
+      .boolean()
+      .default(false)
+      .describe('Count approvals of bot users (gitops-bot itself never counts).'),
+    count_before_push: z
+      .boolean()
+      .default(false)
+      .describe("Count approvals given before the MR's latest push."),
+  })
+  .strict()
+  .default({
+    required: 1,
+    min_access_level: 'maintainer',
+    count_author: false,
+    count_committers: false,
+    count_bots: false,
+    count_before_push: false,
+  });
+
+const rollbackRules = z
+  .object({
+    approvals: approvals.optional().describe("Approvals a rollback needs (default: the environment's)."),
+    merge: z
+      .enum(['manual', 'bot'])
+      .optional()
+      .describe("bot: gitops-bot merges a rollback once its rules pass (default: the environment's merge)."),
+    freeze: z
+      .array(freezeWindow)
+      .default([])
+      .describe('Freeze windows for rollbacks (default: none; a rollback restores what ran before).'),
+  })
+  .strict()
+  .describe(
+    "Rules for gitops-bot's rollback merge requests (`gitops-bot rollback`, on_degraded: rollback): they apply only when GitLab's Deployments show the tag was healthy in this environment.",
+  );
+
 const environment = z
   .object({
     name: z.string().min(1).describe('Environment name, shown in the verdict.'),
@@ -81,38 +134,7 @@ const environment = z
       .strict()
       .default({})
       .describe('Which merge requests this environment governs; the first matching environment wins.'),
-    approvals: z
-      .object({
-        required: z.number().int().min(0).max(20).default(1).describe('Approvals needed.'),
-        users: z.array(z.string().min(1)).optional().describe('Only these usernames count.'),
-        groups: z
-          .array(z.string().min(1))
-          .optional()
-          .describe('Only members of these groups (full path) count; with users, either counts.'),
-        min_access_level: accessLevel.default('maintainer'),
-        count_author: z.boolean().default(false).describe("Count the MR author's approval."),
-        count_committers: z
-          .boolean()
-          .default(false)
-          .describe('Count approvals of people who pushed commits to the MR.'),
-        count_bots: z
-          .boolean()
-          .default(false)
-          .describe('Count approvals of bot users (gitops-bot itself never counts).'),
-        count_before_push: z
-          .boolean()
-          .default(false)
-          .describe("Count approvals given before the MR's latest push."),
-      })
-      .strict()
-      .default({
-        required: 1,
-        min_access_level: 'maintainer',
-        count_author: false,
-        count_committers: false,
-        count_bots: false,
-        count_before_push: false,
-      }),
+    approvals,
     escalation: z
       .array(
         z
@@ -176,6 +198,34 @@ const environment = z
       .describe(
         'How long after a merge or deploy_ref move the agent has to report Healthy before the deployment failed.',
       ),
+    rollback: rollbackRules.optional(),
+    on_degraded: z
+      .enum(['alert', 'rollback'])
+      .default('alert')
+      .describe(
+        'What gitops-bot does when the agent reports Degraded, a failed sync or a timeout for a revision it deployed: alert (comment and metric), or rollback (also open the rollback MR, and merge it when the rollback rules pass without people).',
+      ),
+  })
+  .strict();
+
+const promotionStep = z
+  .object({
+    from: z.string().min(1).describe('The environment a tag must be healthy in first (`staging`).'),
+    to: z.string().min(1).describe('The environment it is promoted to next (`production`).'),
+    when: z.literal('healthy').default('healthy').describe('healthy: Synced and Healthy in `from`.'),
+    soak: z
+      .string()
+      .regex(DURATION, 'expected a duration such as 90s, 10m or 1h')
+      .optional()
+      .describe('How long the tag must stay healthy in `from` before the MR to `to` opens.'),
+    assignees: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a GitLab username'))
+      .default([])
+      .describe('Usernames the MR to `to` is assigned to (the operator).'),
+    reviewers: z
+      .array(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a GitLab username'))
+      .default([])
+      .describe('Usernames asked to review the MR to `to`.'),
   })
   .strict();
 
@@ -183,20 +233,69 @@ export const policySchema = z
   .object({
     version: z.literal(1).describe('Policy format version.'),
     environments: z.array(environment).min(1),
+    promotion: z
+      .array(promotionStep)
+      .default([])
+      .describe('Environment chains: gitops-bot opens the MR to `to` once a tag has been healthy in `from`.'),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    const names = new Set(p.environments.map((e) => e.name));
+    const fedBy = new Map<string, string>();
+    p.promotion.forEach((step, i) => {
+      for (const key of ['from', 'to'] as const)
+        if (!names.has(step[key]))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['promotion', i, key],
+            message: `no environment named '${step[key]}' (environments: ${[...names].join(', ')})`,
+          });
+      if (step.from === step.to)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['promotion', i, 'to'],
+          message: 'expected another environment than from',
+        });
+      if (fedBy.has(step.to))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['promotion', i, 'to'],
+          message: `${step.to} is fed from ${fedBy.get(step.to)} already (one from per environment)`,
+        });
+      fedBy.set(step.to, step.from);
+    });
+    // a chain that comes back to where it started would promote in a circle
+    for (const start of fedBy.keys()) {
+      const seen = new Set<string>([start]);
+      let at = fedBy.get(start);
+      while (at !== undefined) {
+        if (seen.has(at)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['promotion'],
+            message: `the chain through ${start} is a cycle`,
+          });
+          return;
+        }
+        seen.add(at);
+        at = fedBy.get(at);
+      }
+    }
+  });
 
 export type Policy = z.infer<typeof policySchema>;
 export type Environment = Policy['environments'][number];
 export type FreezeWindow = z.infer<typeof freezeWindow>;
+export type PromotionStep = Policy['promotion'][number];
+export type RollbackRules = NonNullable<Environment['rollback']>;
 
 /** With no policy file: one approval from a Maintainer of the ops project, author excluded. */
 export const DEFAULT_POLICY: Policy = policySchema.parse({ version: 1, environments: [{ name: 'default' }] });
 
-/** `deploy_timeout` in milliseconds (the schema admits only `<n>s`, `<n>m`, `<n>h`). */
-export function durationMs(text: string): number {
+/** A duration (`deploy_timeout`, `soak`) in milliseconds (the schema admits only `<n>s`, `<n>m`, `<n>h`). */
+export function durationMs(text: string, field = 'deploy_timeout'): number {
   const m = DURATION.exec(text);
-  if (!m) throw new PolicyError(`deploy_timeout: expected a duration such as 90s, 10m or 1h, got ${text}`);
+  if (!m) throw new PolicyError(`${field}: expected a duration such as 90s, 10m or 1h, got ${text}`);
   return Number.parseInt(text, 10) * DURATION_MS[m[1] as keyof typeof DURATION_MS];
 }
 

@@ -3,7 +3,7 @@
 import type { GitLab } from '../gitlab/client.js';
 import type { Change } from '../manifests/index.js';
 import { ExitCode } from '../model/exit-codes.js';
-import type { SourceFacts } from '../model/record.js';
+import type { RollbackFacts, SourceFacts } from '../model/record.js';
 import type { VerifyMode } from './image-facts.js';
 
 /** The exit codes (one table for the CLI, the Action and --help: src/model/exit-codes.ts). */
@@ -34,6 +34,15 @@ export interface PromoteRequest {
   targetBranch?: string;
   source?: SourceFacts;
   allowDowngrade?: boolean;
+  /** promote a tag that was rolled back from this environment (see rejections.ts) */
+  allowRejected?: boolean;
+  /**
+   * A rollback (src/rollback): the MR is titled and labelled as one, the record carries
+   * these facts, and the downgrade guard is waived for this proposal only.
+   */
+  rollback?: RollbackFacts;
+  /** A chain step (src/chain): the tag's time healthy in the environment before, for the description. */
+  chain?: { from: string; since: string };
   dryRun?: boolean;
   /**
    * Ask the registry whether the tag exists (needs `deps.registry`). 'auto' (the default):
@@ -89,6 +98,8 @@ export type PromoteForge = Pick<
   | 'webUrl'
   | 'projectDefaultBranch'
   | 'readFile'
+  | 'mergedMergeRequests'
+  | 'listFiles'
   | 'openMergeRequest'
   | 'members'
   | 'userId'

@@ -25,7 +25,10 @@ test('agent: argocd or flux, deploy_timeout defaults to 10m', () => {
 });
 
 test('durations: s, m, h', () => {
-  assert.deepEqual(['90s', '10m', '1h'].map(durationMs), [90_000, 600_000, 3_600_000]);
+  assert.deepEqual(
+    ['90s', '10m', '1h'].map((d) => durationMs(d)),
+    [90_000, 600_000, 3_600_000],
+  );
   assert.throws(() => durationMs('10'), PolicyError);
 });
 
