@@ -9,6 +9,7 @@ import { registerGate } from './cli/gate.js';
 import { registerManifestCommands } from './cli/manifests.js';
 import { registerPromote } from './cli/promote.js';
 import { registerRetag } from './cli/retag.js';
+import { registerRollback } from './cli/rollback.js';
 import { registerSandbox } from './cli/sandbox.js';
 import { registerStatus } from './cli/status.js';
 import { exitCodeHelp } from './model/exit-codes.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .addHelpText('after', `\n${exitCodeHelp()}`);
   registerPromote(program);
+  registerRollback(program);
   registerRetag(program);
   registerGate(program);
   registerManifestCommands(program);

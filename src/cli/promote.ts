@@ -17,9 +17,18 @@ const list = (value: string, previous: string[] = []) => [
 /** commander's options: the request's own fields, plus the flags spelled in the singular */
 type PromoteCliOptions = Pick<
   PromoteRequest,
-  'project' | 'image' | 'tag' | 'digest' | 'env' | 'app' | 'container' | 'targetBranch' | 'allowDowngrade'
+  | 'project'
+  | 'image'
+  | 'tag'
+  | 'digest'
+  | 'env'
+  | 'app'
+  | 'container'
+  | 'targetBranch'
+  | 'allowDowngrade'
+  | 'allowRejected'
 > & {
-  file: string[];
+  file?: string[];
   assignee?: string[];
   reviewer?: string[];
   label?: string[];
@@ -38,9 +47,9 @@ export function registerPromote(program: Command): void {
     .command('promote')
     .description('open or update the merge request that deploys an image tag through the ops repository')
     .requiredOption('--project <path>', 'the ops project, e.g. root/helloworld-ops')
-    .requiredOption(
+    .option(
       '--file <path...>',
-      'manifest(s) in the ops project to edit (repeat, or comma-separate)',
+      'manifest(s) in the ops project to edit (repeat, or comma-separate); default: the files the policy maps --env to',
       list,
     )
     .requiredOption(
@@ -49,7 +58,10 @@ export function registerPromote(program: Command): void {
     )
     .option('--tag <tag>', 'the new tag, e.g. ci-34')
     .option('--digest <digest>', 'pin the digest too (repo:tag@sha256:...)')
-    .option('--env <name>', 'environment name (default: the target branch)')
+    .option(
+      '--env <name>',
+      "environment name (default: the target branch); an environment of the ops project's .gitops-bot.yml maps it to its files and branch",
+    )
     .option('--app <name>', 'app name (default: the last path segment of --image)')
     .option('--container <name>', 'only the container with this name')
     .option('--assignee <user...>', 'assign these users (the operator), by username', list)
@@ -59,6 +71,10 @@ export function registerPromote(program: Command): void {
     .option('--source-project <path>', 'app project the image was built from (default: $CI_PROJECT_PATH)')
     .option('--source-sha <sha>', 'commit the image was built from (default: $CI_COMMIT_SHA)')
     .option('--allow-downgrade', 'allow a tag older than the one deployed or proposed')
+    .option(
+      '--allow-rejected',
+      'allow a tag that was rolled back from this environment (or replace an open rollback)',
+    )
     .option(
       '--verify-image',
       'refuse unless the registry confirms the tag (default: when the registry can be reached)',
@@ -99,7 +115,7 @@ Output: progress on stderr, the merge request URL on stdout; with --json one lin
 Exit codes: 0 done (or nothing to do); 1 failure; 2 bad arguments or configuration
 (missing file, unknown user, no token); 3 the image is not referenced in a --file;
 4 a --file is not valid YAML; 5 refused: the tag is older than the one deployed or
-proposed (--allow-downgrade); 7 the image tag does not exist in the registry (or could
+proposed (--allow-downgrade), or was rolled back from the environment (--allow-rejected); 7 the image tag does not exist in the registry (or could
 not be verified with --verify-image or --pin-digest); 8 the token was rejected or lacks
 access.
 
@@ -107,6 +123,10 @@ Example (in an app pipeline):
   $ GITOPS_BOT_TOKEN=... gitops-bot promote --project root/helloworld-ops \\
       --file deployment.yml --image $CI_REGISTRY_IMAGE --tag ci-$CI_PIPELINE_IID \\
       --assignee operator --target-branch main
+
+Example (the policy maps environments to files, e.g. envs/staging/**):
+  $ gitops-bot promote --project root/helloworld-ops --env staging \
+      --image $CI_REGISTRY_IMAGE --tag ci-$CI_PIPELINE_IID
 `,
     )
     .action(promoteAction);
@@ -121,7 +141,7 @@ async function promoteAction(opts: PromoteCliOptions): Promise<void> {
     throw new CliError(`--timeout '${opts.timeout}' is not a positive number of seconds`, 2);
   const req: PromoteRequest = {
     project: opts.project,
-    files: opts.file,
+    files: opts.file ?? [],
     image: opts.image,
     tag: opts.tag,
     digest: opts.digest,
@@ -133,6 +153,7 @@ async function promoteAction(opts: PromoteCliOptions): Promise<void> {
     labels: opts.label ?? [],
     targetBranch: opts.targetBranch,
     allowDowngrade: opts.allowDowngrade,
+    allowRejected: opts.allowRejected,
     verifyImage: opts.verifyImage,
     pinDigest: opts.pinDigest,
     dryRun: opts.dryRun,

@@ -104,6 +104,8 @@ export interface DeploymentInfo {
   updatedAt: string;
   /** null unless GitLab's answer carries `finished_at` (its public entity does not) */
   finishedAt: string | null;
+  /** who created it (GitLab's `user`): only the bot's own deployments count as its records */
+  user: { id: number; username: string } | null;
 }
 
 /** A GitLab environment; `lastDeployment` only from the single GET (undefined from lists). */
@@ -463,6 +465,7 @@ export class GitLab {
       title?: string;
       description?: string;
       addLabels?: string[];
+      removeLabels?: string[];
       assigneeIds?: number[];
       reviewerIds?: number[];
     },
@@ -472,6 +475,7 @@ export class GitLab {
         ...(changes.title !== undefined ? { title: changes.title } : {}),
         ...(changes.description !== undefined ? { description: changes.description } : {}),
         ...(changes.addLabels?.length ? { addLabels: changes.addLabels.join(',') } : {}),
+        ...(changes.removeLabels?.length ? { removeLabels: changes.removeLabels.join(',') } : {}),
         ...(changes.assigneeIds ? { assigneeIds: changes.assigneeIds } : {}),
         ...(changes.reviewerIds ? { reviewerIds: changes.reviewerIds } : {}),
       }),
@@ -1255,6 +1259,7 @@ function toDeploymentInfo(d: Raw): DeploymentInfo {
     createdAt: String(d.created_at ?? ''),
     updatedAt: String(d.updated_at ?? ''),
     finishedAt: typeof d.finished_at === 'string' ? d.finished_at : null,
+    user: d.user ? { id: Number(d.user.id), username: String(d.user.username) } : null,
   };
 }
 

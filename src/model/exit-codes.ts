@@ -25,7 +25,8 @@ export const EXIT_CODES = [
   {
     name: 'REFUSED',
     code: 5,
-    meaning: 'promote refused: the tag is older than the one deployed or proposed',
+    meaning:
+      'promote refused: the tag is older than the one deployed or proposed, or it was rolled back from the environment (rejected there)',
   },
   { name: 'GATE_PENDING', code: 6, meaning: 'gate: the approval rules do not pass (yet)' },
   {

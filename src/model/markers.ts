@@ -4,3 +4,5 @@
 // readers also check that the bot wrote the note.
 export const DIFF_MARKER = '<!-- gitops-bot:diff -->';
 export const VERDICT_MARKER = '<!-- gitops-bot:verdict -->';
+/** The note a rollback leaves on the promotion MR it replaced (one per replaced tag). */
+export const replacedMarker = (tag: string) => `<!-- gitops-bot:replaced ${tag} -->`;

@@ -39,6 +39,13 @@ export type Applied =
 
 const OVERTAKEN: Applied = { kind: 'lost-race', why: 'overtaken' };
 
+export const ROLLBACK_LABEL = 'rollback';
+
+/** gitops-bot, rollback for a rollback, and the request's own. */
+function labelsOf(req: PromoteRequest): string[] {
+  return ['gitops-bot', ...(req.rollback ? [ROLLBACK_LABEL] : []), ...(req.labels ?? [])];
+}
+
 export async function apply(ctx: ApplyContext, obs: Observation, d: Decision): Promise<Applied> {
   const [first, second] = d.writes;
   if (!first) return { kind: 'done' };
@@ -118,7 +125,7 @@ async function openMr(ctx: ApplyContext, { record, people, comment }: Shown): Pr
       description: mrDescription(record, gl.webUrl),
       assigneeIds: people.assigneeIds ?? [],
       reviewerIds: people.reviewerIds ?? [],
-      labels: ['gitops-bot', ...(req.labels ?? [])],
+      labels: labelsOf(req),
     });
   } catch (e) {
     // Another run opened it first: start over and update that one.
@@ -149,7 +156,9 @@ async function updateMr(
   const updated = await gl.updateMergeRequest(scope.project, mr.iid, {
     title: mrTitle(record),
     description: mrDescription(record, gl.webUrl),
-    addLabels: ['gitops-bot', ...(req.labels ?? [])].filter((l) => !mr.labels.includes(l)),
+    addLabels: labelsOf(req).filter((l) => !mr.labels.includes(l)),
+    // a promotion that replaced an open rollback (--allow-rejected) is no rollback any more
+    removeLabels: !req.rollback && mr.labels.includes(ROLLBACK_LABEL) ? [ROLLBACK_LABEL] : [],
     assigneeIds: people.assigneeIds,
     reviewerIds: people.reviewerIds,
   });

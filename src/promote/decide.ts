@@ -6,6 +6,7 @@ import type { MergeRequest } from '../gitlab/client.js';
 import { type PromotionRecord, sameProposal } from '../model/record.js';
 import { compareTags } from '../model/version-order.js';
 import type { Observation } from './observe.js';
+import { type Rejection, rejectionMessage } from './rejections.js';
 import type { PromoteAction, PromoteRequest } from './types.js';
 
 export type Write =
@@ -29,9 +30,17 @@ export interface Decision {
   say: string;
 }
 
-export type DecideRequest = Pick<PromoteRequest, 'image' | 'tag' | 'digest' | 'allowDowngrade' | 'dryRun'>;
+export type DecideRequest = Pick<
+  PromoteRequest,
+  'image' | 'tag' | 'digest' | 'allowDowngrade' | 'allowRejected' | 'rollback' | 'dryRun'
+>;
 
-export function decide(obs: Observation, req: DecideRequest): Decision {
+/**
+ * `rejected`: the tags rolled back from this app and environment (rejections.ts), when they
+ * were read; promote reads them only once a decision would write (a run with nothing to do
+ * stays at two requests) and decides again with them.
+ */
+export function decide(obs: Observation, req: DecideRequest, rejected: Rejection[] = []): Decision {
   const { mr, plan, scope } = obs;
   const what = `${req.image}:${req.tag ?? req.digest}`;
   if (!plan.diffs.length)
@@ -41,6 +50,11 @@ export function decide(obs: Observation, req: DecideRequest): Decision {
       writes: [],
       say: `${scope.target} already runs ${what}`,
     };
+  const rejection = req.allowRejected || req.rollback ? undefined : rejected.find((r) => r.tag === req.tag);
+  if (rejection) {
+    const reason = `${rejectionMessage(rejection)} (pass --allow-rejected to promote it anyway)`;
+    return { action: 'refused', reason, writes: [], say: `refused: ${reason}` };
+  }
   if (mr && obs.consistent && obs.described && sameProposal(obs.described, plan.record)) {
     return {
       action: 'noop',
@@ -58,7 +72,7 @@ export function decide(obs: Observation, req: DecideRequest): Decision {
     : obs.consistent
       ? obs.described
       : newest(obs.branch?.record ?? null, obs.described);
-  const refusal = downgrade(req, plan.deployedTag, proposed, mr);
+  const refusal = replacesRollback(req, proposed, mr) ?? downgrade(req, plan.deployedTag, proposed, mr);
   if (refusal) {
     const repair = mr && proposed && !obs.consistent;
     return {
@@ -102,14 +116,27 @@ export function newest(
   return onBranch;
 }
 
-/** Why this promotion would go backwards, or null. */
+/**
+ * Why a promotion must not replace the open rollback, or null: the rollback is what the
+ * environment needs now, and the tag it rolls back from is as good as rejected already.
+ */
+export function replacesRollback(
+  req: DecideRequest,
+  proposed: PromotionRecord | null,
+  mr: MergeRequest | null,
+): string | null {
+  if (req.rollback || req.allowRejected || !proposed?.rollback) return null;
+  return `!${mr?.iid} rolls ${proposed.app} back to ${proposed.tag ?? proposed.digest} in ${proposed.env} (${proposed.rollback.reason}); merge or close it first (or pass --allow-rejected to replace it)`;
+}
+
+/** Why this promotion would go backwards, or null. A rollback waives the guard (and says so in its record). */
 export function downgrade(
   req: DecideRequest,
   deployed: string | undefined,
   proposed: PromotionRecord | null,
   mr: MergeRequest | null,
 ): string | null {
-  if (req.allowDowngrade || !req.tag) return null;
+  if (req.allowDowngrade || req.rollback || !req.tag) return null;
   if (deployed && compareTags(req.tag, deployed) === -1) {
     return `${req.tag} is older than ${deployed}, which the target branch already runs (pass --allow-downgrade to roll back)`;
   }
@@ -127,13 +154,14 @@ export function downgrade(
 export function overtakenBy(
   shown: PromotionRecord | null,
   commit: string,
-  req: Pick<PromoteRequest, 'tag' | 'allowDowngrade'>,
+  req: Pick<PromoteRequest, 'tag' | 'allowDowngrade' | 'rollback'>,
 ): boolean {
   return !!(
     shown?.tag &&
     req.tag &&
     shown.commit !== commit &&
     compareTags(req.tag, shown.tag) === -1 &&
-    !req.allowDowngrade
+    !req.allowDowngrade &&
+    !req.rollback
   );
 }

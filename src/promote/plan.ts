@@ -40,7 +40,7 @@ function edit(req: Pick<PromoteRequest, 'container'>, f: ManifestFile, image: Sc
 
 /** Applies the edit to each file as it is on the target branch. Pure. */
 export function planEdits(
-  req: Pick<PromoteRequest, 'container' | 'source'>,
+  req: Pick<PromoteRequest, 'container' | 'source' | 'rollback' | 'chain'>,
   files: ManifestFile[],
   meta: { app: string; env: string; target: string },
   image: Scope['image'],
@@ -85,6 +85,8 @@ export function planEdits(
     target: meta.target,
     files: records,
     source: req.source ?? {},
+    ...(req.rollback ? { rollback: req.rollback } : {}),
+    ...(req.chain ? { chain: req.chain } : {}),
   };
   return { record, diffs, contents, changes, deployedTag: fromRef.tag };
 }

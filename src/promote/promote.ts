@@ -21,11 +21,14 @@
 import { GitLabError } from '../gitlab/client.js';
 import { digestProblem, repositoryProblem, tagProblem } from '../manifests/reference.js';
 import type { ImageFacts } from '../model/record.js';
+import { POLICY_FILE } from '../policy/schema.js';
 import { type RegistryClient, RegistryError } from '../registry/client.js';
 import { type Applied, type ApplyContext, apply } from './apply.js';
 import { type Decision, decide } from './decide.js';
 import { describeChanges, inspectNew } from './image-facts.js';
 import { type Observation, observe } from './observe.js';
+import { type Rejection, rejections } from './rejections.js';
+import { resolveTargets } from './targets.js';
 import {
   PromoteError,
   PromoteExit,
@@ -56,7 +59,10 @@ export function validateRequest(req: PromoteRequest): void {
   if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$|^\d+$/.test(req.project)) {
     fail(`--project '${req.project}' is not a project path (group/name) or id`);
   }
-  if (!req.files.length) fail('--file is required: the manifest(s) to edit in the ops project');
+  if (!req.files.length && !req.env)
+    fail(
+      '--file is required (the manifest(s) to edit in the ops project), or --env naming an environment of the policy that maps it to files',
+    );
   for (const f of req.files) {
     if (
       f.startsWith('/') ||
@@ -120,12 +126,23 @@ export async function promote(req: PromoteRequest, deps: PromoteDeps): Promise<P
 }
 
 async function run(
-  req: PromoteRequest,
+  asked: PromoteRequest,
   gl: PromoteForge,
   say: (l: string) => void,
   registry: RegistryClient | undefined,
 ): Promise<PromoteResult> {
+  let req = asked;
   const image = { image: req.image, tag: req.tag, digest: req.digest };
+  // Without --file, the policy's environment names the files (and the branch): targets.ts.
+  if (!req.files.length) {
+    const t = await resolveTargets(gl, req.project, {
+      env: req.env,
+      image: req.image,
+      targetBranch: req.targetBranch,
+    });
+    say(`${req.env} in ${POLICY_FILE}: ${t.files.join(', ')} on ${t.targetBranch}`);
+    req = { ...req, files: t.files, targetBranch: t.targetBranch };
+  }
   // The registry and GitLab are asked at the same time: the answer of the one is not needed
   // to ask the other, and a registry round trip is often the slowest request of a promotion.
   // A refusal by the registry check still ends the run before anything is decided or written.
@@ -149,11 +166,22 @@ async function run(
   // --pin-digest edits in the digest the registry answers, and observe plans the edits.
   if (req.pinDigest) await checking;
   let knownHead: { head: string | null } | undefined;
+  let rejected: Rejection[] | undefined;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     if (attempt > 1)
       say(`someone else changed ${scope.branch} or ${target} meanwhile; reading again (attempt ${attempt})`);
     const [obs, checked] = await Promise.all([observe(gl, { req, scope, knownHead, say }), checking]);
-    const decision = decide(obs, req);
+    let decision = decide(obs, req, rejected);
+    // The tags rolled back from here are read once, when something is to be written.
+    if (
+      !rejected &&
+      !req.allowRejected &&
+      !req.rollback &&
+      decision.writes.some((w) => w.kind === 'commit')
+    ) {
+      rejected = rejections(await gl.mergedMergeRequests(req.project, scope.branch));
+      decision = decide(obs, req, rejected);
+    }
     say(decision.say);
     const applied: Applied = req.dryRun ? { kind: 'done' } : await apply(ctx, obs, decision);
     if (applied.kind === 'done') return result({ gl, obs, decision, applied, checked });

@@ -1,16 +1,42 @@
 // The merge request a reviewer and an operator read: title, summary table, and the hidden
 // record the bot reads back on later runs.
 
+import { duration } from '../model/duration.js';
 import { type PromotionRecord, recordComment } from '../model/record.js';
 import { changeKind } from '../model/version-order.js';
 import { code, link, plain } from './markdown.js';
 
 export function mrTitle(r: PromotionRecord): string {
   const what = r.tag ?? (r.digest ? r.digest.slice(0, 19) : 'image');
-  return `Deploy ${r.app} ${what} to ${r.env}`;
+  return r.rollback ? `Roll back ${r.app} to ${what} in ${r.env}` : `Deploy ${r.app} ${what} to ${r.env}`;
 }
 
-export function mrDescription(r: PromotionRecord, gitlabUrl: string): string {
+/** "verified in staging since 11:32 (45 min)": a chain step's evidence, as of `now`. */
+export function verifiedText(chain: { from: string; since: string }, now: Date): string {
+  return `verified in ${chain.from} since ${chain.since.slice(11, 16)} UTC (${duration(now.getTime() - Date.parse(chain.since))})`;
+}
+
+/** Why this is a rollback, what it waives, and what the agent said: above the table. */
+function rollbackLines(r: PromotionRecord): string[] {
+  const rb = r.rollback;
+  if (!rb) return [];
+  const who =
+    rb.by === 'on_degraded' ? 'gitops-bot (on_degraded: rollback)' : 'a person (gitops-bot rollback)';
+  const out = [
+    `**Rollback** of ${code(r.app)} in **${r.env}**${rb.fromTag ? ` from ${code(rb.fromTag)}` : ''} to ${code(r.tag ?? '?')}, which ran healthy there${rb.healthyDeployment ? ` (deployment ${rb.healthyDeployment})` : ''}. Asked by ${who}.`,
+    '',
+    `Reason: ${plain(rb.reason)}`,
+    '',
+  ];
+  if (rb.agentMessage) out.push(`The agent's last message: ${plain(rb.agentMessage)}`, '');
+  out.push(
+    `The downgrade guard is waived for this merge request only.${rb.fromTag ? ` Once merged, ${code(rb.fromTag)} is rejected in ${r.env}: promote refuses it there (exit 5) unless --allow-rejected.` : ''}`,
+    '',
+  );
+  return out;
+}
+
+export function mrDescription(r: PromotionRecord, gitlabUrl: string, now: Date = new Date()): string {
   const arrow = (a: string | undefined, b: string | undefined) =>
     `${a ? code(a) : '—'} → ${b ? code(b) : '—'}`;
   const rows: Array<[string, string]> = [
@@ -38,7 +64,9 @@ export function mrDescription(r: PromotionRecord, gitlabUrl: string): string {
   if (s.pipelineUrl || s.pipelineIid) {
     rows.push(['Pipeline', link(s.pipelineIid ? `#${s.pipelineIid}` : 'pipeline', s.pipelineUrl)]);
   }
+  if (r.chain) rows.push(['Promoted from', `${r.chain.from}: ${plain(verifiedText(r.chain, now))}`]);
   return [
+    ...rollbackLines(r),
     `Deploys ${code(`${r.image}:${r.tag ?? ''}${r.digest ? `@${r.digest}` : ''}`.replace(/:$/, ''))} to **${r.env}** (target branch ${code(r.target)}).`,
     '',
     '| | |',

@@ -41,6 +41,7 @@ function dep(id: number, status: DeploymentInfo['status'], sha = REV): Deploymen
     createdAt: '2026-12-02T12:01:00Z',
     updatedAt: '2026-12-02T12:01:00Z',
     finishedAt: null,
+    user: { id: 5, username: 'gitops-bot' },
   };
 }
 
