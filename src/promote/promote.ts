@@ -21,6 +21,7 @@
 import { GitLabError } from '../gitlab/client.js';
 import { digestProblem, repositoryProblem, tagProblem } from '../manifests/reference.js';
 import type { ImageFacts } from '../model/record.js';
+import { selectEnvironment } from '../policy/evaluate.js';
 import { POLICY_FILE } from '../policy/schema.js';
 import { type RegistryClient, RegistryError } from '../registry/client.js';
 import { type Applied, type ApplyContext, apply } from './apply.js';
@@ -28,7 +29,7 @@ import { type Decision, decide } from './decide.js';
 import { describeChanges, inspectNew } from './image-facts.js';
 import { type Observation, observe } from './observe.js';
 import { type Rejection, rejections } from './rejections.js';
-import { resolveTargets } from './targets.js';
+import { readPolicy, resolveTargets } from './targets.js';
 import {
   PromoteError,
   PromoteExit,
@@ -150,7 +151,7 @@ async function run(
   checking.catch(() => {}); // awaited below; meanwhile its failure is not unhandled
   const target = req.targetBranch ?? (await gl.projectDefaultBranch(req.project));
   const app = req.app ?? defaultApp(req.image);
-  const env = req.env ?? target;
+  const env = req.env ?? (await policyEnvironment(gl, req, target)) ?? target;
   const scope: Scope = { project: req.project, target, app, env, branch: `gitops-bot/${env}/${app}`, image };
   let facts: Promise<ImageFacts | undefined> | undefined;
   const ctx: ApplyContext = {
@@ -194,6 +195,25 @@ async function run(
     `${scope.branch} kept changing under us; gave up after ${MAX_ATTEMPTS} attempts (another promotion of ${app} to ${env} is running?)`,
     PromoteExit.FAILURE,
   );
+}
+
+/**
+ * The name of the policy environment that governs `target` and the files, so that promote,
+ * rollback, the feedback and the chains all name the environment alike (its branch, its
+ * rejected tags, its Deployments `<env>/<app>`). Null without a policy, or when none matches.
+ */
+async function policyEnvironment(
+  gl: PromoteForge,
+  req: PromoteRequest,
+  target: string,
+): Promise<string | null> {
+  const defaultBranch = req.targetBranch ? await gl.projectDefaultBranch(req.project) : target;
+  // an invalid policy is the gate's to report; promote names the environment after the branch then
+  const policy = await readPolicy(gl, req.project, defaultBranch).catch((e) => {
+    if (e instanceof PromoteError) return null;
+    throw e;
+  });
+  return policy ? (selectEnvironment(policy, target, req.files, defaultBranch)?.name ?? null) : null;
 }
 
 type Checked = Awaited<ReturnType<typeof inspectNew>> | null;

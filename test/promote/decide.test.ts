@@ -8,6 +8,7 @@ import type { PromotionRecord } from '../../src/model/record.js';
 import { type DecideRequest, decide, type Write } from '../../src/promote/decide.js';
 import { inStep, type Observation } from '../../src/promote/observe.js';
 import { planEdits } from '../../src/promote/plan.js';
+import type { Rejection } from '../../src/promote/rejections.js';
 import type { Scope } from '../../src/promote/types.js';
 
 const IMAGE = 'registry.example.com/root/helloworld';
@@ -44,7 +45,7 @@ const proposal = (tag: string, commit?: string): PromotionRecord => ({
 interface Seen {
   deployed?: string;
   /** the open MR: its head, the description's record (tag and the commit it describes), comments */
-  mr?: { sha: string; described?: [tag: string, commit: string]; notes?: number };
+  mr?: { sha: string; described?: [tag: string, commit: string]; notes?: number; rollback?: boolean };
   /** the branch head GitLab showed after a lost swap (absent: the MR's sha) */
   knownHead?: string | null;
   /** what observe read when the MR was out of step: the head's record, who pushed after the bot */
@@ -70,6 +71,8 @@ function observation(tag: string, seen: Seen): Observation {
       }
     : null;
   const described = seen.mr?.described ? proposal(...seen.mr.described) : null;
+  if (described && seen.mr?.rollback)
+    described.rollback = { fromTag: 'ci-35', reason: 'Degraded', waived: 'downgrade', by: 'command' };
   const head = seen.knownHead !== undefined ? seen.knownHead : (mr?.sha ?? null);
   const consistent = inStep(mr, described, head);
   const p = plan(tag, seen.deployed);
@@ -107,10 +110,14 @@ const refusedRepair = (tag: string, newest: string) => ({
   writes: [{ kind: 'repair', tag: newest }],
 });
 
+const ROLLBACK = { fromTag: 'ci-35', reason: 'Degraded', waived: 'downgrade', by: 'command' } as const;
+
 const rows: Array<{
   name: string;
   tag: string;
   req?: Partial<DecideRequest>;
+  /** tags rolled back from this environment (rejections.ts) */
+  rejected?: string[];
   seen: Seen;
   action: string;
   reason: string | RegExp;
@@ -247,12 +254,86 @@ const rows: Array<{
     reason: /^ci-34 is older than ci-35/,
     writes: [],
   },
+  {
+    name: 'a tag rolled back from this environment: refused with where, when and why',
+    tag: 'ci-35',
+    rejected: ['ci-35'],
+    seen: {},
+    action: 'refused',
+    reason:
+      /^ci-35 was rolled back from prod at 12:10 \(!3\): Degraded: ImagePullBackOff \(pass --allow-rejected/,
+    writes: [],
+  },
+  {
+    name: '--allow-rejected: the rejected tag is proposed',
+    tag: 'ci-35',
+    rejected: ['ci-35'],
+    req: { allowRejected: true },
+    seen: {},
+    action: 'created',
+    reason: 'opened a merge request',
+    writes: create(null),
+  },
+  {
+    name: 'a newer tag than the rejected one is not affected',
+    tag: 'ci-36',
+    rejected: ['ci-35'],
+    seen: {},
+    action: 'created',
+    reason: 'opened a merge request',
+    writes: create(null),
+  },
+  {
+    name: 'a rollback to an older tag than the one deployed: the downgrade guard is waived for it',
+    tag: 'ci-32',
+    req: { rollback: ROLLBACK },
+    seen: { deployed: 'ci-33' },
+    action: 'created',
+    reason: 'opened a merge request',
+    writes: create(null),
+  },
+  {
+    name: 'a rollback replaces an open promotion of a newer tag (same MR)',
+    tag: 'ci-32',
+    req: { rollback: ROLLBACK },
+    seen: { mr: { sha: 'h1', described: ['ci-35', 'h1'] } },
+    ...updated('h1'),
+  },
+  {
+    name: 'a promotion does not replace an open rollback',
+    tag: 'ci-36',
+    seen: { mr: { sha: 'h1', described: ['ci-32', 'h1'], rollback: true } },
+    action: 'refused',
+    reason: /^!7 rolls helloworld back to ci-32 in prod \(Degraded\); merge or close it first/,
+    writes: [],
+  },
+  {
+    name: '--allow-rejected: a promotion replaces the open rollback',
+    tag: 'ci-36',
+    req: { allowRejected: true },
+    seen: { mr: { sha: 'h1', described: ['ci-32', 'h1'], rollback: true } },
+    ...updated('h1'),
+  },
 ];
+
+const rejection = (tag: string): Rejection => ({
+  tag,
+  env: 'prod',
+  app: 'helloworld',
+  at: '2026-12-03T12:10:00Z',
+  reason: 'Degraded: ImagePullBackOff',
+  iid: 3,
+  webUrl: 'http://gitlab/-/merge_requests/3',
+});
 
 describe('decide', () => {
   for (const row of rows) {
     test(row.name, () => {
-      const d = decide(observation(row.tag, row.seen), { image: IMAGE, tag: row.tag, ...row.req });
+      const d = decide(
+        observation(row.tag, row.seen),
+        { image: IMAGE, tag: row.tag, ...row.req },
+        (row.rejected ?? []).map(rejection),
+      );
       assert.equal(d.action, row.action);
       if (typeof row.reason === 'string') assert.equal(d.reason, row.reason);
       else assert.match(d.reason, row.reason);
