@@ -193,12 +193,13 @@ try {
   step(4, 'the pipeline runs gitops-bot promote with the gitops-bot token');
   out(
     indent(
-      `gitops-bot promote --project ${OPS} --file deployment.yml \\\n  --image ${IMAGE} --tag ci-34 --assignee operator --target-branch main`,
+      `gitops-bot promote --project ${OPS} --env production --file deployment.yml \\\n  --image ${IMAGE} --tag ci-34 --assignee operator --target-branch main`,
     ),
   );
   // What the app pipeline asks for; step 6 asks again.
   const request = {
     project: OPS,
+    env: 'production',
     files: ['deployment.yml'],
     image: IMAGE,
     tag: 'ci-34',

@@ -4,14 +4,19 @@
 // only when they differ), so a run repeated after a crash or by another replica converges.
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
+import { gate } from '../gate/gate.js';
+import { alertOnce } from '../gate/notify.js';
 import { GitLabError, type Note } from '../gitlab/client.js';
 import { ensureSticky, stickyNotes } from '../gitlab/sticky.js';
+import { tagAt } from '../history/healthy.js';
 import { DIFF_MARKER } from '../model/markers.js';
+import { rollback } from '../rollback/rollback.js';
 import {
   DEPLOY_STATUS_NAME,
   DEPLOYMENT_SECTION,
   type FeedbackDecision,
   type FeedbackFacts,
+  type RollbackAction,
 } from './decide.js';
 
 export interface ApplyHooks {
@@ -25,6 +30,8 @@ export interface Applied {
   sections: number;
   appNotes: number;
   alerts: number;
+  /** on_degraded: rollback: what each rollback asked for did ('created', 'noop', 'merged', 'alert', 'skipped') */
+  rollbacks: Array<{ environment: string; app: string; outcome: string; iid?: number }>;
 }
 
 /** The sticky comment's text with `section` in place of the Deployment section it had. */
@@ -50,7 +57,7 @@ export async function applyFeedback(
 ): Promise<Applied> {
   const gl = ctx.gitlab;
   const project = facts.project;
-  const out: Applied = { deployments: 0, status: false, sections: 0, appNotes: 0, alerts: 0 };
+  const out: Applied = { deployments: 0, status: false, sections: 0, appNotes: 0, alerts: 0, rollbacks: [] };
   // The environments this run moved to failed itself: only those count an alert, so that
   // replicas racing over one report (or one timeout) count it once between them.
   const failedHere = new Set<string>();
@@ -150,5 +157,74 @@ export async function applyFeedback(
       );
     }
   }
+  for (const r of d.rollbacks) out.rollbacks.push(await rollBack(ctx, project, r));
   return out;
+}
+
+/**
+ * on_degraded: rollback for one app: the rollback MR (rollback() to the last tag that ran
+ * healthy before), then the gate, which merges it when the rollback rules pass without
+ * people. Idempotent: a repeated report finds the same MR (rollback is a noop), and once the
+ * target branch no longer holds the failed tag (the rollback merged, or a newer tag) nothing
+ * is rolled back again. When no rollback is possible the failed MR gets an alert instead;
+ * nothing here fails the feedback run.
+ */
+async function rollBack(
+  ctx: GateContext,
+  project: string,
+  r: RollbackAction,
+): Promise<Applied['rollbacks'][number]> {
+  const at = { environment: r.environment, app: r.app };
+  const where = `${r.app} in ${r.environment}`;
+  try {
+    if (r.failed?.tag) {
+      const now = await tagAt(ctx.gitlab, project, r.failed.target, r.failed.files, r.failed.image);
+      if (now !== r.failed.tag) {
+        log.info(
+          { project, ...at, failed: r.failed.tag, now },
+          `${where}: ${r.failed.target} holds ${now ?? 'no tag'} now, not the failed ${r.failed.tag}; no rollback`,
+        );
+        return { ...at, outcome: 'skipped' };
+      }
+    }
+    const made = await rollback(
+      {
+        project,
+        env: r.environment,
+        app: r.app,
+        toPrevious: true,
+        by: 'on_degraded',
+        reason: r.reason,
+        ...(r.agentMessage ? { agentMessage: r.agentMessage } : {}),
+        ...(r.failed ? { image: r.failed.image, files: r.failed.files, targetBranch: r.failed.target } : {}),
+      },
+      { gitlab: ctx.gitlab },
+    );
+    if (!made.mr) return { ...at, outcome: made.action };
+    log.warn(
+      { project, ...at, iid: made.mr.iid, action: made.action, from: made.fromTag, to: made.tag },
+      `${where}: rollback to ${made.tag} (!${made.mr.iid}, ${made.action}): ${r.reason}`,
+    );
+    const g = await gate(ctx, project, made.mr.iid, { merge: true });
+    return { ...at, outcome: g.merged ? 'merged' : made.action, iid: made.mr.iid };
+  } catch (e) {
+    const message = (e as Error).message;
+    log.error({ project, ...at, error: message }, `${where}: cannot roll back: ${message}`);
+    const text = [
+      `🚨 **gitops-bot could not roll back ${r.app} in ${r.environment}** (on_degraded: rollback): ${message}`,
+      '',
+      `The failure: ${r.reason}`,
+    ].join('\n');
+    for (const iid of r.iids)
+      await alertOnce(
+        ctx,
+        project,
+        { iid },
+        `rollback ${r.environment} ${r.app} ${r.failed?.tag ?? ''}`.trim(),
+        text,
+      ).catch((err: Error) =>
+        log.warn({ project, iid, error: err.message }, 'cannot post the rollback alert'),
+      );
+    return { ...at, outcome: 'alert' };
+  }
 }

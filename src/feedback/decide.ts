@@ -23,7 +23,10 @@ import type { AgentObservation } from '../model/agent.js';
 export type DeployStatus = 'running' | 'success' | 'failed';
 export type FailureReason = 'degraded' | 'sync_failed' | 'timeout';
 
-export const DEPLOY_STATUS_NAME = 'gitops-bot/deploy';
+import { duration } from '../model/duration.js';
+import { DEPLOY_STATUS_NAME, gitlabEnvironment } from '../model/markers.js';
+
+export { DEPLOY_STATUS_NAME, gitlabEnvironment };
 /** The Deployment section inside the MR's sticky comment starts here (with its state). */
 export const DEPLOYMENT_SECTION = '<!-- gitops-bot:deployment ';
 
@@ -49,6 +52,16 @@ export interface OpsMergeRequest {
   appMergeRequests: string[];
   /** what its Deployment section holds now, by GitLab environment */
   section: Record<string, SectionState>;
+  /** what its promotion records proposed, by app (from the bot's commits on the branch) */
+  records?: Record<string, ProposedApp>;
+}
+
+/** One app's proposal in a bot MR, as its record says (what a rollback goes back from). */
+export interface ProposedApp {
+  image: string;
+  tag?: string;
+  files: string[];
+  target: string;
 }
 
 export interface WatchedEnvironment {
@@ -57,6 +70,8 @@ export interface WatchedEnvironment {
   /** the branch the agent tracks: deploy_ref, else the target branch */
   ref: string;
   timeoutMs: number;
+  /** the policy's on_degraded (default alert) */
+  onDegraded?: 'alert' | 'rollback';
   /** the bot MRs the revision deploys here since the last successful deployment */
   mergeRequests: OpsMergeRequest[];
 }
@@ -107,20 +122,30 @@ export interface FeedbackDecision {
   }>;
   /** when to check again for the timeout (ISO), null when nothing is still waiting */
   recheckAt: string | null;
+  /**
+   * on_degraded: rollback: the rollback MRs to open (and merge when the rollback rules pass
+   * without people), one per app whose deployment of a revision bot MRs deployed failed.
+   */
+  rollbacks: RollbackAction[];
 }
 
-export const gitlabEnvironment = (env: string, app: string) => `${env}/${app}`;
+export interface RollbackAction {
+  /** the policy environment (`production`) */
+  environment: string;
+  app: string;
+  /** `Degraded: Back-off pulling image …`, `Sync failed: …`, `no Healthy within 5 min` */
+  reason: string;
+  /** the agent's message, when it said one */
+  agentMessage?: string;
+  /** what the failed revision proposed for the app (the newest of its bot MRs' records) */
+  failed?: ProposedApp;
+  /** the ops MRs of the failed revision (an alert goes there when no rollback is possible) */
+  iids: number[];
+}
 
 const hhmm = (iso: string) => iso.slice(11, 16);
 
-/** `2 min 10 s`, `45 s`, `1 h 5 min` */
-export function duration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
-  return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${Math.floor(m / 60)} h`;
-}
+export { duration };
 
 /**
  * Whether decideFeedback may write the MR's Deployment section (or app notes, or alerts) for
@@ -208,6 +233,7 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
     appNotes: [],
     alerts: [],
     recheckAt: null,
+    rollbacks: [],
   };
   const want = o ? wanted(o) : null;
   const at = o?.at ?? f.now;
@@ -382,6 +408,24 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
             `GitLab environment \`${environment}\`; agent application \`${f.agentApp}\`.`,
           ].join('\n'),
         });
+      if (result === 'failed' && reason && env.onDegraded === 'rollback' && mrs.length) {
+        const message = o?.message.replace(/\s+/g, ' ').trim() ?? '';
+        const newest = [...mrs]
+          .filter((m) => m.records?.[app])
+          .sort((a, b) => (a.mergedAt ?? '').localeCompare(b.mergedAt ?? ''))
+          .at(-1);
+        out.rollbacks.push({
+          environment: env.name,
+          app,
+          reason:
+            reason === 'timeout'
+              ? `no Healthy within ${duration(env.timeoutMs)}`
+              : statusWords('failed', state.text),
+          ...(message && reason !== 'timeout' ? { agentMessage: message } : {}),
+          ...(newest ? { failed: newest.records![app] } : {}),
+          iids: mrs.map((m) => m.iid),
+        });
+      }
       if (result === 'success')
         for (const mr of mrs)
           for (const ref of mr.appMergeRequests)

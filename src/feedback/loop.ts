@@ -41,6 +41,9 @@ async function run(
       health: o?.health,
       deployments: decision.deployments.map((x) => `${x.environment}:${x.action}:${x.status}`),
       requests: ctx.gitlab.requests - before,
+      ...(applied.rollbacks.length
+        ? { rollbacks: applied.rollbacks.map((r) => `${r.environment}/${r.app}:${r.outcome}`) }
+        : {}),
     },
     `${agentApp} at ${revision.slice(0, 8)}: ${decision.deployments.map((x) => `${x.environment} ${x.action === 'none' ? 'unchanged' : x.status}`).join(', ') || 'nothing to report'}`,
   );

@@ -89,6 +89,7 @@ export async function observeFeedback(
       name: env.name,
       ref,
       timeoutMs: durationMs(env.deploy_timeout),
+      ...(env.on_degraded === 'rollback' ? { onDegraded: 'rollback' as const } : {}),
       mergeRequests: [],
     };
     watched.push(w);
@@ -116,6 +117,16 @@ export async function observeFeedback(
         section: {},
       };
       if (!mr.apps.includes(record.app)) mr.apps.push(record.app);
+      // the newest of the MR's bot commits (the compare lists oldest first) says what it proposed
+      mr.records = {
+        ...mr.records,
+        [record.app]: {
+          image: record.image,
+          ...(record.tag ? { tag: record.tag } : {}),
+          files: record.files.map((x) => x.path),
+          target: record.target,
+        },
+      };
       for (const m of record.registry?.changes?.mergeRequests ?? [])
         if (!mr.appMergeRequests.includes(m.ref)) mr.appMergeRequests.push(m.ref);
       byIid.set(found.iid, mr);

@@ -1,6 +1,7 @@
 // Observe: what GitLab holds about one MR, read into the plain Facts that evaluate() judges.
 // Everything here is a GitLab fact a Developer cannot forge: approvals and system notes
 // carry their real authors, file contents come from the commits themselves.
+
 import {
   type Approval,
   FileTooLargeError,
@@ -8,10 +9,12 @@ import {
   type MergeRequestDetail,
 } from '../gitlab/client.js';
 import { noteCommits, pushesAfter } from '../gitlab/push-notes.js';
+import { deploymentsOf, tagAt } from '../history/healthy.js';
 import { findImages } from '../manifests/index.js';
-import { readRecordTrailer } from '../model/record.js';
+import { gitlabEnvironment } from '../model/markers.js';
+import { type PromotionRecord, readRecordTrailer } from '../model/record.js';
 import { type ChangeKind, changeKind } from '../model/version-order.js';
-import type { Facts, Foreign, Trust } from '../policy/evaluate.js';
+import type { Facts, Foreign, RollbackFact, Trust } from '../policy/evaluate.js';
 import { foreignFiles } from './integrity.js';
 import type { ParsedPolicy } from './trust.js';
 
@@ -55,6 +58,8 @@ export type GateForge = Pick<
   | 'commitStatus'
   | 'merge'
   | 'fastForward'
+  | 'listDeployments'
+  | 'readFile'
 >;
 
 export interface GateContext {
@@ -157,7 +162,7 @@ async function foreignChanges(
   changedPaths: string[],
   pushNotes: Awaited<ReturnType<GateForge['pushNotes']>>,
   read: Read,
-): Promise<Foreign | null> {
+): Promise<{ foreign: Foreign | null; record: PromotionRecord | null }> {
   const bot = ctx.botUsername ?? (await ctx.gitlab.user(ctx.botUserId)).username;
   const pushedBy = pushesAfter(pushNotes, bot);
   // The record of the commit gitops-bot itself pushed last: the one its latest push note
@@ -178,9 +183,12 @@ async function foreignChanges(
   const base = mr.baseSha;
   if (!record || !base) {
     return {
-      pushedBy,
-      reason: `the head commit ${mr.sha.slice(0, 8)} is not a gitops-bot promotion`,
-      files: [],
+      foreign: {
+        pushedBy,
+        reason: `the head commit ${mr.sha.slice(0, 8)} is not a gitops-bot promotion`,
+        files: [],
+      },
+      record,
     };
   }
   const paths = [...new Set(changedPaths)];
@@ -195,11 +203,60 @@ async function foreignChanges(
     ...foreignFiles(record, versions),
     ...paths.slice(MAX_FILES).map((path) => ({ path, hunks: [`changed ${path} (not shown)`] })),
   ];
-  if (!files.length && !pushedBy.length) return null;
+  if (!files.length && !pushedBy.length) return { foreign: null, record };
   return {
-    pushedBy,
-    ...(files.length ? {} : { reason: 'commits pushed after gitops-bot’s own' }),
-    files,
+    foreign: {
+      pushedBy,
+      ...(files.length ? {} : { reason: 'commits pushed after gitops-bot’s own' }),
+      files,
+    },
+    record,
+  };
+}
+
+/** Deployments looked at, newest first, to find the one that ran the rollback's tag. */
+const MAX_HEALTHY = 20;
+
+/**
+ * Whether a rollback record is what it says: the tag it goes back to ran healthy in the
+ * environment it names. The facts are GitLab's: a deployment with status success in
+ * `<env>/<app>` that gitops-bot created (a Developer may create deployments through the API,
+ * never as the bot), and the tag the record's files hold at that deployment's commit (read
+ * from the files, not from any description). `record` must be one the gate trusts already
+ * (gitops-bot's own commit, no foreign change).
+ */
+export async function rollbackFact(
+  ctx: Pick<GateContext, 'gitlab' | 'botUserId'>,
+  project: string,
+  record: PromotionRecord,
+): Promise<RollbackFact> {
+  const tag = record.tag;
+  if (!tag) return { verified: false, reason: 'the rollback record names no tag' };
+  const environment = gitlabEnvironment(record.env, record.app);
+  const healthy = (await deploymentsOf(ctx.gitlab, project, environment, ctx.botUserId)).filter(
+    (d) => d.status === 'success',
+  );
+  const paths = record.files.map((f) => f.path);
+  const seen = new Set<string>();
+  for (const d of healthy.slice(0, MAX_HEALTHY)) {
+    if (seen.has(d.sha)) continue;
+    seen.add(d.sha);
+    if ((await tagAt(ctx.gitlab, project, d.sha, paths, record.image)) === tag)
+      return {
+        verified: true,
+        env: record.env,
+        app: record.app,
+        tag,
+        ...(record.rollback?.fromTag ? { fromTag: record.rollback.fromTag } : {}),
+        deployment: d.id,
+        environment,
+      };
+  }
+  return {
+    verified: false,
+    reason: healthy.length
+      ? `GitLab's Deployments do not show ${tag} healthy in ${environment} (gitops-bot's last ${Math.min(healthy.length, MAX_HEALTHY)} successful deployments there ran other tags)`
+      : `GitLab has no successful deployment by gitops-bot in ${environment}`,
   };
 }
 
@@ -238,10 +295,17 @@ export async function gatherFacts(
   let unreadable: string | null = null;
   let kind: ChangeKind | null = null;
   let foreign: Foreign | null = null;
+  let rollback: RollbackFact | null = null;
   try {
     kind = await bumpKind(read, diffBase, mr.sha, changedPaths);
-    if (isBotMergeRequest(mr, ctx.botUserId))
-      foreign = await foreignChanges(ctx, project, mr, changedPaths, pushNotes, read);
+    if (isBotMergeRequest(mr, ctx.botUserId)) {
+      const own = await foreignChanges(ctx, project, mr, changedPaths, pushNotes, read);
+      foreign = own.foreign;
+      // Only the record of gitops-bot's own, untouched commit says "rollback" (a Developer
+      // who edits the description or pushes a commit changes nothing here, or makes the MR
+      // foreign, which blocks it).
+      if (!foreign && own.record?.rollback) rollback = await rollbackFact(ctx, project, own.record);
+    }
   } catch (e) {
     if (!isTooLarge(e)) throw e;
     unreadable = `${e.message}: gitops-bot does not judge what it will not read`;
@@ -269,6 +333,7 @@ export async function gatherFacts(
     unreadable,
     lastPushAt,
     bumpKind: kind,
+    rollback,
     botUserId: ctx.botUserId,
     now: ctx.now?.() ?? new Date(),
   };

@@ -6,3 +6,7 @@ export const DIFF_MARKER = '<!-- gitops-bot:diff -->';
 export const VERDICT_MARKER = '<!-- gitops-bot:verdict -->';
 /** The note a rollback leaves on the promotion MR it replaced (one per replaced tag). */
 export const replacedMarker = (tag: string) => `<!-- gitops-bot:replaced ${tag} -->`;
+/** The commit status the feedback loop writes on a deployed commit. */
+export const DEPLOY_STATUS_NAME = 'gitops-bot/deploy';
+/** The GitLab environment of an app in a policy environment: `production/helloworld`. */
+export const gitlabEnvironment = (env: string, app: string) => `${env}/${app}`;

@@ -2,7 +2,13 @@
 // every rule, and every way around one, is a row in a table test (as Atlantis does with its
 // apply requirements).
 import type { ChangeKind } from '../model/version-order.js';
-import { accessLevelNumber, type Environment, type FreezeWindow, type Policy } from './schema.js';
+import {
+  accessLevelNumber,
+  type Environment,
+  type FreezeWindow,
+  type Policy,
+  type RollbackRules,
+} from './schema.js';
 
 export interface Person {
   id: number;
@@ -48,7 +54,29 @@ export interface Facts {
   /** the bot's own account: its approval never counts */
   botUserId: number;
   now: Date;
+  /**
+   * For gitops-bot's own MR whose trusted record is a rollback: whether GitLab shows the
+   * target tag ran healthy in the environment (gatherFacts decides; absent or null: not a
+   * rollback). Only a verified rollback is judged by the environment's `rollback:` rules.
+   */
+  rollback?: RollbackFact | null;
 }
+
+/** What the gate verified of a rollback record (src/gate/facts.ts rollbackFact). */
+export type RollbackFact =
+  | {
+      verified: true;
+      /** the environment the record names (the policy environment's name) */
+      env: string;
+      app: string;
+      tag: string;
+      fromTag?: string;
+      /** the bot's successful deployment, in GitLab environment `<env>/<app>`, that ran the tag */
+      deployment: number;
+      /** its GitLab environment */
+      environment: string;
+    }
+  | { verified: false; reason: string };
 
 export interface Trust {
   /** where the rules were read from, e.g. `main` or `main (as deployed at deploy/prod)` */
@@ -90,6 +118,8 @@ export interface Verdict {
   approvals: ApprovalVerdict[];
   blockers: string[];
   merge: 'manual' | 'bot';
+  /** 'rollback': a verified rollback judged by the environment's `rollback:` rules */
+  rules?: 'environment' | 'rollback';
   deployRef?: string;
   /** notes on where the rules came from (shown in the verdict comment) */
   notes: string[];
@@ -223,10 +253,13 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
   if (f.unreadable) return blocked(f.unreadable, name, notes);
   if (f.foreign) return blocked(foreignSummary(f.foreign), name, notes, f.foreign);
 
-  const a = env.approvals;
+  const rb = rollbackRules(f, env, name);
+  const notes2 = rb.note ? [...notes, rb.note] : notes;
+  const a = rb.rules ? (rb.rules.approvals ?? env.approvals) : env.approvals;
   let required = a.required;
   const kind = f.bumpKind ?? null;
-  for (const e of env.escalation) if (kind === e.when) required += e.extra_approvals;
+  // A verified rollback restores a tag that ran before: its own rules, no escalation.
+  if (!rb.rules) for (const e of env.escalation) if (kind === e.when) required += e.extra_approvals;
 
   const minLevel = accessLevelNumber(a.min_access_level);
   const groupMembers = (a.groups ?? []).map((g) => ({ g, members: f.groups?.get(g.toLowerCase()) ?? null }));
@@ -265,7 +298,7 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
   const who = restricted ? eligible : `${levelName(minLevel)}s`;
   const blockers: string[] = [];
   if (f.mr.draft) blockers.push('the merge request is a draft');
-  const freeze = activeFreeze(env.freeze, f.now);
+  const freeze = activeFreeze(rb.rules ? rb.rules.freeze : env.freeze, f.now);
   if (freeze) {
     blockers.push(
       `freeze window (${freeze.days.join(',')} ${freeze.from}-${freeze.to} ${freeze.timezone})${freeze.reason ? `: ${freeze.reason}` : ''}`,
@@ -273,7 +306,8 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
   }
   const escalated = required > a.required ? ` (${kind} bump: +${required - a.required})` : '';
   const enough = counted >= required;
-  const summary = `${Math.min(counted, required)}/${required} approvals from ${who}${escalated}${blockers.length ? `; ${blockers[0]}` : ''}`;
+  const under = rb.rules ? ' (rollback rules)' : '';
+  const summary = `${Math.min(counted, required)}/${required} approvals from ${who}${escalated}${under}${blockers.length ? `; ${blockers[0]}` : ''}`;
   return {
     pass: enough && blockers.length === 0,
     state: enough && !blockers.length ? 'success' : freeze || f.mr.draft || !enough ? 'pending' : 'failed',
@@ -283,9 +317,44 @@ export function evaluate(f: Facts, defaultPolicy: Policy): Verdict {
     counted,
     approvals: verdicts,
     blockers,
-    merge: env.merge,
+    merge: rb.rules ? (rb.rules.merge ?? env.merge) : env.merge,
+    rules: rb.rules ? 'rollback' : 'environment',
     ...(env.deploy_ref ? { deployRef: env.deploy_ref } : {}),
-    notes,
+    notes: notes2,
+  };
+}
+
+/**
+ * The environment's rollback rules when they apply to this MR (a rollback GitLab's
+ * Deployments verified, for this very environment), and the verdict's note on why they do or
+ * do not. Pure.
+ */
+export function rollbackRules(
+  f: Pick<Facts, 'rollback'>,
+  env: Environment,
+  name: string,
+): { rules: RollbackRules | null; note: string | null } {
+  const r = f.rollback;
+  if (!r) return { rules: null, note: null };
+  if (!r.verified)
+    return {
+      rules: null,
+      note: `Not judged as a rollback: ${r.reason}; the rules of ${name} apply.`,
+    };
+  if (r.env !== env.name)
+    return {
+      rules: null,
+      note: `Not judged as a rollback: its record names the environment ${r.env}, and this merge request is governed by ${name}; the rules of ${name} apply.`,
+    };
+  const ran = `${r.tag} ran healthy in ${r.environment} (deployment #${r.deployment})`;
+  if (!env.rollback)
+    return {
+      rules: null,
+      note: `A rollback${r.fromTag ? ` from ${r.fromTag}` : ''} to ${ran}; ${name} has no rollback rules, so its own rules apply.`,
+    };
+  return {
+    rules: env.rollback,
+    note: `Rollback rules of ${name} applied: a rollback${r.fromTag ? ` from ${r.fromTag}` : ''} to ${ran}, as GitLab's Deployments show.`,
   };
 }
 

@@ -5,11 +5,10 @@
 // the rollback's facts (promote titles and labels it, waives the downgrade guard for it only
 // and records why), and a note on the promotion MR it replaced.
 
-import { DEPLOY_STATUS_NAME } from '../feedback/decide.js';
 import type { GitLabGate } from '../gitlab/client.js';
 import { ensureSticky } from '../gitlab/sticky.js';
 import { deploymentsOf, tagAt } from '../history/healthy.js';
-import { replacedMarker } from '../model/markers.js';
+import { DEPLOY_STATUS_NAME, replacedMarker } from '../model/markers.js';
 import { type PromotionRecord, readRecordComment } from '../model/record.js';
 import {
   PromoteError,

@@ -4,6 +4,7 @@
 // The runner only runs them and reports each one's start and end; timeouts, failure counts
 // and alerts are the webhook server's (webhook.ts), the same for both ways of running.
 import { log } from '../base/log.js';
+import { runChain } from '../chain/index.js';
 import {
   checkDeployTimeout,
   type FeedbackRun,
@@ -36,7 +37,12 @@ export type JobSpec =
   /** deploy_timeout may have passed for `revision` of `agentApp` (`argocd:<name>`) */
   | { type: 'deploy-check'; project: string; agentApp: string; revision: string }
   /** after a start: the deployments still running get their timeout timers again */
-  | { type: 'deploy-resume'; project: string };
+  | { type: 'deploy-resume'; project: string }
+  /**
+   * the environment chains (`promotion:`): after a successful deployment, at the time a
+   * wait named (the soak's end, a freeze's end), and at start; stateless, so any repeat is safe
+   */
+  | { type: 'chain'; project: string };
 
 /** MRs whose changed paths are remembered (for deciding what a push affects), per runner. */
 const REMEMBERED_MRS = 50_000;
@@ -72,7 +78,7 @@ const AGENT_RULES_TTL_MS = 30_000;
 export function jobKey(job: JobSpec): string {
   if (job.type === 'push') return `${job.project}:push:${job.branch}`;
   if (job.type === 'accept') return `${job.project}:accept`;
-  if (job.type === 'schedule' || job.type === 'edge' || job.type === 'deploy-resume')
+  if (job.type === 'schedule' || job.type === 'edge' || job.type === 'deploy-resume' || job.type === 'chain')
     return `${job.project}:${job.type}`;
   // an agent application's reports and timeout checks, in order, one at a time
   if (job.type === 'agent') return `${job.project}:agent:${agentAppOf(job.observation)}`;
@@ -93,6 +99,7 @@ export function describeJob(job: JobSpec): string {
   if (job.type === 'deploy-check')
     return `deploy timeout of ${job.agentApp} at ${job.revision.slice(0, 8)} in ${job.project}`;
   if (job.type === 'deploy-resume') return `deployments waiting in ${job.project}`;
+  if (job.type === 'chain') return `environment chains of ${job.project}`;
   return `${job.type === 'gate' ? 'gate of' : 'after the merge of'} ${job.project}!${job.iid}`;
 }
 
@@ -123,6 +130,9 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
   const scheduleFailures = new Map<string, number>();
   // Timeout checks of deployments, by project, agent application and revision.
   const deployTimers = new Map<string, NodeJS.Timeout>();
+  // The next chain run of each project without an event (a soak's or a freeze's end).
+  const chainTimers = new Map<string, NodeJS.Timeout>();
+  const chainFailures = new Map<string, number>();
   const agentRules = new Map<string, { until: number; rules: Promise<RulesInForce> }>();
   const rulesFor = (project: string): Promise<RulesInForce> => {
     const hit = agentRules.get(project);
@@ -182,7 +192,12 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
 
   async function run(spec: JobSpec): Promise<void> {
     const job = { ...spec, project: await canonical(spec.project) } as JobSpec;
-    if (job.type !== 'schedule' && job.type !== 'deploy-resume' && !scheduled.has(job.project)) {
+    if (
+      job.type !== 'schedule' &&
+      job.type !== 'deploy-resume' &&
+      job.type !== 'chain' &&
+      !scheduled.has(job.project)
+    ) {
       scheduled.add(job.project);
       enqueue({ type: 'schedule', project: spec.project });
     }
@@ -203,16 +218,71 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
       const rules = await rulesFor(job.project);
       const r = await handleAgentReport(ctx, job.project, job.observation, hooks, rules);
       recheck(spec.project, agentAppOf(job.observation), job.observation.revision, r);
+      chainAfter(spec.project, r, rules);
     } else if (job.type === 'deploy-check') {
       const rules = await rulesFor(job.project);
       const r = await checkDeployTimeout(ctx, job.project, job.agentApp, job.revision, hooks, rules);
       recheck(spec.project, job.agentApp, job.revision, r);
+      chainAfter(spec.project, r, rules);
+    } else if (job.type === 'chain') {
+      await chain(job.project, spec.project);
     } else if (job.type === 'deploy-resume') {
       for (const p of await pendingDeployments(ctx, job.project))
         setDeployTimer(spec.project, p.agentApp, p.revision, Date.parse(p.dueAt) - now().getTime());
     } else {
       await edge(job, spec.project);
     }
+  }
+
+  /**
+   * After a feedback run: a deployment that became successful may be the start of a soak
+   * (or its tag may move on at once), so the chains are decided again. Only for a run that
+   * wrote one (a repeated report writes nothing); the rules go along when the policy has steps.
+   */
+  function chainAfter(project: string, r: FeedbackRun | null, rules: RulesInForce): void {
+    const p = rules.policy;
+    if (!r || !p || 'error' in p || !p.promotion.length) return;
+    if (r.decision.deployments.some((d) => d.action !== 'none' && d.status === 'success'))
+      enqueue({ type: 'chain', project });
+  }
+
+  /**
+   * The chains of a project, then the timer to the earliest wait they named. When GitLab
+   * cannot be read, it tries again later (1 minute, doubling to an hour) as the freeze
+   * schedule does, rather than failing as a job: the soak it may be timing must not be lost.
+   */
+  async function chain(project: string, id: string): Promise<void> {
+    try {
+      const r = await runChain(ctx, project, { rules: await rulesFor(project) });
+      chainFailures.delete(project);
+      setChainTimer(id, r.nextAt);
+    } catch (e) {
+      const n = (chainFailures.get(project) ?? 0) + 1;
+      chainFailures.set(project, n);
+      const ms = Math.min(SCHEDULE_RETRY_MAX_MS, SCHEDULE_RETRY_MS * 2 ** (n - 1));
+      log.warn(
+        { project, error: (e as Error).message, retryInMs: ms },
+        `environment chains of ${project}: ${(e as Error).message}; trying again in ${ms / 1000} s`,
+      );
+      setChainTimer(id, new Date(now().getTime() + ms).toISOString());
+    }
+  }
+
+  /** Sets the project's next chain run to `at` (replacing the one it had); null: none. */
+  function setChainTimer(project: string, at: string | null): void {
+    clearTimeout(chainTimers.get(project));
+    chainTimers.delete(project);
+    if (stopped || !at) return;
+    const ms = Date.parse(at) - now().getTime();
+    const timer = setTimeout(
+      () => {
+        chainTimers.delete(project);
+        if (!stopped) enqueue({ type: 'chain', project });
+      },
+      Math.min(Math.max(0, ms) + EDGE_MARGIN_MS, MAX_TIMER_MS),
+    );
+    timer.unref();
+    chainTimers.set(project, timer);
   }
 
   /** Sets the timeout check of `revision` to run in `ms` (replacing the one it had). */
@@ -477,6 +547,8 @@ export function createJobRunner(ctx: GateContext, concurrency: number, events: J
     timers.clear();
     for (const t of deployTimers.values()) clearTimeout(t);
     deployTimers.clear();
+    for (const t of chainTimers.values()) clearTimeout(t);
+    chainTimers.clear();
   }
 
   return { enqueue, stop };

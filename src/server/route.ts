@@ -11,7 +11,7 @@ export type Routed = { result: 'queued'; job: JobSpec } | { result: 'ignored' | 
 
 const NOTE_ACCEPT = /^\/gitops-bot accept ([0-9a-f]{7,40})$/i;
 type Work = JobSpec extends infer J ? (J extends JobSpec ? Omit<J, 'project'> : never) : never;
-type GitLabWork = Exclude<Work, { type: 'agent' | 'deploy-check' | 'deploy-resume' }>;
+type GitLabWork = Exclude<Work, { type: 'agent' | 'deploy-check' | 'deploy-resume' | 'chain' }>;
 
 // biome-ignore lint/suspicious/noExplicitAny: webhook JSON, read field by field
 type Payload = Record<string, any>;

@@ -334,6 +334,8 @@ export function createWebhookServer(opts: ServeOptions): WebhookServer {
         // deploy_timeout timers live in the runner: a start (or a restarted worker) reads
         // the deployments still running from GitLab and sets them again
         sink?.dispatch({ type: 'deploy-resume', project: p.path });
+        // so do the chains' timers (a soak under way): decided again from GitLab's facts
+        sink?.dispatch({ type: 'chain', project: p.path });
       }
   };
   const deps = {

@@ -410,3 +410,202 @@ describe('decideFeedback', () => {
     );
   });
 });
+
+// on_degraded: rollback — which failures open a rollback MR (apply calls rollback() for each).
+const CI35 = {
+  image: 'registry.example.com/root/helloworld',
+  tag: 'ci-35',
+  files: ['deployment.yml'],
+  target: 'main',
+};
+const BACKOFF = 'Back-off pulling image "registry.example.com/root/helloworld:ci-35"';
+
+/** facts() with production's on_degraded, its bot MR's record, and `over` (its deployments, report). */
+function degradedFacts(
+  onDegraded: 'alert' | 'rollback' | undefined,
+  over: Partial<FeedbackFacts> = {},
+  section: Record<string, SectionState> = {},
+): FeedbackFacts {
+  const f = facts(over, section);
+  return {
+    ...f,
+    environments: f.environments.map((e) => ({
+      ...e,
+      ...(onDegraded ? { onDegraded } : {}),
+      mergeRequests: e.mergeRequests.map((m) => ({ ...m, records: { helloworld: CI35 } })),
+    })),
+  };
+}
+
+const rollbackRows: Array<{
+  name: string;
+  facts: FeedbackFacts;
+  rollbacks: Array<{ environment: string; app: string; reason: string; agentMessage?: string }>;
+}> = [
+  {
+    name: 'Degraded, on_degraded: rollback → roll helloworld back in production, the agent’s words as the reason',
+    facts: degradedFacts('rollback', {
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Degraded', message: BACKOFF }),
+    }),
+    rollbacks: [
+      { environment: 'production', app: 'helloworld', reason: `Degraded: ${BACKOFF}`, agentMessage: BACKOFF },
+    ],
+  },
+  {
+    name: 'Degraded, on_degraded: alert (the default) → no rollback',
+    facts: degradedFacts(undefined, {
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Degraded', message: BACKOFF }),
+    }),
+    rollbacks: [],
+  },
+  {
+    name: 'Degraded, on_degraded: alert (explicit) → no rollback',
+    facts: degradedFacts('alert', {
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Degraded', message: BACKOFF }),
+    }),
+    rollbacks: [],
+  },
+  {
+    name: 'a failed sync → rollback',
+    facts: degradedFacts('rollback', {
+      deployments: [dep(5, 'running')],
+      observation: obs({
+        phase: 'failed',
+        health: 'Progressing',
+        message: 'one or more objects failed to apply',
+      }),
+    }),
+    rollbacks: [
+      {
+        environment: 'production',
+        app: 'helloworld',
+        reason: 'Sync failed: one or more objects failed to apply',
+        agentMessage: 'one or more objects failed to apply',
+      },
+    ],
+  },
+  {
+    name: 'a timeout → rollback, "no Healthy within 10 min"',
+    facts: degradedFacts('rollback', {
+      observation: null,
+      now: '2026-12-02T12:11:00Z',
+      deployments: [dep(5, 'running')],
+    }),
+    rollbacks: [{ environment: 'production', app: 'helloworld', reason: 'no Healthy within 10 min' }],
+  },
+  {
+    name: 'a timeout check before the time → nothing',
+    facts: degradedFacts('rollback', {
+      observation: null,
+      now: '2026-12-02T12:05:00Z',
+      deployments: [dep(5, 'running')],
+    }),
+    rollbacks: [],
+  },
+  {
+    name: 'Healthy → nothing',
+    facts: degradedFacts('rollback', { deployments: [dep(5, 'running')] }),
+    rollbacks: [],
+  },
+  {
+    name: 'Progressing → nothing (not a failure yet)',
+    facts: degradedFacts('rollback', {
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Progressing' }),
+    }),
+    rollbacks: [],
+  },
+  {
+    name: 'Degraded for a revision no bot MR deployed → nothing',
+    facts: {
+      ...degradedFacts('rollback', { observation: obs({ health: 'Degraded', message: BACKOFF }) }),
+      environments: [
+        {
+          name: 'production',
+          ref: 'deploy/prod',
+          timeoutMs: 600_000,
+          onDegraded: 'rollback',
+          mergeRequests: [],
+        },
+      ],
+    },
+    rollbacks: [],
+  },
+  {
+    name: 'a repeated Degraded report → asked again (rollback() is then a noop: one MR)',
+    facts: degradedFacts(
+      'rollback',
+      {
+        deployments: [dep(5, 'failed')],
+        observation: obs({ health: 'Degraded', message: BACKOFF, at: '2026-12-02T12:04:00Z' }),
+      },
+      state('failed', '2026-12-02T12:03:00Z', `❌ Degraded: ${BACKOFF}`, 'degraded'),
+    ),
+    rollbacks: [
+      { environment: 'production', app: 'helloworld', reason: `Degraded: ${BACKOFF}`, agentMessage: BACKOFF },
+    ],
+  },
+  {
+    name: 'an older Degraded report than the state → nothing',
+    facts: degradedFacts(
+      'rollback',
+      {
+        deployments: [dep(5, 'success')],
+        observation: obs({ health: 'Degraded', message: 'x', at: '2026-12-02T12:02:00Z' }),
+      },
+      state('success', '2026-12-02T12:03:00Z', HEALTHY),
+    ),
+    rollbacks: [],
+  },
+  {
+    name: 'Degraded after the rollback’s revision succeeded (superseded) → nothing',
+    facts: degradedFacts('rollback', {
+      deployments: [dep(5, 'failed'), dep(6, 'success', NEWER)],
+      observation: obs({ health: 'Degraded', message: BACKOFF }),
+    }),
+    rollbacks: [],
+  },
+];
+
+describe('decideFeedback: on_degraded: rollback', () => {
+  for (const r of rollbackRows)
+    test(r.name, () => {
+      const d = decideFeedback(r.facts);
+      assert.deepEqual(
+        d.rollbacks.map(({ environment, app, reason, agentMessage }) => ({
+          environment,
+          app,
+          reason,
+          ...(agentMessage !== undefined ? { agentMessage } : {}),
+        })),
+        r.rollbacks,
+      );
+      for (const x of d.rollbacks) {
+        assert.deepEqual(x.failed, CI35, 'what failed, from the record');
+        assert.deepEqual(x.iids, [1]);
+      }
+    });
+
+  test('what failed is the newest bot MR’s proposal of the app', () => {
+    const f = degradedFacts('rollback', {
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Degraded', message: BACKOFF }),
+    });
+    const [env] = f.environments;
+    const older = {
+      ...env.mergeRequests[0],
+      iid: 2,
+      mergedAt: '2026-12-02T11:00:00Z',
+      records: { helloworld: { ...CI35, tag: 'ci-34' } },
+    };
+    const d = decideFeedback({
+      ...f,
+      environments: [{ ...env, mergeRequests: [older, env.mergeRequests[0]] }],
+    });
+    assert.equal(d.rollbacks[0].failed?.tag, 'ci-35');
+    assert.deepEqual(d.rollbacks[0].iids, [2, 1]);
+  });
+});

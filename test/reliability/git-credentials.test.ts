@@ -105,7 +105,7 @@ test('promote replaces the MR branch, serve moves deploy_ref: no git process, th
   assert.equal(updated.code, 0, updated.stderr);
   const result = JSON.parse(updated.stdout) as { action: string; mr: { iid: number }; commit: string };
   assert.equal(result.action, 'updated');
-  assert.equal((await op().Branches.show(OPS, 'gitops-bot/main/helloworld')).commit.id, result.commit);
+  assert.equal((await op().Branches.show(OPS, 'gitops-bot/production/helloworld')).commit.id, result.commit);
 
   const merged = await approveAndWaitForMerge(result.mr.iid);
   await until(
@@ -142,7 +142,7 @@ test('a failing git server echoing the header: no error message, log line or --j
   assert.equal(failed.code, 1, failed.stderr);
   assert.match(
     failed.stderr,
-    /moving gitops-bot\/main\/helloworld of root\/helloworld-ops: reading the refs of root\/helloworld-ops: 127\.0\.0\.1:\d+ answered 500: /,
+    /moving gitops-bot\/production\/helloworld of root\/helloworld-ops: reading the refs of root\/helloworld-ops: 127\.0\.0\.1:\d+ answered 500: /,
   );
   assert.match(failed.stderr, /unable to access/, 'the server says why');
   assert.ok(echoed >= 1, 'the error page was served');
