@@ -4,6 +4,7 @@
 // documented exit code.
 import './startup.js';
 import { Command } from 'commander';
+import { registerChain } from './cli/chain.js';
 import { failureOf, jsonFailureLine, wantsJson } from './cli/errors.js';
 import { registerGate } from './cli/gate.js';
 import { registerManifestCommands } from './cli/manifests.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .addHelpText('after', `\n${exitCodeHelp()}`);
   registerPromote(program);
   registerRollback(program);
+  registerChain(program);
   registerRetag(program);
   registerGate(program);
   registerManifestCommands(program);

@@ -1,7 +1,8 @@
 // npm run demo: the GitOps story on the embedded sandbox. The developer's change is merged
 // in the app repo, its pipeline "builds" helloworld:ci-34, and gitops-bot opens the merge
 // request an operator approves; the sandbox's Argo CD deploys it and gitops-bot reports
-// back what it did. `--keep` leaves the sandbox running to explore.
+// back what it did. `--keep` leaves the sandbox running to explore; `--chain` plays the story
+// with staging and production (src/demo-chain.ts).
 import { Gitlab } from '@gitbeaker/rest';
 import { readFacts } from './cli/status.js';
 import { renderStatusTable, statusRows } from './feedback/status.js';
@@ -34,6 +35,12 @@ const indent = (text: string) =>
     .split('\n')
     .map((l) => `   ${l}`)
     .join('\n');
+
+// --chain: the variant with staging feeding production (src/demo-chain.ts).
+if (process.argv.includes('--chain')) {
+  await (await import('./demo-chain.js')).chainDemo();
+  process.exit(process.exitCode ?? 0);
+}
 
 // With Debian's docker-registry installed, the pipeline really pushes its image, and promote
 // checks it and lists the app commits it carries. Without it, the story's image is a name.

@@ -15,9 +15,9 @@ test('npm run demo plays the story and shows the operator the MR', { skip }, asy
   assert.match(
     stdout,
     // 7, and one compare of the app commits for "What is being deployed"
-    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(8 requests to GitLab\)/,
+    /-> created: http:\/\/127\.0\.0\.1:\d+\/root\/helloworld-ops\/-\/merge_requests\/1 \(9 requests to GitLab\)/,
   );
-  assert.match(stdout, /!1 Deploy helloworld ci-34 to main\n\s+assigned to operator/);
+  assert.match(stdout, /!1 Deploy helloworld ci-34 to production\n\s+assigned to operator/);
   assert.match(stdout, /\| Tag \| `ci-33` → `ci-34` \|/);
   // .ci/run installs docker-registry: the pipeline really pushes, and promote checks the image
   assert.match(stdout, /\+\s+image: 127\.0\.0\.1:\d+\/root\/helloworld:ci-34/);
@@ -67,4 +67,29 @@ test('npm run demo plays the story and shows the operator the MR', { skip }, asy
   );
   assert.match(stdout, /production +helloworld +ci-35 +- +Degraded: Back-off pulling image/);
   assert.match(stdout, /!3 stays open; deploy\/prod stays at/);
+});
+
+test('npm run demo -- --chain: staging feeds production after the soak; a degraded ci-35 is rolled back and never reaches production', {
+  skip,
+}, async () => {
+  const demo = fileURLToPath(new URL('../src/demo.js', import.meta.url));
+  const { stdout } = await run(process.execPath, [demo, '--chain']);
+  assert.match(stdout, /production right after: 0 merge requests \(the soak is 3s\)/);
+  assert.match(
+    stdout,
+    /!2 Deploy helloworld ci-34 to production \([\d.]+ s after staging was healthy\)\n {3}assigned to operator/,
+  );
+  assert.match(stdout, /\| Promoted from \| staging: verified in staging since \d\d:\d\d UTC \(\d+ s\) \|/);
+  assert.match(
+    stdout,
+    /gitops-bot\/deploy on [0-9a-f]{8}: failed, staging\/helloworld: Degraded: Back-off pulling image/,
+  );
+  assert.match(stdout, /!\d+ Roll back helloworld to ci-34 in staging \(labels gitops-bot, rollback\)/);
+  assert.match(stdout, /-> refused: ci-35 was rolled back from staging at \d\d:\d\d \(!\d+\): Degraded/);
+  assert.match(
+    stdout,
+    /production: !2 Deploy helloworld ci-34 to production; argocd helloworld-production: Healthy, images [^\n]*:ci-33\n/,
+  );
+  assert.match(stdout, /argocd helloworld-production: Healthy, images [^\n]*:ci-34\n/);
+  assert.doesNotMatch(stdout, /ci-35 to production/);
 });

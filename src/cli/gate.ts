@@ -118,7 +118,7 @@ async function secretFrom(file: string | undefined, flag: string, env: string): 
  * Rules given outside the repository (`--policy FILE`): a Maintainer's file on the bot's
  * host, which no MR can change. A bad file is exit 2, naming the file and the field.
  */
-async function policyFrom(
+export async function policyFrom(
   file: string | undefined,
 ): Promise<{ policy?: { policy: import('../policy/schema.js').Policy; source: string } }> {
   if (!file) return {};
