@@ -19,14 +19,13 @@
 //   is still running it is canceled, and reports about it change nothing else.
 import type { DeploymentInfo } from '../gitlab/client.js';
 import type { AgentObservation } from '../model/agent.js';
-
-export type DeployStatus = 'running' | 'success' | 'failed';
-export type FailureReason = 'degraded' | 'sync_failed' | 'timeout';
-
 import { duration } from '../model/duration.js';
 import { DEPLOY_STATUS_NAME, gitlabEnvironment } from '../model/markers.js';
 
-export { DEPLOY_STATUS_NAME, gitlabEnvironment };
+export { DEPLOY_STATUS_NAME, duration, gitlabEnvironment };
+
+export type DeployStatus = 'running' | 'success' | 'failed';
+export type FailureReason = 'degraded' | 'sync_failed' | 'timeout';
 /** The Deployment section inside the MR's sticky comment starts here (with its state). */
 export const DEPLOYMENT_SECTION = '<!-- gitops-bot:deployment ';
 
@@ -144,8 +143,6 @@ export interface RollbackAction {
 }
 
 const hhmm = (iso: string) => iso.slice(11, 16);
-
-export { duration };
 
 /**
  * Whether decideFeedback may write the MR's Deployment section (or app notes, or alerts) for
