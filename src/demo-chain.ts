@@ -5,12 +5,12 @@
 // registry) degrades staging: gitops-bot opens the rollback MR and merges it by the rollback
 // rules, ci-35 is rejected in staging, and production never sees it.
 import { Gitlab } from '@gitbeaker/rest';
+import { serveOnSandbox } from './demo-serve.js';
 import { GitLab, GitLabGate } from './gitlab/client.js';
 import { type PromoteResult, promote } from './promote/promote.js';
 import { startDockerRegistry } from './sandbox/docker-registry.js';
 import { pushImage } from './sandbox/images.js';
 import { MAIN_PROTECTION, protectBranch, startSandbox } from './sandbox/index.js';
-import { createWebhookServer } from './server/webhook.js';
 
 const OPS = 'root/helloworld-ops';
 const SOAK = '3s';
@@ -100,20 +100,7 @@ export async function chainDemo(): Promise<void> {
 
     const gate = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
     const bot = await gate.currentUser();
-    const server = createWebhookServer({
-      ctx: { gitlab: gate, botUserId: bot.id },
-      secret: 'demo-secret',
-      projects: [OPS],
-    });
-    const serveUrl = await server.listen(0, '127.0.0.1');
-    await op.ProjectHooks.add(OPS, `${serveUrl}/webhook`, {
-      token: 'demo-secret',
-      pushEvents: true,
-      mergeRequestsEvents: true,
-      noteEvents: true,
-    });
-    await op.ProjectHooks.add(OPS, `${sb.argocdUrl}/api/webhook`, { pushEvents: true });
-    sb.argocd!.notifyTarget = { url: `${serveUrl}/argocd`, token: 'demo-secret' };
+    const { server, url: serveUrl } = await serveOnSandbox(sb, OPS, { gitlab: gate, botUserId: bot.id });
     out(`   gitops-bot serve: ${serveUrl} (GitLab's webhooks and Argo CD's notifications)`);
     const settle = async () => {
       await sb.argocd!.idle();

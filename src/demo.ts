@@ -5,6 +5,7 @@
 // with staging and production (src/demo-chain.ts).
 import { Gitlab } from '@gitbeaker/rest';
 import { readFacts } from './cli/status.js';
+import { serveOnSandbox } from './demo-serve.js';
 import { renderStatusTable, statusRows } from './feedback/status.js';
 import { GitLab, GitLabGate } from './gitlab/client.js';
 import { promote } from './promote/promote.js';
@@ -18,7 +19,6 @@ import {
   startSandbox,
   strictPolicy,
 } from './sandbox/index.js';
-import { createWebhookServer } from './server/webhook.js';
 
 const APP = 'root/helloworld';
 const OPS = 'root/helloworld-ops';
@@ -144,22 +144,9 @@ try {
   const gate = new GitLabGate({ url: sb.url, token: 'gitops-bot-token' });
   const botUser = await gate.currentUser();
   for (const rule of [MAIN_PROTECTION, deployRefProtection(botUser.id)]) await protectBranch(sb.apiUrl, rule);
-  const server = createWebhookServer({
-    ctx: { gitlab: gate, botUserId: botUser.id },
-    secret: 'demo-secret',
-    projects: [OPS],
-  });
-  const serveUrl = await server.listen(0, '127.0.0.1');
-  await operatorApi.ProjectHooks.add(OPS, `${serveUrl}/webhook`, {
-    token: 'demo-secret',
-    pushEvents: true,
-    mergeRequestsEvents: true,
-    noteEvents: true,
-  });
   // Argo CD learns of pushes by GitLab's push webhook and notifies serve's POST /argocd, as
   // the README configures a real one (argocd-notifications-cm).
-  await operatorApi.ProjectHooks.add(OPS, `${sb.argocdUrl}/api/webhook`, { pushEvents: true });
-  sb.argocd!.notifyTarget = { url: `${serveUrl}/argocd`, token: 'demo-secret' };
+  const { server, url: serveUrl } = await serveOnSandbox(sb, OPS, { gitlab: gate, botUserId: botUser.id });
   out(indent(POLICY));
   out(`   serve: ${serveUrl}/webhook (hook registered on ${OPS}); Argo CD tracks deploy/prod`);
   out(`   and notifies ${serveUrl}/argocd`);

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { connection } from '../gitlab/connection.js';
 import type { PromoteRequest } from '../promote/promote.js';
 import { CliError } from './errors.js';
+import { progressTo, reportProposal } from './proposal-outcome.js';
 
 const list = (value: string, previous: string[] = []) => [
   ...previous,
@@ -165,32 +166,17 @@ async function promoteAction(opts: PromoteCliOptions): Promise<void> {
       projectUrl: opts.sourceProject ? undefined : env.CI_PROJECT_URL,
     },
   };
-  const [
-    { GitLab },
-    { log },
-    { PromoteError, PromoteExit, promote },
-    { RegistryClient, credentialsFromEnv },
-  ] = await Promise.all([
+  const [{ GitLab }, { promote }, { RegistryClient, credentialsFromEnv }] = await Promise.all([
     import('../gitlab/client.js'),
-    import('../base/log.js'),
     import('../promote/promote.js'),
     import('../registry/client.js'),
   ]);
   const gitlab = new GitLab({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
-  try {
-    const result = await promote(req, {
+  await reportProposal('promote', opts.json, () =>
+    promote(req, {
       gitlab,
       registry: new RegistryClient({ credentials: credentialsFromEnv(env) }),
-      progress: (line) => {
-        if (!opts.json) process.stderr.write(`gitops-bot: ${line}\n`);
-      },
-    });
-    log.info({ result: { ...result, changes: result.changes.length } }, 'promote finished');
-    if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else if (result.mr) process.stdout.write(`${result.mr.url}\n`);
-    if (result.action === 'refused') process.exitCode = PromoteExit.REFUSED;
-  } catch (e) {
-    if (e instanceof PromoteError) throw new CliError(e.message, e.exitCode);
-    throw e;
-  }
+      progress: progressTo(opts.json),
+    }),
+  );
 }

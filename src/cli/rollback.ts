@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { connection } from '../gitlab/connection.js';
 import { ExitCode } from '../model/exit-codes.js';
 import { CliError } from './errors.js';
+import { progressTo, reportProposal } from './proposal-outcome.js';
 
 const list = (value: string, previous: string[] = []) => [
   ...previous,
@@ -89,15 +90,13 @@ async function rollbackAction(opts: RollbackCliOptions): Promise<void> {
   const timeout = Number(opts.timeout);
   if (!(timeout > 0))
     throw new CliError(`--timeout '${opts.timeout}' is not a positive number of seconds`, ExitCode.USAGE);
-  const [{ GitLabGate }, { log }, { PromoteError }, { rollback }] = await Promise.all([
+  const [{ GitLabGate }, { rollback }] = await Promise.all([
     import('../gitlab/client.js'),
-    import('../base/log.js'),
-    import('../promote/promote.js'),
     import('../rollback/rollback.js'),
   ]);
   const gitlab = new GitLabGate({ url: conn.url, token: conn.token, timeoutMs: timeout * 1000 });
-  try {
-    const result = await rollback(
+  await reportProposal('rollback', opts.json, () =>
+    rollback(
       {
         project: opts.project,
         env: opts.env,
@@ -113,19 +112,7 @@ async function rollbackAction(opts: RollbackCliOptions): Promise<void> {
         dryRun: opts.dryRun,
         by: 'command',
       },
-      {
-        gitlab,
-        progress: (line) => {
-          if (!opts.json) process.stderr.write(`gitops-bot: ${line}\n`);
-        },
-      },
-    );
-    log.info({ result: { ...result, changes: result.changes.length } }, 'rollback finished');
-    if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else if (result.mr) process.stdout.write(`${result.mr.url}\n`);
-    if (result.action === 'refused') process.exitCode = ExitCode.REFUSED;
-  } catch (e) {
-    if (e instanceof PromoteError) throw new CliError(e.message, e.exitCode);
-    throw e;
-  }
+      { gitlab, progress: progressTo(opts.json) },
+    ),
+  );
 }
