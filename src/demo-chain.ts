@@ -212,6 +212,20 @@ export async function chainDemo(): Promise<void> {
     await op.MergeRequestApprovals.approve(OPS, still.iid, { sha: still.sha });
     await mergedAndDeployed(still.iid, 'production');
     out(`   argocd helloworld-production: ${health('production')}`);
+    // Both Applications track main: each MR's Deployment section names its own environment.
+    for (const iid of [r34.mr!.iid, still.iid]) {
+      const notes = await op.MergeRequestNotes.all(OPS, iid);
+      const rows = notes
+        .map((n) => String(n.body))
+        .filter((b) => b.includes('### Deployment'))
+        .flatMap((b) =>
+          b
+            .slice(b.indexOf('### Deployment'))
+            .split('\n')
+            .filter((l) => l.startsWith('- ')),
+        );
+      out(`   !${iid}'s Deployment section: ${rows.map((l) => l.slice(2)).join('; ') || '(none)'}`);
+    }
     await server.close();
     out('\nEvery step was computed from GitLab: Deployments, merge requests and their records.');
   } finally {

@@ -92,4 +92,9 @@ test('npm run demo -- --chain: staging feeds production after the soak; a degrad
   );
   assert.match(stdout, /argocd helloworld-production: Healthy, images [^\n]*:ci-34\n/);
   assert.doesNotMatch(stdout, /ci-35 to production/);
+  // each MR's Deployment section names its own environment only (both apps track main)
+  assert.match(stdout, /!1's Deployment section: [^\n]*`staging\/helloworld`/);
+  assert.doesNotMatch(stdout, /!1's Deployment section: [^\n]*production\/helloworld/);
+  assert.match(stdout, /!2's Deployment section: [^\n]*`production\/helloworld`/);
+  assert.doesNotMatch(stdout, /!2's Deployment section: [^\n]*staging\/helloworld/);
 });

@@ -5,6 +5,8 @@
 // `to`'s rules like any other.
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
+import { alertOnce } from '../gate/notify.js';
+import { readRecordComment } from '../model/record.js';
 import { type PromoteResult, promote } from '../promote/promote.js';
 import { PromoteError } from '../promote/types.js';
 import type { ChainDecision, ChainStep } from './decide.js';
@@ -21,6 +23,10 @@ export async function applyChain(
 ): Promise<Opened[]> {
   const out: Opened[] = [];
   for (const d of decisions) {
+    if ('retract' in d) {
+      await retract(ctx, project, d);
+      continue;
+    }
     if (!('open' in d)) continue;
     const step = steps.find((s) => s.from === d.from && s.to === d.to)!;
     try {
@@ -53,4 +59,28 @@ export async function applyChain(
     }
   }
   return out;
+}
+
+/**
+ * Closes the chain's MR of a tag rolled back since, with a comment saying why: only when the
+ * MR, read again now, is still open and still proposes that tag (a newer one may have
+ * replaced it meanwhile). Closed, it is not proposed again (decide.ts closedMr).
+ */
+async function retract(
+  ctx: GateContext,
+  project: string,
+  d: Extract<ChainDecision, { retract: unknown }>,
+): Promise<void> {
+  const { iid, tag, reason } = d.retract;
+  const mr = await ctx.gitlab.mergeRequest(project, iid);
+  if (mr.state !== 'opened' || readRecordComment(mr.description)?.tag !== tag) return;
+  await alertOnce(
+    ctx,
+    project,
+    { iid },
+    `chain-retract ${tag}`,
+    `⛔ **gitops-bot closed this merge request**: ${reason}. The chain ${d.from} → ${d.to} does not deploy a tag rolled back since it was proposed; a newer tag healthy in ${d.from} gets a new one.`,
+  );
+  await ctx.gitlab.updateMergeRequest(project, iid, { stateEvent: 'close' });
+  log.warn({ project, iid, tag, from: d.from, to: d.to }, `chain: closed !${iid} (${tag}): ${reason}`);
 }

@@ -44,7 +44,7 @@ export interface ChainAppFacts {
   toFiles?: string[];
   toBranch?: string;
   /** gitops-bot's open MR for the app in `to` (its branch gitops-bot/<to>/<app>) */
-  openMr: { iid: number; tag: string | null; rollback: boolean } | null;
+  openMr: { iid: number; tag: string | null; rollback: boolean; chain?: boolean } | null;
   /**
    * the newest MR of that branch closed without merging, and the tag it proposed: a person
    * closed it, so the chain does not propose that tag again (undefined: not read)
@@ -86,7 +86,9 @@ export type ChainDecision =
   /** not yet: the soak, a freeze, a deployment under way; `until` when known (ISO) */
   | (Where & { wait: string; until?: string })
   /** nothing to do for the facts as they are */
-  | (Where & { none: string });
+  | (Where & { none: string })
+  /** the chain's own open MR proposes a tag rolled back since: close it, saying why */
+  | (Where & { retract: { iid: number; tag: string; reason: string } });
 
 const hhmm = (iso: string) => iso.slice(11, 16);
 
@@ -113,6 +115,14 @@ export function decideApp(
   });
   if (a.problem) return none(a.problem);
   if (!toEnv) return none(`the policy has no environment ${step.to}`);
+  // A chain MR whose tag was rolled back since it was opened (in either environment) must
+  // not wait for an approval that would deploy it: it is closed (and, closed, not reopened).
+  const open = a.openMr;
+  if (open?.chain && !open.rollback && open.tag) {
+    const gone =
+      a.rejected.from.find((r) => r.tag === open.tag) ?? a.rejected.to.find((r) => r.tag === open.tag);
+    if (gone) return { ...where, retract: { iid: open.iid, tag: open.tag, reason: rejectionMessage(gone) } };
+  }
   const f = a.from;
   if (!f) return none(`gitops-bot has not deployed ${a.app} in ${step.from}`);
   if (f.status === 'failed')
@@ -128,6 +138,12 @@ export function decideApp(
   if (a.toTag === tag) return none(`${step.to} runs ${tag} already`);
   if (a.toTag && compareTags(tag, a.toTag) === -1)
     return none(`${tag} is older than ${a.toTag}, which ${step.to} runs (a chain never goes back)`);
+  // Tags that cannot be ordered (commit SHAs, names): the chain cannot tell forwards from
+  // back (a rollback in `from` would look like news), so it leaves `to` to a person.
+  if (a.toTag && compareTags(tag, a.toTag) === null)
+    return none(
+      `${tag} cannot be ordered against ${a.toTag}, which ${step.to} runs: the chain promotes only tags it can order (promote it by hand)`,
+    );
   const mr = a.openMr;
   if (mr?.rollback) return wait(`a rollback of ${a.app} is open in ${step.to} (!${mr.iid})`);
   if (mr?.tag === tag) return none(`!${mr.iid} proposes ${tag} already`);

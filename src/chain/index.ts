@@ -25,6 +25,7 @@ export function describeDecision(d: ChainDecision): string {
   const what = `${d.app} ${d.from} → ${d.to}`;
   if ('open' in d) return `${what}: promote ${d.open.tag} (${d.reason})`;
   if ('wait' in d) return `${what}: waiting: ${d.wait}`;
+  if ('retract' in d) return `${what}: close !${d.retract.iid} (${d.retract.tag}): ${d.retract.reason}`;
   return `${what}: ${d.none}`;
 }
 

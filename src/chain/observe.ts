@@ -158,6 +158,7 @@ async function observeApp(
       iid: mr.iid,
       tag: record?.tag ?? null,
       rollback: !!record?.rollback || mr.labels.includes('rollback'),
+      ...(record?.chain ? { chain: true } : {}),
     };
   } else out.closedMr = await closedAtHead(ctx, project, botBranch(step.to, app));
   out.rejected = { from: rejections(mergedFrom), to: rejections(mergedTo) };

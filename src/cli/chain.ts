@@ -33,7 +33,7 @@ Output: one line per app and step; with --json
    "opened":[{"app":"helloworld","to":"production","tag":"ci-34","action":"created","mr":{...}}],
    "nextAt":"...","requests":9}
 
-Exit codes: 0 done (also: nothing to do); 1 failure; 2 bad arguments, an invalid --policy or
+Exit codes: 0 done (also: nothing to do, or waiting); 1 failure, also of one promotion; 2 bad arguments, an invalid --policy or
 .gitops-bot.yml; 8 no access.
 
 Example:
@@ -75,6 +75,8 @@ async function chainAction(opts: {
         ? { action: o.result.action, reason: o.result.reason, mr: o.result.mr }
         : { action: 'failed', reason: o.error, mr: null }),
     }));
+    // a promotion the chain could not make fails the run (a scheduled pipeline must notice)
+    if (opened.some((o) => o.action === 'failed')) process.exitCode = ExitCode.FAILURE;
     if (opts.json && !run.skipped?.startsWith('invalid policy')) {
       process.stdout.write(
         `${JSON.stringify({ decisions: run.decisions, opened, nextAt: run.nextAt, skipped: run.skipped, requests: run.requests })}\n`,

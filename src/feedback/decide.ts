@@ -61,6 +61,8 @@ export interface ProposedApp {
   tag?: string;
   files: string[];
   target: string;
+  /** the proposal was a rollback (its record says so) */
+  rollback?: boolean;
 }
 
 export interface WatchedEnvironment {
@@ -391,6 +393,21 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
         s.state[environment] = state;
         sections.set(mr.iid, s);
       }
+      // on_degraded: rollback, once: when this report moves the deployment to failed (a
+      // repeated report, or one after a person closed the rollback MR, rolls back nothing),
+      // and never a rollback of a rollback (an outage that degrades every tag would walk the
+      // environment back through its history): that failure is a person's to judge.
+      const newest = [...mrs]
+        .filter((m) => m.records?.[app])
+        .sort((a, b) => (a.mergedAt ?? '').localeCompare(b.mergedAt ?? ''))
+        .at(-1);
+      const failedRollback = newest?.records?.[app]?.rollback ? newest : undefined;
+      const rollsBack =
+        result === 'failed' &&
+        !!reason &&
+        env.onDegraded === 'rollback' &&
+        mrs.length > 0 &&
+        action !== 'none';
       // Once per revision and environment: the comment's marker says so, and apply counts
       // and logs it only when its own write moved the deployment to failed.
       if (result === 'failed' && reason)
@@ -403,14 +420,16 @@ export function decideFeedback(f: FeedbackFacts): FeedbackDecision {
             `🚨 **Deployment of ${code8(f.revision)} to ${env.name} failed**: ${state.text}`,
             '',
             `GitLab environment \`${environment}\`; agent application \`${f.agentApp}\`.`,
+            ...(rollsBack && failedRollback
+              ? [
+                  '',
+                  `on_degraded: rollback: not rolled back again: !${failedRollback.iid} is itself a rollback. What to deploy now is a person's call (\`gitops-bot rollback --to TAG\`).`,
+                ]
+              : []),
           ].join('\n'),
         });
-      if (result === 'failed' && reason && env.onDegraded === 'rollback' && mrs.length) {
+      if (rollsBack && !failedRollback) {
         const message = o?.message.replace(/\s+/g, ' ').trim() ?? '';
-        const newest = [...mrs]
-          .filter((m) => m.records?.[app])
-          .sort((a, b) => (a.mergedAt ?? '').localeCompare(b.mergedAt ?? ''))
-          .at(-1);
         out.rollbacks.push({
           environment: env.name,
           app,

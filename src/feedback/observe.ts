@@ -80,6 +80,9 @@ export async function observeFeedback(
   const deployments = (await deploymentsP).filter((d) =>
     envs.some((e) => d.environment.startsWith(`${e.name}/`)),
   );
+  const policyEnvs = new Set(
+    rules.policy && !('error' in rules.policy) ? rules.policy.environments.map((e) => e.name) : [],
+  );
   const byIid = new Map<number, OpsMergeRequest>();
   const watched: WatchedEnvironment[] = [];
   for (const env of envs) {
@@ -106,6 +109,11 @@ export async function observeFeedback(
     for (const c of commits) {
       const record = readRecordTrailer(c.message);
       if (!record || !governed.includes(record.target)) continue;
+      // Environments that share a branch (a directory per environment on main): a record
+      // for another environment of the policy is that one's, not this one's. (A record
+      // naming no environment of the policy, as older promotions named it after the branch,
+      // still counts by its branch.)
+      if (record.env !== env.name && policyEnvs.has(record.env)) continue;
       const found = await mergeRequestOf(ctx, project, c.id, commits);
       if (found === null) continue;
       const mr = byIid.get(found.iid) ?? {
@@ -125,6 +133,7 @@ export async function observeFeedback(
           ...(record.tag ? { tag: record.tag } : {}),
           files: record.files.map((x) => x.path),
           target: record.target,
+          ...(record.rollback ? { rollback: true } : {}),
         },
       };
       for (const m of record.registry?.changes?.mergeRequests ?? [])

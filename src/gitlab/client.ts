@@ -268,7 +268,9 @@ export class GitLab {
   async mergedMergeRequests(
     project: string,
     sourceBranch: string,
-    perPage = 20,
+    // one page, by updated_at (a comment on an old MR moves it up): a full page keeps the
+    // rollbacks of a busy branch in view
+    perPage = 100,
   ): Promise<Array<MergeRequest & { mergedAt: string | null }>> {
     const list = (await this.call(`list merged merge requests of ${project} from ${sourceBranch}`, () =>
       this.api.MergeRequests.all({
@@ -468,6 +470,7 @@ export class GitLab {
       removeLabels?: string[];
       assigneeIds?: number[];
       reviewerIds?: number[];
+      stateEvent?: 'close';
     },
   ): Promise<MergeRequest> {
     const m = (await this.call(`update !${iid} of ${project}`, () =>
@@ -478,6 +481,7 @@ export class GitLab {
         ...(changes.removeLabels?.length ? { removeLabels: changes.removeLabels.join(',') } : {}),
         ...(changes.assigneeIds ? { assigneeIds: changes.assigneeIds } : {}),
         ...(changes.reviewerIds ? { reviewerIds: changes.reviewerIds } : {}),
+        ...(changes.stateEvent ? { stateEvent: changes.stateEvent } : {}),
       }),
     )) as Raw;
     return toMergeRequest(m);

@@ -67,7 +67,7 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
-const approvals = z
+const approvalRules = z
   .object({
     required: z.number().int().min(0).max(20).default(1).describe('Approvals needed.'),
     users: z.array(z.string().min(1)).optional().describe('Only these usernames count.'),
@@ -90,19 +90,21 @@ const approvals = z
       .default(false)
       .describe("Count approvals given before the MR's latest push."),
   })
-  .strict()
-  .default({
-    required: 1,
-    min_access_level: 'maintainer',
-    count_author: false,
-    count_committers: false,
-    count_bots: false,
-    count_before_push: false,
-  });
+  .strict();
+
+const approvals = approvalRules.default({
+  required: 1,
+  min_access_level: 'maintainer',
+  count_author: false,
+  count_committers: false,
+  count_bots: false,
+  count_before_push: false,
+});
 
 const rollbackRules = z
   .object({
-    approvals: approvals.optional().describe("Approvals a rollback needs (default: the environment's)."),
+    // no default here: without it a rollback needs what the environment's approvals say
+    approvals: approvalRules.optional().describe("Approvals a rollback needs (default: the environment's)."),
     merge: z
       .enum(['manual', 'bot'])
       .optional()

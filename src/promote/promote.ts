@@ -298,8 +298,8 @@ function result(o: {
   };
 }
 
-/** GitLab's refusals, in words that say what to fix. */
-function explain(e: GitLabError, req: PromoteRequest): PromoteError {
+/** GitLab's refusals, in words that say what to fix (promote's, and rollback's reads). */
+export function explain(e: GitLabError, req: Pick<PromoteRequest, 'project'>): PromoteError {
   if (e.status === 401) {
     return new PromoteError(
       `GitLab rejected the token (401 Unauthorized): check GITOPS_BOT_TOKEN; it may be expired or revoked`,

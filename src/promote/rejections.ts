@@ -5,9 +5,12 @@
 // that very tag (someone passed --allow-rejected) lifts the rejection. Newer tags are never
 // affected.
 //
-// Trust: a record in a description can be edited by a Developer of the ops project. That
-// can only add a refusal (or lift one a reviewer could lift with --allow-rejected anyway);
-// no approval or deploy decision reads it.
+// Trust: a record in a description can be edited by a Developer of the ops project, so a
+// rejection is a guard against accidents, not against Developers (who may pass
+// --allow-rejected anyway). What it steers stays under the gate: a lifted rejection lets the
+// chain propose a tag to `to`, whose approval rules still decide; an added one makes a
+// rollback skip a tag, and the rollback rules apply only to a target GitLab's Deployments
+// show healthy.
 import type { MergeRequest } from '../gitlab/client.js';
 import { readRecordComment } from '../model/record.js';
 

@@ -5,12 +5,13 @@
 // the rollback's facts (promote titles and labels it, waives the downgrade guard for it only
 // and records why), and a note on the promotion MR it replaced.
 
-import type { GitLabGate } from '../gitlab/client.js';
+import { GitLabError, type GitLabGate } from '../gitlab/client.js';
 import { ensureSticky } from '../gitlab/sticky.js';
 import { deploymentsOf, tagAt } from '../history/healthy.js';
 import { DEPLOY_STATUS_NAME, replacedMarker } from '../model/markers.js';
 import { type PromotionRecord, readRecordComment } from '../model/record.js';
 import {
+  explain,
   PromoteError,
   PromoteExit,
   type PromoteResult,
@@ -66,6 +67,15 @@ export interface RollbackDeps {
 const MAX_TAG_READS = 30;
 
 export async function rollback(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackResult> {
+  try {
+    return await run(req, deps);
+  } catch (e) {
+    if (e instanceof GitLabError) throw explain(e, { project: req.project });
+    throw e;
+  }
+}
+
+async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackResult> {
   const gl = deps.gitlab;
   const say = deps.progress ?? (() => {});
   const usage = (m: string) => new PromoteError(m, PromoteExit.USAGE);

@@ -212,6 +212,21 @@ describe('environment chain staging → production, with Argo CD and serve', () 
     );
     await settle(w);
     assert.equal((await w.op.MergeRequests.show(OPS, iid)).state, 'opened', "production's rules: not merged");
+    // Both Applications track main: production's agent reported on the staging merge too,
+    // but a staging MR is staging's (its record says so), not production's.
+    const stagingMr = (
+      await w.op.MergeRequests.all({ projectId: OPS, sourceBranch: 'gitops-bot/staging/helloworld' })
+    )[0];
+    const notes = await w.op.MergeRequestNotes.all(OPS, stagingMr.iid);
+    const sections = notes.map((n) => String(n.body)).filter((b) => b.includes('gitops-bot:deployment'));
+    assert.ok(
+      sections.length > 0 && sections.some((b) => b.includes('staging/helloworld')),
+      'staging writes its section',
+    );
+    assert.ok(
+      !sections.some((b) => b.includes('production/helloworld')),
+      `no production section on the staging MR: ${sections}`,
+    );
   });
 
   test('restarts, a second replica and duplicate notifications: still one MR, one commit', async () => {

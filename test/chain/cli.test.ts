@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GitLabGate } from '../../src/gitlab/client.js';
+import { recordComment } from '../../src/model/record.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { MAIN_PROTECTION } from '../../src/sandbox/index.js';
 import { type Client, client, OPS, protect, sandboxFixture } from '../helpers.js';
@@ -98,6 +99,53 @@ test('chain --dry-run after the soak says what it would open and opens nothing; 
     String(mr.description),
     /\| Promoted from \| staging: verified in staging since \d\d:\d\d UTC/,
   );
+});
+
+test('a chain MR whose tag is rolled back from staging since: chain closes it with why, and does not reopen it', async () => {
+  const [mr] = await productionMrs();
+  // ci-34 is rolled back from staging: a merged rollback MR of the bot's staging branch
+  const branch = 'gitops-bot/staging/helloworld';
+  const text = String(await op.RepositoryFiles.showRaw(OPS, 'envs/staging/deployment.yml', 'main'));
+  await op.Branches.create(OPS, branch, 'main');
+  await op.Commits.create(OPS, branch, 'Roll back helloworld to ci-33 in staging', [
+    { action: 'update', filePath: 'envs/staging/deployment.yml', content: text.replace(':ci-34', ':ci-33') },
+  ]);
+  const record = recordComment({
+    v: 1,
+    app: 'helloworld',
+    env: 'staging',
+    image: 'registry.example.com/root/helloworld',
+    tag: 'ci-33',
+    target: 'main',
+    files: [],
+    source: {},
+    rollback: {
+      fromTag: 'ci-34',
+      reason: 'Degraded: ImagePullBackOff',
+      waived: 'downgrade',
+      by: 'on_degraded',
+    },
+  });
+  const rb = await op.MergeRequests.create(OPS, branch, 'main', 'Roll back helloworld to ci-33 in staging', {
+    description: record,
+  });
+  await op.MergeRequests.merge(OPS, rb.iid);
+  const r = await chain([]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `close !${mr.iid} \\(ci-34\\): ci-34 was rolled back from staging at \\d\\d:\\d\\d \\(!${rb.iid}\\)`,
+    ),
+  );
+  const closed = await op.MergeRequests.show(OPS, mr.iid);
+  assert.equal(closed.state, 'closed');
+  const notes = await op.MergeRequestNotes.all(OPS, mr.iid);
+  assert.ok(
+    notes.some((n) => /gitops-bot closed this merge request.*rolled back from staging/.test(String(n.body))),
+  );
+  const again = await chain([]);
+  assert.equal((await productionMrs()).length, 0, `not reopened: ${again.stdout}`);
 });
 
 test('chain with a bad --policy, or an invalid .gitops-bot.yml: exit 2 naming the file and field', async () => {

@@ -64,6 +64,7 @@ const rejection = (tag: string, env: string): Rejection => ({
 });
 
 type Want =
+  | { retract: number; reason: RegExp }
   | { open: string; replaces?: number; reason?: RegExp }
   | { wait: RegExp; until?: string | null }
   | { none: RegExp };
@@ -173,6 +174,27 @@ const rows: Array<[string, ChainAppFacts, Want, Date?]> = [
     { open: 'ci-34' },
   ],
   [
+    'production runs a tag that cannot be ordered (a commit SHA): nothing, never a guess at "newer"',
+    app({ toTag: 'sha-2222bbb' }),
+    { none: /^ci-34 cannot be ordered against sha-2222bbb, which production runs/ },
+  ],
+  [
+    "the chain's open MR proposes a tag rolled back from staging since: close it, saying why",
+    app({
+      openMr: { iid: 5, tag: 'ci-35', rollback: false, chain: true },
+      rejected: { from: [rejection('ci-35', 'staging')], to: [] },
+    }),
+    { retract: 5, reason: /^ci-35 was rolled back from staging at 10:10 \(!9\)/ },
+  ],
+  [
+    'an open MR a pipeline (not the chain) made for that tag: the chain leaves it alone',
+    app({
+      openMr: { iid: 5, tag: 'ci-35', rollback: false },
+      rejected: { from: [rejection('ci-35', 'staging')], to: [] },
+    }),
+    { none: /^!5 proposes ci-35, newer than ci-34$/ },
+  ],
+  [
     'facts unreadable: nothing, with why',
     app({ problem: 'several images could be helloworld' }),
     { none: /^several images/ },
@@ -180,7 +202,11 @@ const rows: Array<[string, ChainAppFacts, Want, Date?]> = [
 ];
 
 function check(d: ChainDecision, want: Want): void {
-  if ('open' in want) {
+  if ('retract' in want) {
+    assert.ok('retract' in d, `expected retract, got ${JSON.stringify(d)}`);
+    assert.equal(d.retract.iid, want.retract);
+    assert.match(d.retract.reason, want.reason);
+  } else if ('open' in want) {
     assert.ok('open' in d, `expected open, got ${JSON.stringify(d)}`);
     assert.equal(d.open.tag, want.open);
     assert.equal(d.open.image, IMAGE);

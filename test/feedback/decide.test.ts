@@ -535,7 +535,7 @@ const rollbackRows: Array<{
     rollbacks: [],
   },
   {
-    name: 'a repeated Degraded report → asked again (rollback() is then a noop: one MR)',
+    name: 'a repeated Degraded report → nothing (the rollback was asked when it became failed; a person may have closed it)',
     facts: degradedFacts(
       'rollback',
       {
@@ -544,9 +544,7 @@ const rollbackRows: Array<{
       },
       state('failed', '2026-12-02T12:03:00Z', `❌ Degraded: ${BACKOFF}`, 'degraded'),
     ),
-    rollbacks: [
-      { environment: 'production', app: 'helloworld', reason: `Degraded: ${BACKOFF}`, agentMessage: BACKOFF },
-    ],
+    rollbacks: [],
   },
   {
     name: 'an older Degraded report than the state → nothing',
@@ -588,6 +586,22 @@ describe('decideFeedback: on_degraded: rollback', () => {
         assert.deepEqual(x.iids, [1]);
       }
     });
+
+  test('a rollback that degrades is not rolled back again: the alert says a person decides', () => {
+    const f = degradedFacts('rollback', {
+      deployments: [dep(5, 'running')],
+      observation: obs({ health: 'Degraded', message: BACKOFF }),
+    });
+    const [env] = f.environments;
+    const rolledBack = {
+      ...env.mergeRequests[0],
+      records: { helloworld: { ...CI35, tag: 'ci-34', rollback: true } },
+    };
+    const d = decideFeedback({ ...f, environments: [{ ...env, mergeRequests: [rolledBack] }] });
+    assert.deepEqual(d.rollbacks, []);
+    assert.equal(d.alerts.length, 1);
+    assert.match(d.alerts[0].body, /not rolled back again: !1 is itself a rollback/);
+  });
 
   test('what failed is the newest bot MR’s proposal of the app', () => {
     const f = degradedFacts('rollback', {

@@ -38,6 +38,11 @@ environments:
     approvals: { required: 1, users: [operator] }
     merge: bot
     rollback: { approvals: { required: 0 }, freeze: [${WEEKEND}] }
+  - name: strict
+    match: { target_branches: [strict] }
+    approvals: { required: 2, users: [operator, maintainer] }
+    merge: manual
+    rollback: { merge: bot }
   - name: plain
     match: { target_branches: [plain] }
     approvals: { required: 1, users: [operator] }
@@ -224,6 +229,21 @@ const rows: Array<[string, Facts, Want]> = [
     'a draft rollback waits',
     facts({ rollback: verified('production'), mr: { ...facts().mr, draft: true } }),
     { pass: false, merge: 'bot', rules: 'rollback', summary: /draft/ },
+  ],
+  [
+    "rollback rules without approvals: the environment's approvals (2 of the listed), not 1 of any Maintainer",
+    facts({ rollback: verified('strict'), approvals: [approved(MAINTAINER)] }, 'strict'),
+    {
+      pass: false,
+      merge: 'bot',
+      rules: 'rollback',
+      summary: /^1\/2 approvals from operator, maintainer \(rollback rules\)$/,
+    },
+  ],
+  [
+    'rollback rules without approvals: both listed approvers pass it, and the bot merges',
+    facts({ rollback: verified('strict'), approvals: [approved(MAINTAINER), approved(OPERATOR)] }, 'strict'),
+    { pass: true, merge: 'bot', rules: 'rollback' },
   ],
 ];
 

@@ -1,8 +1,9 @@
 // Issue 18, ops repository layouts: the policy maps each environment to its files (globs)
 // or its branch, and `promote --env E` needs no --file. One ops repository holds the four
 // layouts the README shows, each environment named after its layout; the sandbox's Argo CD
-// deploys the directory and the kustomize overlay (rendered by `kubectl kustomize`), so what
-// the bot merged is what runs. What changes is only the tag's bytes, in that environment's
+// deploys the directory, the kustomize overlay (rendered by `kubectl kustomize`) and the
+// staging branch, so what the bot merged is what runs (it renders no Helm chart: the values
+// layout is checked in GitLab). What changes is only the tag's bytes, in that environment's
 // files, on that environment's branch.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -103,6 +104,14 @@ before(async () => {
         targetRevision: 'main',
         destinationNamespace: 'k',
       },
+      {
+        name: 'hw-branch',
+        repo: OPS,
+        path: '.',
+        targetRevision: 'staging',
+        directory: { include: 'deployment.yml' },
+        destinationNamespace: 'b',
+      },
     ],
   });
   // gitops-bot governs protected branches only: staging is one, as main
@@ -186,14 +195,19 @@ test("Helm values per environment: values-staging.yaml's tag, quotes kept", { sk
   });
 });
 
-test('a branch per environment: the MR targets branch staging; main keeps its tag', { skip }, async () => {
+test('a branch per environment: the MR targets branch staging, which Argo CD deploys; main keeps its tag', {
+  skip: skipKubectl,
+}, async () => {
   const r = await promoteEnv('branch-staging');
   assert.equal(r.action, 'created');
   const mr = await w.op.MergeRequests.show(OPS, r.mr.iid);
   assert.equal(mr.target_branch, 'staging');
   assert.deepEqual(Object.keys(await changedLines(r.mr.iid)), ['deployment.yml']);
   await settle(w);
-  assert.equal((await w.op.MergeRequests.show(OPS, r.mr.iid)).state, 'merged');
+  const merged = await w.op.MergeRequests.show(OPS, r.mr.iid);
+  assert.equal(merged.state, 'merged');
+  assert.equal(await argoAt(w, 'hw-branch', String(merged.merge_commit_sha)), 'Healthy');
+  assert.deepEqual(w.sb.argocd!.get('hw-branch')!.status.summary.images, [`${w.image}:ci-34`]);
   assert.match(String(await w.op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'staging')), /:ci-34 /);
   assert.match(String(await w.op.RepositoryFiles.showRaw(OPS, 'deployment.yml', 'main')), /:ci-33 /);
 });
