@@ -37,6 +37,7 @@ export async function applyChain(
           app: d.app,
           image: d.open.image,
           tag: d.open.tag,
+          ...(d.open.digest ? { digest: d.open.digest } : {}),
           files: d.open.files,
           ...(d.open.targetBranch ? { targetBranch: d.open.targetBranch } : {}),
           chain: { from: d.from, since: d.open.since },

@@ -35,6 +35,8 @@ export interface ChainAppFacts {
     status: string;
     /** the tag the files held at the deployment's commit (null: none found) */
     tag: string | null;
+    /** the digest pinned with it there, if any: what ran healthy, promoted as it ran */
+    digest?: string;
     /** when it became what it is (success: since when healthy), ISO */
     since: string;
   } | null;
@@ -78,7 +80,14 @@ interface Where {
 
 export type ChainDecision =
   | (Where & {
-      open: { image: string; tag: string; since: string; files: string[]; targetBranch?: string };
+      open: {
+        image: string;
+        tag: string;
+        digest?: string;
+        since: string;
+        files: string[];
+        targetBranch?: string;
+      };
       /** the open MR this updates (its older tag), when there is one */
       replaces?: number;
       reason: string;
@@ -179,6 +188,7 @@ export function decideApp(
     open: {
       image: a.image,
       tag,
+      ...(f.digest ? { digest: f.digest } : {}),
       since: f.since,
       files: a.toFiles ?? [],
       ...(a.toBranch ? { targetBranch: a.toBranch } : {}),

@@ -12,7 +12,7 @@
 import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
 import { type RulesInForce, rulesInForce } from '../gate/trust.js';
-import { current, deploymentsOf, tagIn } from '../history/healthy.js';
+import { current, deploymentsOf, refIn, tagIn } from '../history/healthy.js';
 import { readRecordComment, readRecordTrailer } from '../model/record.js';
 import { globToRegExp } from '../policy/evaluate.js';
 import { durationMs, type Environment, type Policy } from '../policy/schema.js';
@@ -129,8 +129,11 @@ async function observeApp(
   if (!image) return out;
   out.image = image;
   for (const f of files) {
-    out.from.tag = tagIn(f.text, f.path, image);
-    if (out.from.tag) break;
+    const ref = refIn(f.text, f.path, image);
+    if (!ref) continue;
+    out.from.tag = ref.tag;
+    if (ref.digest) out.from.digest = ref.digest;
+    break;
   }
   if (!envs.to) return out;
   // `to`'s files that hold the image, on its branch, as the rules in force map them (the

@@ -9,7 +9,7 @@ import {
   type MergeRequestDetail,
 } from '../gitlab/client.js';
 import { noteCommits, pushesAfter } from '../gitlab/push-notes.js';
-import { deploymentsOf, tagAt } from '../history/healthy.js';
+import { deploymentsOf, refAt } from '../history/healthy.js';
 import { findImages } from '../manifests/index.js';
 import { gitlabEnvironment } from '../model/markers.js';
 import { type PromotionRecord, readRecordTrailer } from '../model/record.js';
@@ -241,7 +241,9 @@ export async function rollbackFact(
   for (const d of healthy.slice(0, MAX_HEALTHY)) {
     if (seen.has(d.sha)) continue;
     seen.add(d.sha);
-    if ((await tagAt(ctx.gitlab, project, d.sha, paths, record.image)) === tag)
+    const ran = await refAt(ctx.gitlab, project, d.sha, paths, record.image);
+    // the tag, and the digest when the rollback pins one: a tag can be pushed again
+    if (ran?.tag === tag && (!record.digest || ran.digest === record.digest))
       return {
         verified: true,
         env: record.env,

@@ -49,13 +49,39 @@ export async function deploymentsOf(
   return botDeployments(page, environment, botUserId);
 }
 
-/** The tag of `image` in text (the first reference found), or null. Pure. */
-export function tagIn(text: string, path: string, image: string): string | null {
+/** The reference of `image` in text (the first one with a tag), or null. Pure. */
+export function refIn(text: string, path: string, image: string): { tag: string; digest?: string } | null {
   const wanted = normalizeRepository(image);
   try {
-    for (const r of findImages(text, path)) if (r.normalized === wanted && r.tag) return r.tag;
+    for (const r of findImages(text, path))
+      if (r.normalized === wanted && r.tag) return { tag: r.tag, ...(r.digest ? { digest: r.digest } : {}) };
   } catch {
     // not YAML at that commit: no tag there
+  }
+  return null;
+}
+
+/** The tag of `image` in text (the first reference found), or null. Pure. */
+export function tagIn(text: string, path: string, image: string): string | null {
+  return refIn(text, path, image)?.tag ?? null;
+}
+
+/**
+ * The reference of `image` in `files` at commit `sha`: the first file that references it,
+ * with the digest when one is pinned there (what ran is tag and digest, not the tag alone).
+ */
+export async function refAt(
+  gl: Pick<GitLab, 'readFile'>,
+  project: string,
+  sha: string,
+  files: string[],
+  image: string,
+): Promise<{ tag: string; digest?: string } | null> {
+  for (const path of files) {
+    const f = await gl.readFile(project, path, sha);
+    if (!f) continue;
+    const ref = refIn(f.content.toString('utf8'), path, image);
+    if (ref) return ref;
   }
   return null;
 }
@@ -68,11 +94,5 @@ export async function tagAt(
   files: string[],
   image: string,
 ): Promise<string | null> {
-  for (const path of files) {
-    const f = await gl.readFile(project, path, sha);
-    if (!f) continue;
-    const tag = tagIn(f.content.toString('utf8'), path, image);
-    if (tag) return tag;
-  }
-  return null;
+  return (await refAt(gl, project, sha, files, image))?.tag ?? null;
 }

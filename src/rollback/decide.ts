@@ -9,6 +9,8 @@ export interface PastDeployment {
   status: string;
   /** the tag of the app's image at the deployment's commit (null: not found there) */
   tag: string | null;
+  /** the digest pinned with it there, if any: what ran, restored as it was */
+  digest?: string;
   /** when it came to its status (ISO) */
   at: string;
 }

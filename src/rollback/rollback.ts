@@ -7,7 +7,7 @@
 
 import { GitLabError, type GitLabGate } from '../gitlab/client.js';
 import { ensureSticky } from '../gitlab/sticky.js';
-import { deploymentsOf, tagAt } from '../history/healthy.js';
+import { deploymentsOf, refAt, tagAt } from '../history/healthy.js';
 import { DEPLOY_STATUS_NAME, replacedMarker } from '../model/markers.js';
 import { type PromotionRecord, readRecordComment } from '../model/record.js';
 import {
@@ -121,10 +121,18 @@ async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackRe
   const past: PastDeployment[] = [];
   let reads = 0;
   for (const d of history) {
-    let tag: string | null = null;
+    let ref: { tag: string; digest?: string } | null = null;
     if (d.status === 'success' && reads++ < MAX_TAG_READS)
-      tag = await tagAt(gl, req.project, d.sha, t.files, image);
-    past.push({ id: d.id, sha: d.sha, status: d.status, tag, at: d.finishedAt ?? d.updatedAt });
+      ref = await refAt(gl, req.project, d.sha, t.files, image);
+    const tag = ref?.tag ?? null;
+    past.push({
+      id: d.id,
+      sha: d.sha,
+      status: d.status,
+      tag,
+      ...(ref?.digest ? { digest: ref.digest } : {}),
+      at: d.finishedAt ?? d.updatedAt,
+    });
     if (tag && (req.to ? tag === req.to : tag !== deployedTag && !rejected.some((r) => r.tag === tag))) break;
   }
   const choice = chooseTarget({
@@ -137,6 +145,7 @@ async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackRe
   });
   if ('error' in choice) throw usage(choice.error);
   say(`rolling back ${req.app} in ${req.env} from ${choice.fromTag ?? '?'} to ${choice.tag}: ${choice.why}`);
+  const ranAs = past.find((p) => p.id === choice.healthyDeployment);
   const agentMessage = req.agentMessage ?? (await lastAgentWords(gl, req.project, history[0]?.sha, me.id));
   const by = req.by ?? 'command';
   const reason =
@@ -151,6 +160,8 @@ async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackRe
       targetBranch: t.targetBranch,
       image,
       tag: choice.tag,
+      // the digest that ran with the tag, when the files pinned one: a tag can be pushed again
+      ...(ranAs?.digest ? { digest: ranAs.digest } : {}),
       env: req.env,
       app: req.app,
       assignees: req.assignees?.length ? req.assignees : (t.environment?.approvals.users ?? []),
