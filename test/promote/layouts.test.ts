@@ -1,9 +1,9 @@
 // Issue 18, ops repository layouts: the policy maps each environment to its files (globs)
 // or its branch, and `promote --env E` needs no --file. One ops repository holds the four
 // layouts the README shows, each environment named after its layout; the sandbox's Argo CD
-// deploys the directory, the kustomize overlay (rendered by `kubectl kustomize`) and the
-// staging branch, so what the bot merged is what runs (it renders no Helm chart: the values
-// layout is checked in GitLab). What changes is only the tag's bytes, in that environment's
+// deploys the directory, the kustomize overlay (rendered by `kubectl kustomize`), the chart
+// with its environment's values file and the staging branch, so what the bot merged is what
+// runs. What changes is only the tag's bytes, in that environment's
 // files, on that environment's branch.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -51,8 +51,27 @@ images:
   - name: IMAGE
     newTag: ci-33
 `,
-  // Helm values per environment
+  // Helm values per environment, for the chart in chart/
   'values-staging.yaml': 'replicaCount: 1\nimage:\n  repository: IMAGE\n  tag: "ci-33"\n',
+  'chart/Chart.yaml': 'apiVersion: v2\nname: helloworld\nversion: 1.0.0\n',
+  'chart/values.yaml':
+    'replicaCount: 2\nimage:\n  repository: registry.example.com/root/helloworld\n  tag: latest\n',
+  'chart/templates/deployment.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels: { app: {{ .Release.Name }} }
+  template:
+    metadata:
+      labels: { app: {{ .Release.Name }} }
+    spec:
+      containers:
+        - name: helloworld
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+`,
   'values-production.yaml': 'replicaCount: 3\nimage:\n  repository: IMAGE\n  tag: "ci-33"\n',
   // a branch per environment (the same file on main and on branch staging)
   'deployment.yml': deployment('helloworld'),
@@ -105,6 +124,14 @@ before(async () => {
         destinationNamespace: 'k',
       },
       {
+        name: 'hw-helm',
+        repo: OPS,
+        path: 'chart',
+        targetRevision: 'main',
+        helm: { valueFiles: ['../values-staging.yaml'] },
+        destinationNamespace: 'h',
+      },
+      {
         name: 'hw-branch',
         repo: OPS,
         path: '.',
@@ -152,7 +179,7 @@ async function changedLines(iid: number): Promise<Record<string, string[]>> {
 }
 
 test('a directory per environment: only the files under envs/staging/ that use the image', {
-  skip: skipKubectl,
+  skip,
 }, async () => {
   const r = await promoteEnv('dir-staging');
   assert.equal(r.action, 'created');
@@ -187,16 +214,29 @@ test("kustomize overlays: the overlay's images: newTag, not the base", { skip: s
   assert.match(base, /:ci-33 /, "the base is not the environment's");
 });
 
-test("Helm values per environment: values-staging.yaml's tag, quotes kept", { skip }, async () => {
+test("Helm values per environment: values-staging.yaml's tag, quotes kept; Argo CD renders the chart with it", {
+  skip,
+}, async () => {
   const r = await promoteEnv('helm-staging');
   assert.equal(r.action, 'created');
   assert.deepEqual(await changedLines(r.mr.iid), {
     'values-staging.yaml': ['-  tag: "ci-33"', '+  tag: "ci-34"'],
   });
+  await settle(w);
+  const mr = await w.op.MergeRequests.show(OPS, r.mr.iid);
+  assert.equal(mr.state, 'merged');
+  assert.equal(await argoAt(w, 'hw-helm', String(mr.merge_commit_sha)), 'Healthy');
+  const app = w.sb.argocd!.get('hw-helm')!;
+  assert.equal(app.status.sourceType, 'Helm');
+  assert.deepEqual(
+    app.status.summary.images,
+    [`${w.image}:ci-34`],
+    'the values file wins over the chart default',
+  );
 });
 
 test('a branch per environment: the MR targets branch staging, which Argo CD deploys; main keeps its tag', {
-  skip: skipKubectl,
+  skip,
 }, async () => {
   const r = await promoteEnv('branch-staging');
   assert.equal(r.action, 'created');

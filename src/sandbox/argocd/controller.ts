@@ -62,6 +62,7 @@ export interface AppDefinition {
   path?: string;
   targetRevision: string;
   directory?: ApplicationSource['directory'];
+  helm?: ApplicationSource['helm'];
   destinationNamespace?: string;
   automated?: boolean;
 }
@@ -174,6 +175,7 @@ export class ArgocdController {
       path: def.path ?? '.',
       targetRevision: def.targetRevision,
       ...(def.directory ? { directory: def.directory } : {}),
+      ...(def.helm ? { helm: def.helm } : {}),
     };
     const destination = {
       server: 'https://kubernetes.default.svc',
@@ -329,7 +331,7 @@ export class ArgocdController {
     const key = `${r.def.repo}@${commit}:${JSON.stringify(r.app.spec.source)}`;
     let p = this.renders.get(key);
     if (!p) {
-      p = renderSource(this.core.repo(project), commit, r.app.spec.source);
+      p = renderSource(this.core.repo(project), commit, r.app.spec.source, r.app.metadata.name);
       this.renders.set(key, p);
       p.catch(() => this.renders.delete(key));
     }

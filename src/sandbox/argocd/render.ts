@@ -1,6 +1,6 @@
-// What Argo CD's repo server does for a Git source, for the two kinds the sandbox knows:
-// a kustomization at the path goes through `kubectl kustomize` (when kubectl is installed),
-// anything else is a Directory source: the path's .yaml/.yml/.json files (not recursive,
+// What Argo CD's repo server does for a Git source, for the kinds the sandbox knows: a
+// Chart.yaml at the path is a Helm chart (helm.ts renders the simple kind), a kustomization
+// goes through `kubectl kustomize` (when kubectl is installed), anything else is a Directory source: the path's .yaml/.yml/.json files (not recursive,
 // unless `directory.recurse`), multi-document YAML, each document a Kubernetes object.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import type { Repo } from '../git.js';
 import { onPath } from '../on-path.js';
+import { HelmError, helmTemplate } from './helm.js';
 import type { ApplicationSource } from './types.js';
 
 const run = promisify(execFile);
@@ -23,7 +24,7 @@ export interface K8sObject {
 }
 
 export interface Rendered {
-  sourceType: 'Directory' | 'Kustomize';
+  sourceType: 'Directory' | 'Kustomize' | 'Helm';
   objects: K8sObject[];
 }
 
@@ -93,7 +94,13 @@ function objectsOf(file: string, value: unknown): K8sObject[] {
 }
 
 /** Renders `source` at `commit` of `repo`. */
-export async function renderSource(repo: Repo, commit: string, source: ApplicationSource): Promise<Rendered> {
+export async function renderSource(
+  repo: Repo,
+  commit: string,
+  source: ApplicationSource,
+  /** the Application's name: Helm's release name unless `helm.releaseName` says otherwise */
+  appName = 'release',
+): Promise<Rendered> {
   const base = posix
     .normalize(source.path ?? '.')
     .replace(/^\.\/?$/, '')
@@ -101,6 +108,17 @@ export async function renderSource(repo: Repo, commit: string, source: Applicati
   const entries = await repo.tree(commit, base, source.directory?.recurse ?? false);
   if (!entries) throw new RenderError(`${source.path ?? '.'}: app path does not exist`);
   const rel = (p: string) => (base ? p.slice(base.length + 1) : p);
+  // A Chart.yaml at the path makes it a Helm source, as Argo CD's repo server detects it.
+  if (entries.some((e) => e.type === 'blob' && rel(e.path) === 'Chart.yaml')) {
+    try {
+      const files = await helmTemplate(repo, commit, base, appName, source.helm ?? {});
+      return { sourceType: 'Helm', objects: files.flatMap((f) => parseManifests(f.name, f.text)) };
+    } catch (e) {
+      if (e instanceof HelmError)
+        throw new RenderError(`\`helm template .\` failed exit status 1: ${e.message}`);
+      throw e;
+    }
+  }
   const kustomization = entries.find((e) => e.type === 'blob' && KUSTOMIZATIONS.includes(rel(e.path)));
   if (kustomization && onPath('kubectl')) {
     return { sourceType: 'Kustomize', objects: await kustomize(repo, commit, base) };

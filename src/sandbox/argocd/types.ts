@@ -14,6 +14,8 @@ export interface ApplicationSource {
   targetRevision?: string;
   /** ApplicationSourceDirectory: `recurse`, `exclude`, `include` (glob patterns) */
   directory?: { recurse?: boolean; exclude?: string; include?: string };
+  /** ApplicationSourceHelm: `valueFiles` (relative to `path`), `releaseName`, `ignoreMissingValueFiles` */
+  helm?: { valueFiles?: string[]; releaseName?: string; ignoreMissingValueFiles?: boolean };
 }
 
 export interface ApplicationDestination {
@@ -126,7 +128,7 @@ export interface Application {
     conditions?: ApplicationCondition[];
     reconciledAt?: string;
     operationState?: OperationState;
-    sourceType?: 'Directory' | 'Kustomize';
+    sourceType?: 'Directory' | 'Kustomize' | 'Helm';
     summary: { externalURLs?: string[]; images?: string[] };
     resourceHealthSource?: 'appTree';
     controllerNamespace?: string;
