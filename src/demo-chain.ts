@@ -5,7 +5,7 @@
 // registry) degrades staging: gitops-bot opens the rollback MR and merges it by the rollback
 // rules, ci-35 is rejected in staging, and production never sees it.
 import { Gitlab } from '@gitbeaker/rest';
-import { serveOnSandbox } from './demo-serve.js';
+import { indent, out, serveOnSandbox, step } from './demo-kit.js';
 import { GitLab, GitLabGate } from './gitlab/client.js';
 import { type PromoteResult, promote } from './promote/promote.js';
 import { startDockerRegistry } from './sandbox/docker-registry.js';
@@ -32,15 +32,6 @@ promotion:
   - { from: staging, to: production, when: healthy, soak: ${SOAK}, assignees: [operator] }
 `;
 
-const out = (s = '') => process.stdout.write(`${s}\n`);
-const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];
-const step = (n: number, s: string) => out(`\n${bold}${n}. ${s}${plain}`);
-const indent = (text: string) =>
-  text
-    .trimEnd()
-    .split('\n')
-    .map((l) => `   ${l}`)
-    .join('\n');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` (every 50 ms, up to `ms`) until it returns a value; fails naming `what`. */

@@ -5,7 +5,7 @@
 // with staging and production (src/demo-chain.ts).
 import { Gitlab } from '@gitbeaker/rest';
 import { readFacts } from './cli/status.js';
-import { serveOnSandbox } from './demo-serve.js';
+import { indent, out, serveOnSandbox, step } from './demo-kit.js';
 import { renderStatusTable, statusRows } from './feedback/status.js';
 import { GitLab, GitLabGate } from './gitlab/client.js';
 import { promote } from './promote/promote.js';
@@ -26,15 +26,6 @@ const STORY_IMAGE = 'registry.example.com/root/helloworld';
 
 const keep = process.argv.includes('--keep');
 const POLICY = strictPolicy({ agent: '{ argocd: helloworld }' });
-const out = (s = '') => process.stdout.write(`${s}\n`);
-const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];
-const step = (n: number, s: string) => out(`\n${bold}${n}. ${s}${plain}`);
-const indent = (text: string) =>
-  text
-    .trimEnd()
-    .split('\n')
-    .map((l) => `   ${l}`)
-    .join('\n');
 
 // --chain: the variant with staging feeding production (src/demo-chain.ts).
 if (process.argv.includes('--chain')) {

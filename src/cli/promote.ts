@@ -5,15 +5,7 @@ import type { Command } from 'commander';
 import { connection } from '../gitlab/connection.js';
 import type { PromoteRequest } from '../promote/promote.js';
 import { CliError } from './errors.js';
-import { progressTo, reportProposal } from './proposal-outcome.js';
-
-const list = (value: string, previous: string[] = []) => [
-  ...previous,
-  ...value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean),
-];
+import { list, progressTo, reportProposal } from './proposal-outcome.js';
 
 /** commander's options: the request's own fields, plus the flags spelled in the singular */
 type PromoteCliOptions = Pick<

@@ -3,6 +3,15 @@
 import type { PromoteResult } from '../promote/types.js';
 import { CliError } from './errors.js';
 
+/** commander's parser for a repeatable, comma-separating option (`--assignee a,b --assignee c`) */
+export const list = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
+
 export const progressTo = (json: boolean | undefined) => (line: string) => {
   if (!json) process.stderr.write(`gitops-bot: ${line}\n`);
 };

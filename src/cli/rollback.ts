@@ -4,15 +4,7 @@ import type { Command } from 'commander';
 import { connection } from '../gitlab/connection.js';
 import { ExitCode } from '../model/exit-codes.js';
 import { CliError } from './errors.js';
-import { progressTo, reportProposal } from './proposal-outcome.js';
-
-const list = (value: string, previous: string[] = []) => [
-  ...previous,
-  ...value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean),
-];
+import { list, progressTo, reportProposal } from './proposal-outcome.js';
 
 interface RollbackCliOptions {
   project: string;

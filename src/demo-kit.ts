@@ -1,11 +1,22 @@
-// The demos' gitops-bot serve on the sandbox, wired as the README configures a real one:
-// GitLab's webhooks (push, merge request, note) to serve, GitLab's push webhook to Argo CD,
-// and Argo CD's notifications (argocd-notifications-cm) to serve's POST /argocd.
+// What the demos share: their output (numbered steps, indented text) and gitops-bot serve on
+// the sandbox, wired as the README configures a real one: GitLab's webhooks (push, merge
+// request, note) to serve, GitLab's push webhook to Argo CD, and Argo CD's notifications
+// (argocd-notifications-cm) to serve's POST /argocd.
 import type { GitLabGate } from './gitlab/client.js';
 import type { Sandbox } from './sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from './server/webhook.js';
 
 export const DEMO_SECRET = 'demo-secret';
+
+export const out = (s = '') => process.stdout.write(`${s}\n`);
+const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];
+export const step = (n: number, s: string) => out(`\n${bold}${n}. ${s}${plain}`);
+export const indent = (text: string) =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `   ${l}`)
+    .join('\n');
 
 export async function serveOnSandbox(
   sb: Sandbox,
