@@ -14,7 +14,7 @@ import { MAIN_PROTECTION, protectBranch, startSandbox } from './sandbox/index.js
 
 const OPS = 'root/helloworld-ops';
 const SOAK = '3s';
-export const CHAIN_POLICY = `version: 1
+const CHAIN_POLICY = `version: 1
 environments:
   - name: staging
     match: { files: ['envs/staging/**'] }

@@ -6,7 +6,7 @@ import type { GitLabGate } from './gitlab/client.js';
 import type { Sandbox } from './sandbox/index.js';
 import { createWebhookServer, type WebhookServer } from './server/webhook.js';
 
-export const DEMO_SECRET = 'demo-secret';
+const DEMO_SECRET = 'demo-secret';
 
 export const out = (s = '') => process.stdout.write(`${s}\n`);
 const [bold, plain] = process.stdout.isTTY ? ['\x1b[1m', '\x1b[0m'] : ['', ''];

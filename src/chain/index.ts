@@ -7,7 +7,7 @@ import type { GateContext } from '../gate/facts.js';
 import type { RulesInForce } from '../gate/trust.js';
 import { applyChain, type Opened } from './apply.js';
 import { type ChainDecision, decideChain, nextCheck } from './decide.js';
-import { observeChain, stepsOf } from './observe.js';
+import { observeChain } from './observe.js';
 
 export { type ChainDecision, decideChain, nextCheck } from './decide.js';
 
@@ -59,5 +59,3 @@ export async function runChain(
     requests: ctx.gitlab.requests - before,
   };
 }
-
-export { stepsOf };

@@ -13,17 +13,15 @@ import { log } from '../base/log.js';
 import type { GateContext } from '../gate/facts.js';
 import { type RulesInForce, rulesInForce } from '../gate/trust.js';
 import { current, deploymentsOf, refIn, tagIn } from '../history/healthy.js';
+import { botBranch } from '../model/markers.js';
 import { readRecordComment, readRecordTrailer } from '../model/record.js';
-import { globToRegExp } from '../policy/evaluate.js';
 import { durationMs, type Environment, type Policy } from '../policy/schema.js';
 import { decodeText } from '../promote/observe.js';
 import { rejections } from '../promote/rejections.js';
-import { appImage } from '../promote/targets.js';
+import { appImage, matchFiles } from '../promote/targets.js';
 import { PromoteError, PromoteExit } from '../promote/types.js';
 import type { ChainAppFacts, ChainFacts, ChainStep, ChainStepFacts } from './decide.js';
 
-const WILDCARD = /[*?]/;
-const MANIFEST = /\.(ya?ml)$|(^|\/)Kustomization$/;
 /** manifests of one environment read to find an app's image */
 const MAX_FILES = 50;
 
@@ -32,8 +30,6 @@ export interface ChainObserved {
   /** why no chain is looked at (no steps, untrusted rules), or null */
   skipped: string | null;
 }
-
-export const botBranch = (env: string, app: string) => `gitops-bot/${env}/${app}`;
 
 /** The steps of a policy, with their soak in ms. */
 export function stepsOf(policy: Policy): ChainStep[] {
@@ -112,11 +108,7 @@ async function observeApp(
 ): Promise<ChainAppFacts> {
   const gl = ctx.gitlab;
   const environment = `${step.from}/${app}`;
-  const now = current(
-    await deploymentsOf(gl, project, environment, ctx.botUserId),
-    environment,
-    ctx.botUserId,
-  );
+  const now = current(await deploymentsOf(gl, project, environment, ctx.botUserId));
   const out = blank(app);
   if (!now) return out;
   const d = now.deployment;
@@ -200,11 +192,7 @@ async function manifests(
       `the environment ${env.name} names no files (match.files): the chain cannot tell its image`,
       PromoteExit.USAGE,
     );
-  const literal = globs.filter((g) => !WILDCARD.test(g));
-  const patterns = globs.filter((g) => WILDCARD.test(g)).map(globToRegExp);
-  const found = patterns.length
-    ? (await gl.listFiles(project, ref)).filter((p) => MANIFEST.test(p) && patterns.some((r) => r.test(p)))
-    : [];
+  const { literal, found } = await matchFiles(gl, project, globs, ref);
   const paths = [...new Set([...literal, ...found])].sort().slice(0, MAX_FILES);
   const out: Array<{ path: string; text: string }> = [];
   for (const path of paths) {

@@ -8,7 +8,6 @@ import { gate } from '../gate/gate.js';
 import { alertOnce } from '../gate/notify.js';
 import { GitLabError, type Note } from '../gitlab/client.js';
 import { ensureSticky, stickyNotes } from '../gitlab/sticky.js';
-import { tagAt } from '../history/healthy.js';
 import { DIFF_MARKER } from '../model/markers.js';
 import { rollback } from '../rollback/rollback.js';
 import {
@@ -177,16 +176,6 @@ async function rollBack(
   const at = { environment: r.environment, app: r.app };
   const where = `${r.app} in ${r.environment}`;
   try {
-    if (r.failed?.tag) {
-      const now = await tagAt(ctx.gitlab, project, r.failed.target, r.failed.files, r.failed.image);
-      if (now !== r.failed.tag) {
-        log.info(
-          { project, ...at, failed: r.failed.tag, now },
-          `${where}: ${r.failed.target} holds ${now ?? 'no tag'} now, not the failed ${r.failed.tag}; no rollback`,
-        );
-        return { ...at, outcome: 'skipped' };
-      }
-    }
     const made = await rollback(
       {
         project,
@@ -197,10 +186,16 @@ async function rollBack(
         reason: r.reason,
         ...(r.agentMessage ? { agentMessage: r.agentMessage } : {}),
         ...(r.failed ? { image: r.failed.image, files: r.failed.files, targetBranch: r.failed.target } : {}),
+        // once the branch no longer holds the failed tag (the rollback merged, a newer tag
+        // came), nothing is rolled back again
+        ...(r.failed?.tag ? { onlyFrom: r.failed.tag } : {}),
       },
       { gitlab: ctx.gitlab },
     );
-    if (!made.mr) return { ...at, outcome: made.action };
+    if (!made.mr) {
+      log.info({ project, ...at, failed: r.failed?.tag }, `${where}: ${made.reason}`);
+      return { ...at, outcome: made.action === 'noop' ? 'skipped' : made.action };
+    }
     log.warn(
       { project, ...at, iid: made.mr.iid, action: made.action, from: made.fromTag, to: made.tag },
       `${where}: rollback to ${made.tag} (!${made.mr.iid}, ${made.action}): ${r.reason}`,

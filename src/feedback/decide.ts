@@ -22,7 +22,7 @@ import type { AgentObservation } from '../model/agent.js';
 import { duration } from '../model/duration.js';
 import { DEPLOY_STATUS_NAME, gitlabEnvironment } from '../model/markers.js';
 
-export { DEPLOY_STATUS_NAME, duration, gitlabEnvironment };
+export { DEPLOY_STATUS_NAME, gitlabEnvironment };
 
 export type DeployStatus = 'running' | 'success' | 'failed';
 export type FailureReason = 'degraded' | 'sync_failed' | 'timeout';

@@ -22,16 +22,15 @@ export function botDeployments(
 }
 
 /**
- * What runs in the environment now: the bot's newest deployment that is not canceled (null:
- * none). Healthy when its status is success; `since` is when it became so (GitLab's entity
- * has no finished_at: updated_at is the time of the last transition). Pure.
+ * What runs in the environment now, from the bot's deployments there (deploymentsOf: newest
+ * first, none canceled): the newest (null: none). Healthy when its status is success;
+ * `since` is when it became so (GitLab's entity has no finished_at: updated_at is the time
+ * of the last transition). Pure.
  */
 export function current(
   deployments: DeploymentInfo[],
-  environment: string,
-  botUserId: number,
 ): { deployment: DeploymentInfo; healthy: boolean; since: string } | null {
-  const [d] = botDeployments(deployments, environment, botUserId);
+  const [d] = deployments;
   if (!d) return null;
   return { deployment: d, healthy: d.status === 'success', since: d.finishedAt ?? d.updatedAt };
 }

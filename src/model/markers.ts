@@ -10,3 +10,5 @@ export const replacedMarker = (tag: string) => `<!-- gitops-bot:replaced ${tag} 
 export const DEPLOY_STATUS_NAME = 'gitops-bot/deploy';
 /** The GitLab environment of an app in a policy environment: `production/helloworld`. */
 export const gitlabEnvironment = (env: string, app: string) => `${env}/${app}`;
+/** gitops-bot's branch for an app in an environment: one MR per app and environment. */
+export const botBranch = (env: string, app: string) => `gitops-bot/${env}/${app}`;

@@ -20,6 +20,7 @@
 
 import { GitLabError } from '../gitlab/client.js';
 import { digestProblem, repositoryProblem, tagProblem } from '../manifests/reference.js';
+import { botBranch } from '../model/markers.js';
 import type { ImageFacts } from '../model/record.js';
 import { selectEnvironment } from '../policy/evaluate.js';
 import { POLICY_FILE } from '../policy/schema.js';
@@ -152,7 +153,7 @@ async function run(
   const target = req.targetBranch ?? (await gl.projectDefaultBranch(req.project));
   const app = req.app ?? defaultApp(req.image);
   const env = req.env ?? (await policyEnvironment(gl, req, target)) ?? target;
-  const scope: Scope = { project: req.project, target, app, env, branch: `gitops-bot/${env}/${app}`, image };
+  const scope: Scope = { project: req.project, target, app, env, branch: botBranch(env, app), image };
   let facts: Promise<ImageFacts | undefined> | undefined;
   const ctx: ApplyContext = {
     gl,

@@ -48,6 +48,25 @@ export async function readPolicy(
 }
 
 /**
+ * The paths an environment's `match.files` globs name at `ref`: the literal ones as written
+ * (the operator's word), and the manifests of the tree a wildcard matches (one tree read,
+ * only when there is a wildcard).
+ */
+export async function matchFiles(
+  gl: Pick<TargetsForge, 'listFiles'>,
+  project: string,
+  globs: string[],
+  ref: string,
+): Promise<{ literal: string[]; found: string[] }> {
+  const literal = globs.filter((g) => !WILDCARD.test(g));
+  const patterns = globs.filter((g) => WILDCARD.test(g)).map(globToRegExp);
+  const found = patterns.length
+    ? (await gl.listFiles(project, ref)).filter((p) => MANIFEST.test(p) && patterns.some((r) => r.test(p)))
+    : [];
+  return { literal, found };
+}
+
+/**
  * The files and branch of `env` for `image`. Given files and branch win; without files the
  * policy's environment must name them. The repository is read only as far as needed: the
  * policy, and for a glob with wildcards the tree and the matching manifests.
@@ -82,13 +101,7 @@ export async function resolveTargets(
       `--env ${o.env}: environments[${policy!.environments.indexOf(environment)}].match.files in ${POLICY_FILE} names no files; add globs there or pass --file`,
       PromoteExit.USAGE,
     );
-  const literal = globs.filter((g) => !WILDCARD.test(g));
-  const patterns = globs.filter((g) => WILDCARD.test(g)).map(globToRegExp);
-  const found = patterns.length
-    ? (await gl.listFiles(project, targetBranch)).filter(
-        (p) => MANIFEST.test(p) && patterns.some((r) => r.test(p)),
-      )
-    : [];
+  const { literal, found } = await matchFiles(gl, project, globs, targetBranch);
   const candidates = [...new Set([...literal, ...found])].sort();
   // Literal paths are the operator's word: promote reports a missing one or one without the
   // image. Files a wildcard found are kept only when they reference the image.

@@ -8,7 +8,7 @@
 import { GitLabError, type GitLabGate } from '../gitlab/client.js';
 import { ensureSticky } from '../gitlab/sticky.js';
 import { deploymentsOf, refAt, tagAt } from '../history/healthy.js';
-import { DEPLOY_STATUS_NAME, replacedMarker } from '../model/markers.js';
+import { botBranch, DEPLOY_STATUS_NAME, replacedMarker } from '../model/markers.js';
 import { type PromotionRecord, readRecordComment } from '../model/record.js';
 import {
   explain,
@@ -42,6 +42,11 @@ export interface RollbackRequest {
   by?: 'command' | 'on_degraded';
   /** the agent's last words about the environment (default: gitops-bot/deploy's on the deployed commit) */
   agentMessage?: string;
+  /**
+   * Roll back only while the target branch still holds this tag (on_degraded: the one that
+   * failed); else nothing is done (action noop): the rollback merged, or a newer tag came.
+   */
+  onlyFrom?: string;
   dryRun?: boolean;
 }
 
@@ -82,6 +87,8 @@ async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackRe
   if (req.to && req.toPrevious) throw usage('--to and --to-previous name two targets: pass one');
   if (!req.env) throw usage('--env is required: the environment to roll back');
   if (!req.app) throw usage('--app is required: the app to roll back (its branch is gitops-bot/<env>/<app>)');
+  // promote's own checks, before anything is read; the image and tag are known only later
+  // (promote checks them again then), so stand-ins take their place unless given
   validateRequest({
     project: req.project,
     env: req.env,
@@ -92,7 +99,7 @@ async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackRe
     assignees: req.assignees,
     reviewers: req.reviewers,
   });
-  const branch = `gitops-bot/${req.env}/${req.app}`;
+  const branch = botBranch(req.env, req.app);
   const environment = `${req.env}/${req.app}`;
   say(`reading what gitops-bot recorded for ${req.app} in ${req.env}`);
   const [me, merged, open] = await Promise.all([
@@ -116,6 +123,21 @@ async function run(req: RollbackRequest, deps: RollbackDeps): Promise<RollbackRe
     tagAt(gl, req.project, t.targetBranch, t.files, image),
     deploymentsOf(gl, req.project, environment, me.id),
   ]);
+  if (req.onlyFrom && deployedTag !== req.onlyFrom) {
+    const reason = `${t.targetBranch} holds ${deployedTag ?? 'no tag'} of ${req.app} now, not ${req.onlyFrom}: nothing to roll back`;
+    say(reason);
+    return {
+      action: 'noop',
+      reason,
+      mr: null,
+      branch,
+      commit: null,
+      changes: [],
+      requests: gl.requests,
+      tag: deployedTag ?? '',
+      fromTag: req.onlyFrom,
+    };
+  }
   const rejected = rejections(merged);
   // The tags of past deployments, newest first, read until the choice is made.
   const past: PastDeployment[] = [];

@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   decideFeedback,
-  duration,
   type FeedbackFacts,
   readSection,
   type SectionState,
 } from '../../src/feedback/decide.js';
 import type { DeploymentInfo } from '../../src/gitlab/client.js';
 import type { AgentObservation } from '../../src/model/agent.js';
+import { duration } from '../../src/model/duration.js';
 
 const REV = 'a'.repeat(40);
 const NEWER = 'b'.repeat(40);

@@ -168,19 +168,7 @@ test('rollback with nothing on record to go back to: exit 2 and what to pass', {
   const r = await cli(w, ['rollback', '--project', OPS, '--env', 'staging', '--app', 'helloworld', '--json']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /no promotion of helloworld to staging on record .*pass --image/);
-  const withImage = await cli(w, [
-    'rollback',
-    '--project',
-    OPS,
-    '--env',
-    'production',
-    '--app',
-    'helloworld',
-    '--file',
-    'deployment.yml',
-    '--to',
-    'ci-34',
-  ]);
+  const withImage = await cli(w, rollbackArgs(['--to', 'ci-34']));
   assert.equal(withImage.code, 2, withImage.stderr);
   assert.match(withImage.stderr, /production already runs helloworld ci-34: nothing to roll back to/);
 });
